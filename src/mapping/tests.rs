@@ -1,0 +1,153 @@
+use super::*;
+
+fn parse_str(text: &str) -> Result<Mapping, Problems> {
+    parse(Path::new("mappings/t.toml"), text)
+}
+
+const GOOD: &str = r#"
+[source]
+kind = "sqlite"
+path = "../legacy.db"
+
+[target]
+expect_revision = "abc"
+timezone = "Europe/Paris"
+
+[tables.users]
+from = "people"
+legacy_column = "airtable_id"
+keep_id = true
+[tables.users.columns]
+email = { field = "email", trim = true, lowercase = true, required = true }
+name = "name"
+status = { value = "active" }
+created_at = { field = "created", epoch = "seconds" }
+
+[tables.events]
+legacy_column = "airtable_id"
+[tables.events.columns]
+owner_id = { field = "owner", references = "users", on_missing = "null" }
+
+[tables.event_attendees]
+from = "event_people"
+junction = true
+[tables.event_attendees.columns]
+event_id = { field = "event", references = "events" }
+user_id = { field = "person", references = "users", on_missing = "skip" }
+"#;
+
+#[test]
+fn parses_a_full_mapping() {
+    let m = parse_str(GOOD).unwrap();
+    assert_eq!(m.tables.len(), 3);
+    assert_eq!(m.tables[0].name, "users");
+    assert_eq!(m.tables[0].from, "people");
+    assert_eq!(m.expect_revision.as_deref(), Some("abc"));
+    match &m.source {
+        Some(SourceSpec::Sqlite(p)) => assert_eq!(p, Path::new("mappings/../legacy.db")),
+        other => panic!("{other:?}"),
+    }
+    let u = &m.tables[0];
+    assert!(matches!(&u.identity, Identity::Legacy { field, column: Some(c), keep_id: true } if field == "id" && c == "airtable_id"));
+    let email = u.column("email").unwrap();
+    assert!(email.rules.trim && email.rules.lowercase && email.rules.required);
+    assert_eq!(email.rules.timezone, chrono_tz::Europe::Paris);
+    assert!(matches!(&u.column("status").unwrap().input, Input::Const(Const::Text(s)) if s == "active"));
+    assert!(matches!(u.column("name").unwrap().input, Input::Field(ref f) if f == "name"));
+    assert_eq!(u.column("created_at").unwrap().rules.epoch, Some(Epoch::Seconds));
+    let ev = &m.tables[1];
+    assert_eq!(ev.from, "events");
+    assert_eq!(ev.column("owner_id").unwrap().reference.as_ref().unwrap().on_missing, OnMissing::Null);
+    let j = &m.tables[2];
+    assert!(matches!(&j.identity, Identity::Junction { owner } if owner == "event_id"));
+}
+
+#[test]
+fn reports_every_problem_with_line_and_suggestion() {
+    let text = r#"
+[tables.users]
+legacy_colum = "airtable_id"
+[tables.users.columns]
+email = { feild = "email" }
+age = { field = "age", epoch = "hours" }
+
+[tables.events]
+keep_id = true
+[tables.events.columns]
+owner_id = { field = "owner", references = "user" }
+"#;
+    let err = parse_str(text).unwrap_err();
+    let out = err.to_string();
+    assert!(out.contains("mappings/t.toml:3: tables.users.legacy_colum: unknown key (did you mean `legacy_column`?)"), "{out}");
+    assert!(out.contains("mappings/t.toml:5: tables.users.columns.email.feild: unknown key (did you mean `field`?)"), "{out}");
+    assert!(out.contains("tables.users.columns.age.epoch: `hours` is not one of seconds, milliseconds"), "{out}");
+    assert!(out.contains("mappings/t.toml:11: tables.events.columns.owner_id.references: `user` is not a mapped table (did you mean `users`?)"), "{out}");
+    assert!(out.contains("say how target rows are tied"), "{out}");
+    assert!(err.list.len() >= 5, "{out}");
+}
+
+#[test]
+fn toml_syntax_error_names_the_line() {
+    let err = parse_str("[tables.users]\nfrom = \"x\nkeep_id = true\n").unwrap_err();
+    let out = err.to_string();
+    assert!(out.contains("mappings/t.toml:2: not valid TOML"), "{out}");
+}
+
+#[test]
+fn cycle_is_reported_with_its_path() {
+    let text = r#"
+[tables.a]
+keep_id = true
+[tables.a.columns]
+b_id = { field = "b", references = "b" }
+[tables.b]
+keep_id = true
+[tables.b.columns]
+c_id = { field = "c", references = "c" }
+[tables.c]
+keep_id = true
+[tables.c.columns]
+a_id = { field = "a", references = "a" }
+"#;
+    let out = parse_str(text).unwrap_err().to_string();
+    assert!(out.contains("cycle: a -> b -> c -> a"), "{out}");
+}
+
+#[test]
+fn column_written_twice_and_bad_junctions_are_rejected() {
+    let text = r#"
+[tables.users]
+legacy_column = "airtable_id"
+[tables.users.columns]
+airtable_id = "x"
+[tables.j]
+junction = true
+legacy_column = "x"
+[tables.j.columns]
+user_id = { field = "u", references = "users", on_missing = "null" }
+"#;
+    let out = parse_str(text).unwrap_err().to_string();
+    assert!(out.contains("column `airtable_id` is written twice"), "{out}");
+    assert!(out.contains("a junction table has no legacy id"), "{out}");
+    assert!(out.contains("at least two columns with `references`"), "{out}");
+    assert!(out.contains("cannot apply to a junction row"), "{out}");
+}
+
+#[test]
+fn arbitrary_input_never_panics() {
+    // A cheap property test: mangled versions of a good mapping only ever give Ok or Problems.
+    let bytes = GOOD.as_bytes();
+    let mut seed: u64 = 0x2545F4914F6CDD1D;
+    for _ in 0..2000 {
+        let mut b = bytes.to_vec();
+        for _ in 0..3 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let i = (seed as usize) % b.len();
+            b[i] = (seed >> 32) as u8 % 128;
+        }
+        let s = String::from_utf8_lossy(&b);
+        let _ = parse_str(&s);
+    }
+}
