@@ -1,0 +1,141 @@
+//! The SQLite source: opened read-only, every table read inside one read transaction so the
+//! extract is consistent even if the old application is still writing. Values are taken as
+//! SQLite stores them (type affinity is loose) and converted later per target column.
+
+use super::{Record, Source, SourceTable};
+use crate::error::unavailable;
+use crate::target::sql::ident;
+use crate::value::Value;
+use anyhow::Context;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+
+pub struct SqliteSource {
+    path: PathBuf,
+    conn: Connection,
+}
+
+impl SqliteSource {
+    pub fn open(path: &Path) -> anyhow::Result<SqliteSource> {
+        if !path.is_file() {
+            return Err(unavailable(format!(
+                "SQLite source {} does not exist or is not a file",
+                path.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(|e| unavailable(format!("cannot open SQLite source {}: {e}", path.display())))?;
+        // Wait a while for a writer to finish rather than failing at once.
+        conn.busy_timeout(std::time::Duration::from_secs(10)).ok();
+        let source = SqliteSource { path: path.to_path_buf(), conn };
+        // Start the read transaction and take the snapshot now: the first read acquires it.
+        source
+            .conn
+            .execute_batch("BEGIN DEFERRED; SELECT count(*) FROM sqlite_master;")
+            .map_err(|e| source.error(e, "reading its schema"))?;
+        Ok(source)
+    }
+
+    fn error(&self, e: rusqlite::Error, doing: &str) -> anyhow::Error {
+        let hint = match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase) => ": the file is not a SQLite database (or is encrypted)",
+            Some(rusqlite::ErrorCode::DatabaseCorrupt) => ": the file is corrupt; run `sqlite3 FILE 'PRAGMA integrity_check'`",
+            Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
+                ": another process holds a write lock; stop the old application or copy the file first"
+            }
+            _ => "",
+        };
+        unavailable(format!("SQLite source {}: {doing}: {e}{hint}", self.path.display()))
+    }
+}
+
+impl Source for SqliteSource {
+    fn tables(&self) -> anyhow::Result<Vec<SourceTable>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            .map_err(|e| self.error(e, "listing tables"))?;
+        let names: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.error(e, "listing tables"))?;
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
+                .map_err(|e| self.error(e, "reading columns"))?;
+            let fields: Vec<String> = stmt
+                .query_map([&name], |r| r.get(0))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| self.error(e, &format!("reading the columns of `{name}`")))?;
+            out.push(SourceTable { name, fields });
+        }
+        Ok(out)
+    }
+
+    fn count(&self, table: &str) -> anyhow::Result<u64> {
+        let n: i64 = self
+            .conn
+            .query_row(&format!("SELECT count(*) FROM {}", ident(table)), [], |r| r.get(0))
+            .map_err(|e| self.error(e, &format!("counting `{table}`")))?;
+        Ok(n as u64)
+    }
+
+    fn scan(
+        &mut self,
+        table: &str,
+        fields: &[String],
+        each: &mut dyn FnMut(&dyn Record) -> anyhow::Result<()>,
+    ) -> anyhow::Result<u64> {
+        let cols: Vec<String> = fields.iter().map(|f| ident(f)).collect();
+        let select = if cols.is_empty() { "1".to_string() } else { cols.join(", ") };
+        let sql = format!("SELECT {select} FROM {}", ident(table));
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.error(e, &format!("reading `{table}`")))?;
+        let mut rows = stmt.query([]).map_err(|e| self.error(e, &format!("reading `{table}`")))?;
+        let mut n = 0u64;
+        loop {
+            let row = match rows.next() {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(e) => {
+                    let hint = match e.sqlite_error_code() {
+                        Some(rusqlite::ErrorCode::DatabaseCorrupt) => ": the file is corrupt",
+                        _ => "",
+                    };
+                    return Err(unavailable(format!(
+                        "SQLite source {}: reading `{table}` after row {n}: {e}{hint}",
+                        self.path.display()
+                    )));
+                }
+            };
+            n += 1;
+            each(&SqliteRecord { row, ordinal: n }).with_context(|| format!("source table `{table}`, row {n}"))?;
+        }
+        Ok(n)
+    }
+}
+
+struct SqliteRecord<'r, 's> {
+    row: &'r rusqlite::Row<'s>,
+    ordinal: u64,
+}
+
+impl Record for SqliteRecord<'_, '_> {
+    fn ordinal(&self) -> u64 {
+        self.ordinal
+    }
+    fn get(&self, i: usize) -> Value<'_> {
+        match self.row.get_ref(i) {
+            Ok(ValueRef::Null) | Err(_) => Value::Null,
+            Ok(ValueRef::Integer(i)) => Value::Int(i),
+            Ok(ValueRef::Real(f)) => Value::Float(f),
+            Ok(ValueRef::Text(t)) => Value::Text(t),
+            Ok(ValueRef::Blob(b)) => Value::Blob(b),
+        }
+    }
+}
