@@ -1,0 +1,79 @@
+//! The command line: what the user typed, parsed and checked value by value. Doc comments
+//! are the help text. `run` turns these into real work.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Move an application's data from SQLite into the PostgreSQL schema it now owns:
+/// mapped, FK-ordered, COPY-loaded, verified, and safe to re-run.
+#[derive(Debug, Parser)]
+#[command(name = "cutover", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the mapping, the source and the target; print the load plan. Writes nothing.
+    Check(Common),
+    /// Load the source into the target in one transaction (all or nothing).
+    Load(LoadArgs),
+    /// Compare the target with what the source maps to; exit 1 on any difference.
+    Verify(Common),
+}
+
+#[derive(Debug, Args)]
+pub struct Common {
+    /// The mapping file (mappings/*.toml).
+    #[arg(short = 'm', long = "mapping", value_name = "MAPPING")]
+    pub mapping: PathBuf,
+    /// Source to read: sqlite:PATH. Default: the mapping's [source] section.
+    #[arg(long, value_name = "SRC")]
+    pub source: Option<String>,
+    /// Target PostgreSQL URL (postgres://, postgresql://, postgresql+asyncpg:// …), or
+    /// `scratch` for a throwaway cluster. Default: $DATABASE_URL.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// With --target scratch: the SQL file that creates the target schema.
+    #[arg(long, value_name = "FILE.sql")]
+    pub schema: Option<PathBuf>,
+    /// With --target scratch: leave the cluster running and print its URL.
+    #[arg(long)]
+    pub keep_scratch: bool,
+    /// Print nothing but the summary (and errors).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Do the whole load, check it, report it, then roll it back.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// merge: upsert by legacy id, keep existing ids, leave unchanged rows alone.
+    /// replace: empty the mapped tables and load them again.
+    #[arg(long, value_enum, default_value_t = ModeArg::Merge)]
+    pub mode: ModeArg,
+    /// Delete target rows whose legacy id is no longer in the source (never rows whose
+    /// legacy id is NULL, i.e. created by the application).
+    #[arg(long)]
+    pub prune: bool,
+    /// Load anyway when at most N rows are rejected (they are left out and listed).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_rejects: u64,
+    /// Write rejected rows as CSV: table, legacy_id, column, value, reason.
+    #[arg(long, value_name = "FILE")]
+    pub rejects: Option<PathBuf>,
+    /// Write the per-table figures as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    Merge,
+    Replace,
+}

@@ -1,0 +1,82 @@
+//! Sequences behind loaded tables: `serial`, `bigserial` and identity columns alike
+//! (`pg_get_serial_sequence` finds them all). After a load each is set past the largest id so
+//! the application's next INSERT succeeds — an empty table's too (pgloader misses identity
+//! columns and empty tables: REFERENCE.md §2). Sequences are not transactional, so their
+//! state is saved first and put back when a load is rolled back (dry run or failure).
+
+use super::sql::ident;
+use crate::error::{describe_pg, unavailable};
+use tokio_postgres::{Client, GenericClient};
+
+/// A sequence's state before the load.
+#[derive(Debug, Clone)]
+pub struct SequenceState {
+    /// Qualified, quoted sequence name as `pg_get_serial_sequence` returns it.
+    pub name: String,
+    pub last_value: i64,
+    pub is_called: bool,
+}
+
+const FIND: &str = "SELECT a.attname::text, pg_get_serial_sequence($1, a.attname)
+                      FROM pg_attribute a
+                     WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
+                       AND pg_get_serial_sequence($1, a.attname) IS NOT NULL
+                     ORDER BY a.attnum";
+
+/// (column, sequence) pairs of a table.
+async fn find(client: &impl GenericClient, table: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let rows = client
+        .query(FIND, &[&table])
+        .await
+        .map_err(|e| unavailable(format!("finding the sequences of {table}: {}", describe_pg(&e))))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+pub async fn snapshot(client: &Client, tables: &[&str]) -> anyhow::Result<Vec<SequenceState>> {
+    let mut out = Vec::new();
+    for t in tables {
+        for (_, seq) in find(client, t).await? {
+            // `seq` comes from the catalog already quoted.
+            let row = client
+                .query_one(&format!("SELECT last_value, is_called FROM {seq}"), &[])
+                .await
+                .map_err(|e| unavailable(format!("reading sequence {seq}: {}", describe_pg(&e))))?;
+            out.push(SequenceState { name: seq, last_value: row.get(0), is_called: row.get(1) });
+        }
+    }
+    Ok(out)
+}
+
+pub async fn restore(client: &Client, saved: &[SequenceState]) -> anyhow::Result<()> {
+    for s in saved {
+        client
+            .execute("SELECT setval($1::regclass, $2, $3)", &[&s.name, &s.last_value, &s.is_called])
+            .await
+            .map_err(|e| unavailable(format!("restoring sequence {}: {}", s.name, describe_pg(&e))))?;
+    }
+    Ok(())
+}
+
+/// Set every sequence of `tables` so its next value is past the column's largest value
+/// (or the sequence's start when the table is empty). Returns "table.column = next" lines.
+pub async fn reset(client: &impl GenericClient, tables: &[&str]) -> anyhow::Result<Vec<String>> {
+    let mut done = Vec::new();
+    for t in tables {
+        for (col, seq) in find(client, t).await? {
+            let sql = format!(
+                "SELECT setval($1::regclass,
+                               GREATEST(COALESCE((SELECT max({c}) FROM {t}), 0) + 1,
+                                        (SELECT seqstart FROM pg_sequence WHERE seqrelid = $1::regclass)),
+                               false)",
+                c = ident(&col)
+            );
+            let next: i64 = client
+                .query_one(&sql, &[&seq])
+                .await
+                .map_err(|e| unavailable(format!("resetting sequence {seq} of {t}.{col}: {}", describe_pg(&e))))?
+                .get(0);
+            done.push(format!("{t}.{col} -> next {next}"));
+        }
+    }
+    Ok(done)
+}
