@@ -34,15 +34,27 @@ impl fmt::Display for Fail {
 impl std::error::Error for Fail {}
 
 pub fn usage(message: impl Into<String>) -> anyhow::Error {
-    Fail { kind: Kind::Usage, message: message.into() }.into()
+    Fail {
+        kind: Kind::Usage,
+        message: message.into(),
+    }
+    .into()
 }
 
 pub fn data(message: impl Into<String>) -> anyhow::Error {
-    Fail { kind: Kind::Data, message: message.into() }.into()
+    Fail {
+        kind: Kind::Data,
+        message: message.into(),
+    }
+    .into()
 }
 
 pub fn unavailable(message: impl Into<String>) -> anyhow::Error {
-    Fail { kind: Kind::Unavailable, message: message.into() }.into()
+    Fail {
+        kind: Kind::Unavailable,
+        message: message.into(),
+    }
+    .into()
 }
 
 /// The exit code an error stands for.

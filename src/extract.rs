@@ -46,6 +46,18 @@ pub struct Limits {
     pub keep_rejects: usize,
 }
 
+/// The loader went away (it failed or finished early); its own error says why.
+#[derive(Debug)]
+pub struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the load stopped before the source was read to the end")
+    }
+}
+
+impl std::error::Error for Stopped {}
+
 /// Progress display, one bar per table (hidden when quiet or not a terminal).
 pub trait Progress: Send + Sync {
     fn table(&self, name: &str, rows: u64) -> ProgressBar;
@@ -65,7 +77,10 @@ pub fn run(
         let bar = progress.table(&table.name, total);
         let mut out = BytesMut::with_capacity(CHUNK + 64 * 1024);
         copy::header(&mut out);
-        let mut ex = Extracted { table: index, ..Extracted::default() };
+        let mut ex = Extracted {
+            table: index,
+            ..Extracted::default()
+        };
         let mut failed: Option<anyhow::Error> = None;
         let read = source.scan(&table.from, &table.fields, &mut |rec: &dyn Record| {
             if let Err((col, reject)) = encode_row(table, rec, &mut conv, &mut out) {
@@ -77,8 +92,8 @@ pub fn run(
             }
             if out.len() >= CHUNK {
                 if tx.blocking_send(Msg::Chunk(out.split().freeze())).is_err() {
-                    failed = Some(anyhow::anyhow!("the load stopped"));
-                    anyhow::bail!("the load stopped");
+                    failed = Some(Stopped.into());
+                    return Err(Stopped.into());
                 }
                 bar.set_position(rec.ordinal());
             }
@@ -91,8 +106,10 @@ pub fn run(
         copy::trailer(&mut out);
         bar.set_position(ex.read);
         bar.finish();
-        if tx.blocking_send(Msg::Chunk(out.freeze())).is_err() || tx.blocking_send(Msg::End(ex)).is_err() {
-            anyhow::bail!("the load stopped");
+        if tx.blocking_send(Msg::Chunk(out.freeze())).is_err()
+            || tx.blocking_send(Msg::End(ex)).is_err()
+        {
+            return Err(Stopped.into());
         }
     }
     Ok(())
@@ -171,11 +188,28 @@ fn reject_row(table: &TablePlan, rec: &dyn Record, col: usize, reject: Reject) -
 pub fn legacy_id(table: &TablePlan, rec: &dyn Record) -> String {
     match (&table.kind, table.stage.first().map(|c| &c.input)) {
         (TableKind::Entity { .. }, Some(StageInput::Field(i))) => match rec.get(*i) {
-            Value::Int(n) => n.to_string(),
-            Value::Text(t) => String::from_utf8_lossy(t).trim().to_string(),
             Value::Null => format!("(none, source row {})", rec.ordinal()),
-            other => convert::describe(other),
+            v => plain(v),
         },
-        _ => format!("(source row {})", rec.ordinal()),
+        _ => {
+            // A link: the legacy ids it joins.
+            let parts: Vec<String> = table
+                .stage
+                .iter()
+                .filter(|c| c.reference.is_some())
+                .map(|c| format!("{}={}", c.target, plain(input(rec, &c.input))))
+                .collect();
+            parts.join(" ")
+        }
+    }
+}
+
+/// A value as plain text (no quotes) for naming rows.
+fn plain(v: Value<'_>) -> String {
+    match v {
+        Value::Int(n) => n.to_string(),
+        Value::Text(t) => String::from_utf8_lossy(t).trim().to_string(),
+        Value::Null => "NULL".to_string(),
+        other => convert::describe(other),
     }
 }

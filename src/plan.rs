@@ -108,7 +108,12 @@ pub fn find_cycle(n: usize, edges: impl IntoIterator<Item = (usize, usize)>) -> 
     // 0 = unvisited, 1 = on the stack, 2 = done.
     let mut state = vec![0u8; n];
     let mut stack: Vec<usize> = Vec::new();
-    fn dfs(v: usize, adj: &[Vec<usize>], state: &mut [u8], stack: &mut Vec<usize>) -> Option<Vec<usize>> {
+    fn dfs(
+        v: usize,
+        adj: &[Vec<usize>],
+        state: &mut [u8],
+        stack: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
         state[v] = 1;
         stack.push(v);
         for &w in &adj[v] {
@@ -119,9 +124,10 @@ pub fn find_cycle(n: usize, edges: impl IntoIterator<Item = (usize, usize)>) -> 
                 return Some(cycle);
             }
             if state[w] == 0
-                && let Some(c) = dfs(w, adj, state, stack) {
-                    return Some(c);
-                }
+                && let Some(c) = dfs(w, adj, state, stack)
+            {
+                return Some(c);
+            }
         }
         stack.pop();
         state[v] = 2;
@@ -129,9 +135,10 @@ pub fn find_cycle(n: usize, edges: impl IntoIterator<Item = (usize, usize)>) -> 
     }
     for v in 0..n {
         if state[v] == 0
-            && let Some(c) = dfs(v, &adj, &mut state, &mut stack) {
-                return Some(c);
-            }
+            && let Some(c) = dfs(v, &adj, &mut state, &mut stack)
+        {
+            return Some(c);
+        }
     }
     None
 }
@@ -176,16 +183,19 @@ pub fn bind(m: &Mapping, catalog: &Catalog, source: &[SourceTable]) -> Result<Pl
     for (i, t) in m.tables.iter().enumerate() {
         for c in &t.columns {
             if let Some(j) = c.reference.as_ref().and_then(|r| index(&r.table))
-                && j != i {
-                    edges.push((i, j));
-                }
+                && j != i
+            {
+                edges.push((i, j));
+            }
         }
         if let Some(info) = catalog.table(&t.name) {
             for fk in &info.foreign_keys {
                 if let Some(j) = index(&fk.ref_table)
-                    && j != i && !edges.contains(&(i, j)) {
-                        edges.push((i, j));
-                    }
+                    && j != i
+                    && !edges.contains(&(i, j))
+                {
+                    edges.push((i, j));
+                }
             }
         }
     }
@@ -242,10 +252,16 @@ pub fn bind(m: &Mapping, catalog: &Catalog, source: &[SourceTable]) -> Result<Pl
     }
     if !problems.is_empty() {
         problems.sort_by_key(|p| p.line);
-        return Err(Problems { file: m.file.clone(), list: problems });
+        return Err(Problems {
+            file: m.file.clone(),
+            list: problems,
+        });
     }
     tables.sort_by_key(|(p, _)| *p);
-    Ok(Plan { schema: m.schema.clone(), tables: tables.into_iter().map(|(_, t)| t).collect() })
+    Ok(Plan {
+        schema: m.schema.clone(),
+        tables: tables.into_iter().map(|(_, t)| t).collect(),
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -263,17 +279,18 @@ fn bind_table(
     let mut fields: Vec<String> = Vec::new();
     let mut field = |name: &str, line: usize, k: String, problems: &mut Vec<Problem>| -> usize {
         if let Some(s) = src
-            && !s.fields.iter().any(|f| f == name) {
-                problems.push(Problem {
-                    line,
-                    key: k,
-                    message: format!(
-                        "source table `{}` has no field `{name}`{}",
-                        s.name,
-                        suggest::hint(name, s.fields.iter().map(String::as_str))
-                    ),
-                });
-            }
+            && !s.fields.iter().any(|f| f == name)
+        {
+            problems.push(Problem {
+                line,
+                key: k,
+                message: format!(
+                    "source table `{}` has no field `{name}`{}",
+                    s.name,
+                    suggest::hint(name, s.fields.iter().map(String::as_str))
+                ),
+            });
+        }
         match fields.iter().position(|f| f == name) {
             Some(i) => i,
             None => {
@@ -282,27 +299,32 @@ fn bind_table(
             }
         }
     };
-    let column = |name: &str, line: usize, k: String, problems: &mut Vec<Problem>| -> Option<&ColumnInfo> {
-        let c = info.column(name);
-        if c.is_none() {
-            problems.push(Problem {
-                line,
-                key: k,
-                message: format!(
-                    "column `{name}` does not exist in target table `{}`{}",
-                    t.name,
-                    suggest::hint(name, info.columns.iter().map(|c| c.name.as_str()))
-                ),
-            });
-        }
-        c
-    };
+    let column =
+        |name: &str, line: usize, k: String, problems: &mut Vec<Problem>| -> Option<&ColumnInfo> {
+            let c = info.column(name);
+            if c.is_none() {
+                problems.push(Problem {
+                    line,
+                    key: k,
+                    message: format!(
+                        "column `{name}` does not exist in target table `{}`{}",
+                        t.name,
+                        suggest::hint(name, info.columns.iter().map(|c| c.name.as_str()))
+                    ),
+                });
+            }
+            c
+        };
 
     let mut stage = Vec::new();
     let mut overriding = false;
     let mut filled: Vec<String> = Vec::new();
     let kind = match &t.identity {
-        Identity::Legacy { field: lf, column: lc, keep_id } => {
+        Identity::Legacy {
+            field: lf,
+            column: lc,
+            keep_id,
+        } => {
             let fi = field(lf, t.line, key("legacy_id"), problems);
             let pk = if *keep_id {
                 match info.primary_key.as_slice() {
@@ -323,35 +345,76 @@ fn bind_table(
                 None => pk,
             };
             let legacy = legacy?;
-            if matches!(legacy.ty, PgType::Other { .. } | PgType::Json | PgType::Jsonb | PgType::Array { .. }) {
+            if matches!(
+                legacy.ty,
+                PgType::Other { .. } | PgType::Json | PgType::Jsonb | PgType::Array { .. }
+            ) {
                 problems.push(Problem { line: t.line, key: key("legacy_column"), message: format!("`{}` is of type {}, which cannot hold a legacy id: use a text or integer column", legacy.name, legacy.sql_type) });
             }
-            stage.push(stage_column(legacy, StageInput::Field(fi), Rules { trim: true, required: true, ..Rules::default() }, true));
+            stage.push(stage_column(
+                legacy,
+                StageInput::Field(fi),
+                Rules {
+                    trim: true,
+                    required: true,
+                    ..Rules::default()
+                },
+                true,
+            ));
             filled.push(legacy.name.clone());
             if let (Some(pk), Some(_)) = (pk, lc) {
-                stage.push(stage_column(pk, StageInput::Field(fi), Rules { trim: true, required: true, ..Rules::default() }, true));
+                stage.push(stage_column(
+                    pk,
+                    StageInput::Field(fi),
+                    Rules {
+                        trim: true,
+                        required: true,
+                        ..Rules::default()
+                    },
+                    true,
+                ));
                 filled.push(pk.name.clone());
             }
             if let Some(pk) = pk {
                 overriding = pk.identity == 'a';
             }
-            TableKind::Entity { match_column: legacy.name.clone() }
+            TableKind::Entity {
+                match_column: legacy.name.clone(),
+            }
         }
         Identity::Junction { .. } => TableKind::Junction { owner: 0 },
     };
 
     for c in &t.columns {
         let k = key(&format!("columns.{}", c.name));
-        let Some(ci) = column(&c.name, c.line, k.clone(), problems) else { continue };
+        let Some(ci) = column(&c.name, c.line, k.clone(), problems) else {
+            continue;
+        };
         if ci.generated {
             problems.push(Problem { line: c.line, key: k.clone(), message: format!("`{}` is a generated column: PostgreSQL computes it, remove it from the mapping", c.name) });
             continue;
         }
         if let PgType::Other { name } = &ci.ty {
-            problems.push(Problem { line: c.line, key: k.clone(), message: format!("cutover cannot write columns of type {name} yet") });
+            problems.push(Problem {
+                line: c.line,
+                key: k.clone(),
+                message: format!("cutover cannot write columns of type {name} yet"),
+            });
         }
-        if c.rules.epoch.is_some() && !matches!(ci.ty, PgType::Date | PgType::Timestamp | PgType::Timestamptz) {
-            problems.push(Problem { line: c.line, key: format!("{k}.epoch"), message: format!("`epoch` only applies to date and timestamp columns; `{}` is {}", c.name, ci.sql_type) });
+        if c.rules.epoch.is_some()
+            && !matches!(
+                ci.ty,
+                PgType::Date | PgType::Timestamp | PgType::Timestamptz
+            )
+        {
+            problems.push(Problem {
+                line: c.line,
+                key: format!("{k}.epoch"),
+                message: format!(
+                    "`epoch` only applies to date and timestamp columns; `{}` is {}",
+                    c.name, ci.sql_type
+                ),
+            });
         }
         if ci.identity == 'a' {
             overriding = true;
@@ -364,11 +427,22 @@ fn bind_table(
         let sc = match &c.reference {
             None => stage_column(ci, input, c.rules.clone(), false),
             Some(r) => {
-                let Some(parent_map) = m.table(&r.table) else { continue };
-                let Some(parent) = catalog.table(&r.table) else { continue };
-                let Some(parent_pos) = position(&r.table) else { continue };
+                let Some(parent_map) = m.table(&r.table) else {
+                    continue;
+                };
+                let Some(parent) = catalog.table(&r.table) else {
+                    continue;
+                };
+                let Some(parent_pos) = position(&r.table) else {
+                    continue;
+                };
                 let (match_col, pk) = match &parent_map.identity {
-                    Identity::Legacy { column: Some(lc), .. } => (parent.column(lc), parent.primary_key.first().and_then(|p| parent.column(p))),
+                    Identity::Legacy {
+                        column: Some(lc), ..
+                    } => (
+                        parent.column(lc),
+                        parent.primary_key.first().and_then(|p| parent.column(p)),
+                    ),
                     Identity::Legacy { column: None, .. } => {
                         let pk = parent.primary_key.first().and_then(|p| parent.column(p));
                         (pk, pk)
@@ -376,22 +450,48 @@ fn bind_table(
                     Identity::Junction { .. } => (None, None),
                 };
                 let (Some(match_col), Some(pk)) = (match_col, pk) else {
-                    problems.push(Problem { line: c.line, key: format!("{k}.references"), message: format!("`{}` has no single-column primary key to point at", r.table) });
+                    problems.push(Problem {
+                        line: c.line,
+                        key: format!("{k}.references"),
+                        message: format!(
+                            "`{}` has no single-column primary key to point at",
+                            r.table
+                        ),
+                    });
                     continue;
                 };
                 if parent.primary_key.len() != 1 {
-                    problems.push(Problem { line: c.line, key: format!("{k}.references"), message: format!("`{}` has no single-column primary key to point at", r.table) });
+                    problems.push(Problem {
+                        line: c.line,
+                        key: format!("{k}.references"),
+                        message: format!(
+                            "`{}` has no single-column primary key to point at",
+                            r.table
+                        ),
+                    });
                     continue;
                 }
                 let int = |t: &PgType| matches!(t, PgType::Int2 | PgType::Int4 | PgType::Int8);
                 if int(&pk.ty) != int(&ci.ty) && !matches!(ci.ty, PgType::Text { .. }) {
-                    problems.push(Problem { line: c.line, key: k.clone(), message: format!("`{}` is {}, but `{}.{}` it points at is {}", c.name, ci.sql_type, r.table, pk.name, pk.sql_type) });
+                    problems.push(Problem {
+                        line: c.line,
+                        key: k.clone(),
+                        message: format!(
+                            "`{}` is {}, but `{}.{}` it points at is {}",
+                            c.name, ci.sql_type, r.table, pk.name, pk.sql_type
+                        ),
+                    });
                 }
                 if r.on_missing == OnMissing::Null && ci.not_null {
                     problems.push(Problem { line: c.line, key: format!("{k}.on_missing"), message: format!("`on_missing = \"null\"` cannot apply: `{}` is NOT NULL; use \"skip\" or \"error\"", c.name) });
                 }
                 // The staging column holds the parent's legacy id, typed like its match column.
-                let mut plan = ColumnPlan { name: c.name.clone(), ty: match_col.ty.clone(), not_null: ci.not_null, rules: c.rules.clone() };
+                let mut plan = ColumnPlan {
+                    name: c.name.clone(),
+                    ty: match_col.ty.clone(),
+                    not_null: ci.not_null,
+                    rules: c.rules.clone(),
+                };
                 plan.rules.trim = true;
                 StageColumn {
                     target: c.name.clone(),
@@ -416,7 +516,12 @@ fn bind_table(
     }
 
     for ci in &info.columns {
-        if ci.not_null && !ci.has_default && ci.identity == '\0' && !ci.generated && !filled.contains(&ci.name) {
+        if ci.not_null
+            && !ci.has_default
+            && ci.identity == '\0'
+            && !ci.generated
+            && !filled.contains(&ci.name)
+        {
             problems.push(Problem {
                 line: t.line,
                 key: key("columns"),
@@ -426,22 +531,36 @@ fn bind_table(
     }
 
     let kind = match (kind, &t.identity) {
-        (TableKind::Junction { .. }, Identity::Junction { owner }) => {
-            TableKind::Junction { owner: stage.iter().position(|s| &s.target == owner).unwrap_or(0) }
-        }
+        (TableKind::Junction { .. }, Identity::Junction { owner }) => TableKind::Junction {
+            owner: stage.iter().position(|s| &s.target == owner).unwrap_or(0),
+        },
         (k, _) => k,
     };
     let _ = pos;
-    Some(TablePlan { name: t.name.clone(), from: t.from.clone(), qualified: qualified(&m.schema, &t.name), kind, fields, stage, overriding })
+    Some(TablePlan {
+        name: t.name.clone(),
+        from: t.from.clone(),
+        qualified: qualified(&m.schema, &t.name),
+        kind,
+        fields,
+        stage,
+        overriding,
+    })
 }
 
 fn stage_column(ci: &ColumnInfo, input: StageInput, rules: Rules, key: bool) -> StageColumn {
     StageColumn {
         target: ci.name.clone(),
         input,
-        plan: ColumnPlan { name: ci.name.clone(), ty: ci.ty.clone(), not_null: ci.not_null || key, rules },
+        plan: ColumnPlan {
+            name: ci.name.clone(),
+            ty: ci.ty.clone(),
+            not_null: ci.not_null || key,
+            rules,
+        },
         sql_type: ci.sql_type.clone(),
-        compare_as_text: matches!(ci.ty, PgType::Json) || matches!(&ci.ty, PgType::Array { elem, .. } if **elem == PgType::Json),
+        compare_as_text: matches!(ci.ty, PgType::Json)
+            || matches!(&ci.ty, PgType::Array { elem, .. } if **elem == PgType::Json),
         key,
         reference: None,
     }
@@ -454,12 +573,21 @@ impl Plan {
         for (i, t) in self.tables.iter().enumerate() {
             let how = match &t.kind {
                 TableKind::Entity { match_column } => format!("matched on {}", ident(match_column)),
-                TableKind::Junction { owner } => format!("junction, links owned by {}", t.stage.get(*owner).map(|c| c.target.as_str()).unwrap_or("?")),
+                TableKind::Junction { owner } => format!(
+                    "junction, links owned by {}",
+                    t.stage
+                        .get(*owner)
+                        .map(|c| c.target.as_str())
+                        .unwrap_or("?")
+                ),
             };
             s.push_str(&format!("  {}. {} <- {} ({how})\n", i + 1, t.name, t.from));
             for c in &t.stage {
                 if let Some(r) = &c.reference {
-                    s.push_str(&format!("       {} -> {}.{} via {}\n", c.target, r.table, r.pk, r.match_column));
+                    s.push_str(&format!(
+                        "       {} -> {}.{} via {}\n",
+                        c.target, r.table, r.pk, r.match_column
+                    ));
                 }
             }
         }

@@ -51,7 +51,15 @@ impl Report {
     /// The summary table.
     pub fn render(&self) -> String {
         let headers = [
-            "table", "read", "inserted", "updated", "unchanged", "deleted", "rejected", "skipped", "nulled",
+            "table",
+            "read",
+            "inserted",
+            "updated",
+            "unchanged",
+            "deleted",
+            "rejected",
+            "skipped",
+            "nulled",
             "target",
         ];
         let rows: Vec<[String; 10]> = self
@@ -116,8 +124,14 @@ pub fn write_rejects(path: &Path, rows: &[RejectRow]) -> anyhow::Result<()> {
 
 /// Write to a temporary file beside `path`, then rename, so a reader never sees half a file.
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -127,7 +141,10 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
-        return Err(crate::error::unavailable(format!("cannot write {}: {e}", path.display())));
+        return Err(crate::error::unavailable(format!(
+            "cannot write {}: {e}",
+            path.display()
+        )));
     }
     Ok(())
 }
@@ -139,7 +156,13 @@ mod tests {
     #[test]
     fn renders_aligned_rows() {
         let r = Report {
-            tables: vec![TableReport { table: "users".into(), read: 14, inserted: 14, target: 14, ..Default::default() }],
+            tables: vec![TableReport {
+                table: "users".into(),
+                read: 14,
+                inserted: 14,
+                target: 14,
+                ..Default::default()
+            }],
             ..Default::default()
         };
         let s = r.render();
@@ -156,9 +179,22 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cutover-rej-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("r.csv");
-        write_rejects(&p, &[RejectRow { table: "t".into(), legacy_id: "1".into(), column: "c".into(), value: "a,\"b\"\nc".into(), reason: "bad".into() }]).unwrap();
+        write_rejects(
+            &p,
+            &[RejectRow {
+                table: "t".into(),
+                legacy_id: "1".into(),
+                column: "c".into(),
+                value: "a,\"b\"\nc".into(),
+                reason: "bad".into(),
+            }],
+        )
+        .unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        assert_eq!(text, "table,legacy_id,column,value,reason\nt,1,c,\"a,\"\"b\"\"\nc\",bad\n");
+        assert_eq!(
+            text,
+            "table,legacy_id,column,value,reason\nt,1,c,\"a,\"\"b\"\"\nc\",bad\n"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -36,35 +36,64 @@ impl Target {
     async fn open(c: &Common) -> anyhow::Result<Option<Target>> {
         let given = match &c.target {
             Some(t) => Some(t.clone()),
-            None => std::env::var("DATABASE_URL").ok().filter(|s| !s.trim().is_empty()),
+            None => std::env::var("DATABASE_URL")
+                .ok()
+                .filter(|s| !s.trim().is_empty()),
         };
         let Some(given) = given else { return Ok(None) };
         if given != "scratch" {
             if c.schema.is_some() || c.keep_scratch {
-                return Err(usage("--schema and --keep-scratch only apply with --target scratch"));
+                return Err(usage(
+                    "--schema and --keep-scratch only apply with --target scratch",
+                ));
             }
-            return Ok(Some(Target { url: TargetUrl::parse(&given)?, scratch: None }));
+            return Ok(Some(Target {
+                url: TargetUrl::parse(&given)?,
+                scratch: None,
+            }));
         }
         let Some(schema) = &c.schema else {
-            return Err(usage("--target scratch needs --schema FILE.sql: the SQL that creates the target schema (e.g. fixtures/podium/schema.sql)"));
+            return Err(usage(
+                "--target scratch needs --schema FILE.sql: the SQL that creates the target schema (e.g. fixtures/podium/schema.sql)",
+            ));
         };
-        let sql = std::fs::read_to_string(schema).map_err(|e| usage(format!("cannot read --schema {}: {e}", schema.display())))?;
+        let sql = std::fs::read_to_string(schema)
+            .map_err(|e| usage(format!("cannot read --schema {}: {e}", schema.display())))?;
         let keep = c.keep_scratch;
-        let scratch = tokio::task::spawn_blocking(move || Scratch::start(keep)).await.context("starting the scratch cluster")??;
+        let scratch = tokio::task::spawn_blocking(move || Scratch::start(keep))
+            .await
+            .context("starting the scratch cluster")??;
         let admin = TargetUrl::parse(&scratch.url("postgres"))?;
         let client = admin.connect().await?;
-        client.batch_execute("CREATE DATABASE cutover").await.map_err(|e| unavailable(format!("creating the scratch database: {}", describe_pg(&e))))?;
+        client
+            .batch_execute("CREATE DATABASE cutover")
+            .await
+            .map_err(|e| {
+                unavailable(format!(
+                    "creating the scratch database: {}",
+                    describe_pg(&e)
+                ))
+            })?;
         drop(client);
         let url = TargetUrl::parse(&scratch.url("cutover"))?;
         let client = url.connect().await?;
-        client
-            .batch_execute(&sql)
-            .await
-            .map_err(|e| usage(format!("applying --schema {} to the scratch database failed: {}", schema.display(), describe_pg(&e))))?;
+        client.batch_execute(&sql).await.map_err(|e| {
+            usage(format!(
+                "applying --schema {} to the scratch database failed: {}",
+                schema.display(),
+                describe_pg(&e)
+            ))
+        })?;
         if !c.quiet {
-            eprintln!("scratch: PostgreSQL cluster started, schema {} applied", schema.display());
+            eprintln!(
+                "scratch: PostgreSQL cluster started, schema {} applied",
+                schema.display()
+            );
         }
-        Ok(Some(Target { url, scratch: Some(scratch) }))
+        Ok(Some(Target {
+            url,
+            scratch: Some(scratch),
+        }))
     }
 
     fn require(t: Option<Target>) -> anyhow::Result<Target> {
@@ -90,7 +119,12 @@ impl Target {
 fn source_spec(m: &Mapping, c: &Common) -> anyhow::Result<SourceSpec> {
     match &c.source {
         Some(s) => SourceSpec::parse(s),
-        None => m.source.clone().ok_or_else(|| usage(format!("no source: pass --source sqlite:PATH or add a [source] section to {}", m.file.display()))),
+        None => m.source.clone().ok_or_else(|| {
+            usage(format!(
+                "no source: pass --source sqlite:PATH or add a [source] section to {}",
+                m.file.display()
+            ))
+        }),
     }
 }
 
@@ -105,7 +139,10 @@ async fn open_source(spec: SourceSpec) -> anyhow::Result<(Box<dyn Source>, Vec<S
 }
 
 /// Mapping, source and target catalog bound into a plan.
-async fn prepare(c: &Common, target: &Target) -> anyhow::Result<(Mapping, Plan, Box<dyn Source>, tokio_postgres::Client)> {
+async fn prepare(
+    c: &Common,
+    target: &Target,
+) -> anyhow::Result<(Mapping, Plan, Box<dyn Source>, tokio_postgres::Client)> {
     let m = mapping::load(&c.mapping)?;
     let (source, tables) = open_source(source_spec(&m, c)?).await?;
     let client = target.url.connect().await?;
@@ -122,7 +159,11 @@ struct Bars {
 impl Bars {
     fn new(quiet: bool) -> Bars {
         let hidden = quiet || !std::io::stderr().is_terminal();
-        let multi = MultiProgress::with_draw_target(if hidden { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
+        let multi = MultiProgress::with_draw_target(if hidden {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        });
         Bars { multi, hidden }
     }
 }
@@ -133,7 +174,9 @@ impl Progress for Bars {
             return ProgressBar::hidden();
         }
         let bar = self.multi.add(ProgressBar::new(rows));
-        if let Ok(style) = ProgressStyle::with_template("{prefix:>24} {bar:30} {pos}/{len} rows {per_sec}") {
+        if let Ok(style) =
+            ProgressStyle::with_template("{prefix:>24} {bar:30} {pos}/{len} rows {per_sec}")
+        {
             bar.set_style(style);
         }
         bar.set_prefix(name.to_string());
@@ -142,7 +185,14 @@ impl Progress for Bars {
 }
 
 /// Run the convert stage on its own thread and the load on this one.
-async fn load_with(source: Box<dyn Source>, plan: &Plan, client: &mut tokio_postgres::Client, opts: &Options, keep_rejects: usize, quiet: bool) -> anyhow::Result<load::Outcome> {
+async fn load_with(
+    source: Box<dyn Source>,
+    plan: &Plan,
+    client: &mut tokio_postgres::Client,
+    opts: &Options,
+    keep_rejects: usize,
+    quiet: bool,
+) -> anyhow::Result<load::Outcome> {
     let (tx, mut rx) = mpsc::channel::<Msg>(8);
     let shared = Arc::new(plan.clone());
     let reader = std::thread::spawn(move || {
@@ -151,10 +201,16 @@ async fn load_with(source: Box<dyn Source>, plan: &Plan, client: &mut tokio_post
     });
     let result = load::run(client, plan, &mut rx, opts).await;
     drop(rx);
-    let read = reader.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the source reader crashed")));
+    let read = reader
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the source reader crashed")));
     match (result, read) {
         (Ok(outcome), _) => Ok(outcome),
-        // A source error explains a load that stopped for want of data.
+        // A source error explains a load that stopped for want of data; a reader that
+        // stopped because the load failed explains nothing.
+        (Err(e), Err(source_err)) if source_err.downcast_ref::<extract::Stopped>().is_some() => {
+            Err(e)
+        }
         (Err(_), Err(source_err)) => Err(source_err),
         (Err(e), Ok(())) => Err(e),
     }
@@ -175,11 +231,27 @@ async fn load_command(a: LoadArgs) -> anyhow::Result<i32> {
         expect_revision: m.expect_revision.clone(),
     };
     if !c.quiet {
-        eprintln!("load: {} -> {}{}", source_spec(&m, c)?, target.url.redacted(), if a.dry_run { " (dry run: will roll back)" } else { "" });
+        eprintln!(
+            "load: {} -> {}{}",
+            source_spec(&m, c)?,
+            target.url.redacted(),
+            if a.dry_run {
+                " (dry run: will roll back)"
+            } else {
+                ""
+            }
+        );
     }
-    let keep = usize::try_from(a.max_rejects).unwrap_or(usize::MAX).saturating_add(1000);
+    let keep = usize::try_from(a.max_rejects)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1000);
     let outcome = load_with(source, &plan, &mut client, &opts, keep, c.quiet).await?;
-    print_outcome(&outcome.report, &outcome.rejects, a.rejects.as_deref(), a.report.as_deref())?;
+    print_outcome(
+        &outcome.report,
+        &outcome.rejects,
+        a.rejects.as_deref(),
+        a.report.as_deref(),
+    )?;
     let mut code = 0;
     if let Some(f) = outcome.failure {
         eprintln!("error: {f:#}");
@@ -199,15 +271,26 @@ async fn load_command(a: LoadArgs) -> anyhow::Result<i32> {
     Ok(code)
 }
 
-fn print_outcome(r: &Report, rejects: &[report::RejectRow], rejects_file: Option<&std::path::Path>, report_file: Option<&std::path::Path>) -> anyhow::Result<()> {
+fn print_outcome(
+    r: &Report,
+    rejects: &[report::RejectRow],
+    rejects_file: Option<&std::path::Path>,
+    report_file: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     print!("{}", r.render());
     if !r.sequences_reset.is_empty() {
         println!("sequences reset: {}", r.sequences_reset.len());
     }
     if !rejects.is_empty() {
-        println!("rejected or skipped rows (first {}):", rejects.len().min(10));
+        println!(
+            "rejected or skipped rows (first {}):",
+            rejects.len().min(10)
+        );
         for x in rejects.iter().take(10) {
-            println!("  {} {} {}: {} ({})", x.table, x.legacy_id, x.column, x.reason, x.value);
+            println!(
+                "  {} {} {}: {} ({})",
+                x.table, x.legacy_id, x.column, x.reason, x.value
+            );
         }
     }
     if let Some(p) = rejects_file {
@@ -231,23 +314,47 @@ async fn verify_command(c: Common) -> anyhow::Result<i32> {
 /// Verification is a dry-run merge with pruning that must find nothing to do: every source
 /// row present and equal (after conversion), no extra rows. It reads the target inside one
 /// transaction and rolls back.
-async fn verify_with(source: Box<dyn Source>, plan: &Plan, client: &mut tokio_postgres::Client, m: &Mapping, quiet: bool) -> anyhow::Result<i32> {
-    let opts = Options { mode: Mode::Merge, prune: true, dry_run: true, max_rejects: u64::MAX, expect_revision: m.expect_revision.clone() };
+async fn verify_with(
+    source: Box<dyn Source>,
+    plan: &Plan,
+    client: &mut tokio_postgres::Client,
+    m: &Mapping,
+    quiet: bool,
+) -> anyhow::Result<i32> {
+    let opts = Options {
+        mode: Mode::Merge,
+        prune: true,
+        dry_run: true,
+        max_rejects: u64::MAX,
+        expect_revision: m.expect_revision.clone(),
+    };
     let outcome = load_with(source, plan, client, &opts, 1000, quiet).await?;
     let mut bad = Vec::new();
-    println!("verify: {:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}", "table", "source", "equal", "differ", "missing", "extra", "left out");
+    println!(
+        "verify: {:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "table", "source", "equal", "differ", "missing", "extra", "left out"
+    );
     for t in &outcome.report.tables {
         let left_out = t.rejected + t.skipped;
-        println!("verify: {:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}", t.table, t.read, t.unchanged, t.updated, t.inserted, t.deleted, left_out);
+        println!(
+            "verify: {:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            t.table, t.read, t.unchanged, t.updated, t.inserted, t.deleted, left_out
+        );
         if t.updated + t.inserted + t.deleted > 0 {
-            bad.push(format!("{}: {} differ, {} missing, {} extra", t.table, t.updated, t.inserted, t.deleted));
+            bad.push(format!(
+                "{}: {} differ, {} missing, {} extra",
+                t.table, t.updated, t.inserted, t.deleted
+            ));
         }
     }
     if bad.is_empty() {
         println!("verify: the target matches the source.");
         Ok(0)
     } else {
-        let e = data(format!("the target does not match the source: {}", bad.join("; ")));
+        let e = data(format!(
+            "the target does not match the source: {}",
+            bad.join("; ")
+        ));
         eprintln!("error: {e:#}");
         Ok(1)
     }
@@ -259,8 +366,14 @@ async fn check(c: Common) -> anyhow::Result<i32> {
     let (source, tables) = open_source(spec.clone()).await?;
     let Some(target) = Target::open(&c).await? else {
         check_source_only(&m, &tables)?;
-        println!("mapping {} and source {} are consistent.", m.file.display(), spec);
-        println!("no target given (--target or DATABASE_URL): target tables, columns and types were not checked.");
+        println!(
+            "mapping {} and source {} are consistent.",
+            m.file.display(),
+            spec
+        );
+        println!(
+            "no target given (--target or DATABASE_URL): target tables, columns and types were not checked."
+        );
         return Ok(0);
     };
     let client = target.url.connect().await?;
@@ -273,7 +386,9 @@ async fn check(c: Common) -> anyhow::Result<i32> {
             .map(|rows| rows.iter().any(|r| r.get::<_, String>(0) == *rev))
             .unwrap_or(false);
         if !ok {
-            return Err(usage(format!("the target is not at Alembic revision {rev} (expect_revision in the mapping): run `alembic upgrade head` or update the mapping")));
+            return Err(usage(format!(
+                "the target is not at Alembic revision {rev} (expect_revision in the mapping): run `alembic upgrade head` or update the mapping"
+            )));
         }
     }
     println!("load plan ({} -> {}):", spec, target.url.redacted());
@@ -283,7 +398,15 @@ async fn check(c: Common) -> anyhow::Result<i32> {
     let (tx, mut rx) = mpsc::channel::<Msg>(8);
     let shared = Arc::new(plan.clone());
     let quiet = c.quiet;
-    let reader = std::thread::spawn(move || extract::run(source, shared, tx, Limits { keep_rejects: 20 }, &Bars::new(quiet)));
+    let reader = std::thread::spawn(move || {
+        extract::run(
+            source,
+            shared,
+            tx,
+            Limits { keep_rejects: 20 },
+            &Bars::new(quiet),
+        )
+    });
     let mut rejected = 0u64;
     let mut examples = Vec::new();
     while let Some(msg) = rx.recv().await {
@@ -292,13 +415,18 @@ async fn check(c: Common) -> anyhow::Result<i32> {
             examples.extend(ex.rejects);
         }
     }
-    reader.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the source reader crashed")))?;
+    reader
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the source reader crashed")))?;
     drop(client);
     target.finish(c.keep_scratch, c.quiet)?;
     if rejected > 0 {
         println!("{rejected} source rows cannot be converted to the target's types; for example:");
         for x in examples.iter().take(20) {
-            println!("  {} {} {}: {} ({})", x.table, x.legacy_id, x.column, x.reason, x.value);
+            println!(
+                "  {} {} {}: {} ({})",
+                x.table, x.legacy_id, x.column, x.reason, x.value
+            );
         }
         return Err(data(format!("{rejected} rows would be rejected")));
     }
@@ -313,18 +441,27 @@ fn check_source_only(m: &Mapping, tables: &[SourceTable]) -> anyhow::Result<()> 
             None => problems.push(mapping::Problem {
                 line: t.line,
                 key: format!("tables.{}.from", t.name),
-                message: format!("source table `{}` does not exist{}", t.from, mapping::suggest::hint(&t.from, tables.iter().map(|s| s.name.as_str()))),
+                message: format!(
+                    "source table `{}` does not exist{}",
+                    t.from,
+                    mapping::suggest::hint(&t.from, tables.iter().map(|s| s.name.as_str()))
+                ),
             }),
             Some(s) => {
                 for c in &t.columns {
                     if let mapping::Input::Field(f) = &c.input
-                        && !s.fields.contains(f) {
-                            problems.push(mapping::Problem {
-                                line: c.line,
-                                key: format!("tables.{}.columns.{}.field", t.name, c.name),
-                                message: format!("source table `{}` has no field `{f}`{}", s.name, mapping::suggest::hint(f, s.fields.iter().map(String::as_str))),
-                            });
-                        }
+                        && !s.fields.contains(f)
+                    {
+                        problems.push(mapping::Problem {
+                            line: c.line,
+                            key: format!("tables.{}.columns.{}.field", t.name, c.name),
+                            message: format!(
+                                "source table `{}` has no field `{f}`{}",
+                                s.name,
+                                mapping::suggest::hint(f, s.fields.iter().map(String::as_str))
+                            ),
+                        });
+                    }
                 }
             }
         }
@@ -332,6 +469,12 @@ fn check_source_only(m: &Mapping, tables: &[SourceTable]) -> anyhow::Result<()> 
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(usage(mapping::Problems { file: m.file.clone(), list: problems }.to_string()))
+        Err(usage(
+            mapping::Problems {
+                file: m.file.clone(),
+                list: problems,
+            }
+            .to_string(),
+        ))
     }
 }

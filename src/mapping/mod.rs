@@ -45,7 +45,11 @@ pub struct TableMap {
 pub enum Identity {
     /// An entity: the source field `field` holds the legacy id; it is stored in target column
     /// `column` and/or kept as the target's primary key (`keep_id`).
-    Legacy { field: String, column: Option<String>, keep_id: bool },
+    Legacy {
+        field: String,
+        column: Option<String>,
+        keep_id: bool,
+    },
     /// A junction (many-to-many) table: rows are identified by their reference columns, and
     /// `owner` (a reference column) says whose links the source fully describes.
     Junction { owner: String },
@@ -133,7 +137,14 @@ impl fmt::Display for Problems {
             if p.key.is_empty() {
                 writeln!(f, "  {}:{}: {}", self.file.display(), p.line, p.message)?;
             } else {
-                writeln!(f, "  {}:{}: {}: {}", self.file.display(), p.line, p.key, p.message)?;
+                writeln!(
+                    f,
+                    "  {}:{}: {}: {}",
+                    self.file.display(),
+                    p.line,
+                    p.key,
+                    p.message
+                )?;
             }
         }
         Ok(())
@@ -144,15 +155,17 @@ impl std::error::Error for Problems {}
 
 /// Read and check a mapping file. Every problem is reported at once (exit code 2).
 pub fn load(path: &Path) -> anyhow::Result<Mapping> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        crate::error::usage(format!("cannot read mapping {}: {e}", path.display()))
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| crate::error::usage(format!("cannot read mapping {}: {e}", path.display())))?;
     parse(path, &text).map_err(|p| crate::error::usage(p.to_string()))
 }
 
 /// Parse mapping text; `path` names the file in messages and anchors relative paths.
 pub fn parse(path: &Path, text: &str) -> Result<Mapping, Problems> {
-    let mut w = Walker { text, problems: Vec::new() };
+    let mut w = Walker {
+        text,
+        problems: Vec::new(),
+    };
     let doc = match DeTable::parse(text) {
         Ok(doc) => doc,
         Err(e) => {
@@ -175,7 +188,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Mapping, Problems> {
         Some(m) if w.problems.is_empty() => Ok(m),
         _ => {
             w.problems.sort_by_key(|p| p.line);
-            Err(Problems { file: path.to_path_buf(), list: w.problems })
+            Err(Problems {
+                file: path.to_path_buf(),
+                list: w.problems,
+            })
         }
     }
 }
@@ -183,8 +199,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Mapping, Problems> {
 const TOP_KEYS: &[&str] = &["source", "target", "tables"];
 const SOURCE_KEYS: &[&str] = &["kind", "path", "base", "dir"];
 const TARGET_KEYS: &[&str] = &["schema", "expect_revision", "timezone"];
-const TABLE_KEYS: &[&str] =
-    &["from", "legacy_id", "legacy_column", "keep_id", "junction", "owner", "columns"];
+const TABLE_KEYS: &[&str] = &[
+    "from",
+    "legacy_id",
+    "legacy_column",
+    "keep_id",
+    "junction",
+    "owner",
+    "columns",
+];
 const COLUMN_KEYS: &[&str] = &[
     "field",
     "value",
@@ -202,7 +225,10 @@ const COLUMN_KEYS: &[&str] = &[
     "on_missing",
 ];
 
-type Entry<'i> = (&'i Spanned<std::borrow::Cow<'i, str>>, &'i Spanned<DeValue<'i>>);
+type Entry<'i> = (
+    &'i Spanned<std::borrow::Cow<'i, str>>,
+    &'i Spanned<DeValue<'i>>,
+);
 
 struct Walker<'t> {
     text: &'t str,
@@ -212,12 +238,20 @@ struct Walker<'t> {
 impl Walker<'_> {
     fn line(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
     }
 
     fn problem(&mut self, offset: usize, key: &str, message: impl Into<String>) {
         let line = self.line(offset);
-        self.problems.push(Problem { line, key: key.to_string(), message: message.into() });
+        self.problems.push(Problem {
+            line,
+            key: key.to_string(),
+            message: message.into(),
+        });
     }
 
     fn unknown_keys(&mut self, table: &DeTable<'_>, allowed: &[&str], prefix: &str) {
@@ -259,7 +293,11 @@ impl Walker<'_> {
                 None
             }
             other => {
-                self.problem(v.span().start, key, format!("expected a string, found {}", other.type_str()));
+                self.problem(
+                    v.span().start,
+                    key,
+                    format!("expected a string, found {}", other.type_str()),
+                );
                 None
             }
         }
@@ -279,7 +317,12 @@ impl Walker<'_> {
         }
     }
 
-    fn choice<T: Copy>(&mut self, v: &Spanned<DeValue<'_>>, key: &str, options: &[(&str, T)]) -> Option<T> {
+    fn choice<T: Copy>(
+        &mut self,
+        v: &Spanned<DeValue<'_>>,
+        key: &str,
+        options: &[(&str, T)],
+    ) -> Option<T> {
         let s = self.string(v, key)?;
         if let Some((_, t)) = options.iter().find(|(name, _)| *name == s) {
             return Some(*t);
@@ -303,7 +346,9 @@ impl Walker<'_> {
                 self.problem(
                     v.span().start,
                     key,
-                    format!("`{s}` is not an IANA time zone name such as `Europe/Paris` or `UTC`{hint}"),
+                    format!(
+                        "`{s}` is not an IANA time zone name such as `Europe/Paris` or `UTC`{hint}"
+                    ),
                 );
                 None
             }
@@ -316,38 +361,46 @@ impl Walker<'_> {
 
         let mut source = None;
         if let Some(entry) = doc.get_key_value("source")
-            && let Some(t) = self.table_of(entry, "source") {
-                source = self.source(base, t, entry.0.span().start);
-            }
+            && let Some(t) = self.table_of(entry, "source")
+        {
+            source = self.source(base, t, entry.0.span().start);
+        }
 
         let mut schema = "public".to_string();
         let mut expect_revision = None;
         let mut timezone = chrono_tz::UTC;
         if let Some(entry) = doc.get_key_value("target")
-            && let Some(t) = self.table_of(entry, "target") {
-                self.unknown_keys(t, TARGET_KEYS, "target");
-                if let Some(v) = t.get("schema") {
-                    schema = self.string(v, "target.schema").unwrap_or(schema);
-                }
-                if let Some(v) = t.get("expect_revision") {
-                    expect_revision = self.string(v, "target.expect_revision");
-                }
-                if let Some(v) = t.get("timezone") {
-                    timezone = self.timezone(v, "target.timezone").unwrap_or(timezone);
-                }
+            && let Some(t) = self.table_of(entry, "target")
+        {
+            self.unknown_keys(t, TARGET_KEYS, "target");
+            if let Some(v) = t.get("schema") {
+                schema = self.string(v, "target.schema").unwrap_or(schema);
             }
+            if let Some(v) = t.get("expect_revision") {
+                expect_revision = self.string(v, "target.expect_revision");
+            }
+            if let Some(v) = t.get("timezone") {
+                timezone = self.timezone(v, "target.timezone").unwrap_or(timezone);
+            }
+        }
 
         let mut tables = Vec::new();
         match doc.get_key_value("tables") {
-            None => self.problem(self.text.len(), "tables", "no tables are mapped: add a [tables.NAME] section"),
+            None => self.problem(
+                self.text.len(),
+                "tables",
+                "no tables are mapped: add a [tables.NAME] section",
+            ),
             Some(entry) => {
                 if let Some(t) = self.table_of(entry, "tables") {
                     for (name, value) in t.iter() {
                         let key = format!("tables.{}", name.get_ref());
                         if let Some(body) = self.table_of((name, value), &key)
-                            && let Some(tm) = self.table(name.get_ref(), name.span().start, body, timezone) {
-                                tables.push(tm);
-                            }
+                            && let Some(tm) =
+                                self.table(name.get_ref(), name.span().start, body, timezone)
+                        {
+                            tables.push(tm);
+                        }
                     }
                     if t.is_empty() {
                         self.problem(entry.0.span().start, "tables", "no tables are mapped");
@@ -356,7 +409,13 @@ impl Walker<'_> {
             }
         }
 
-        Some(Mapping { file: path.to_path_buf(), source, schema, expect_revision, tables })
+        Some(Mapping {
+            file: path.to_path_buf(),
+            source,
+            schema,
+            expect_revision,
+            tables,
+        })
     }
 
     fn source(&mut self, base: &Path, t: &DeTable<'_>, at: usize) -> Option<SourceSpec> {
@@ -365,24 +424,46 @@ impl Walker<'_> {
             self.problem(at, "source.kind", "missing: say `kind = \"sqlite\"`");
             return None;
         };
-        let kind = self.choice(kind, "source.kind", &[("sqlite", "sqlite"), ("airtable", "airtable"), ("snapshot", "snapshot")])?;
+        let kind = self.choice(
+            kind,
+            "source.kind",
+            &[
+                ("sqlite", "sqlite"),
+                ("airtable", "airtable"),
+                ("snapshot", "snapshot"),
+            ],
+        )?;
         match kind {
             "sqlite" => {
                 let Some(p) = t.get("path") else {
-                    self.problem(at, "source.path", "missing: the SQLite file, relative to this mapping");
+                    self.problem(
+                        at,
+                        "source.path",
+                        "missing: the SQLite file, relative to this mapping",
+                    );
                     return None;
                 };
                 let p = self.string(p, "source.path")?;
                 Some(SourceSpec::Sqlite(base.join(p)))
             }
             other => {
-                self.problem(at, "source.kind", format!("`{other}` sources are not supported by this version of cutover"));
+                self.problem(
+                    at,
+                    "source.kind",
+                    format!("`{other}` sources are not supported by this version of cutover"),
+                );
                 None
             }
         }
     }
 
-    fn table(&mut self, name: &str, at: usize, t: &DeTable<'_>, tz: chrono_tz::Tz) -> Option<TableMap> {
+    fn table(
+        &mut self,
+        name: &str,
+        at: usize,
+        t: &DeTable<'_>,
+        tz: chrono_tz::Tz,
+    ) -> Option<TableMap> {
         let prefix = format!("tables.{name}");
         self.unknown_keys(t, TABLE_KEYS, &prefix);
         let line = self.line(at);
@@ -394,10 +475,19 @@ impl Walker<'_> {
             Some(v) => self.boolean(v, &join(&prefix, "junction")).unwrap_or(false),
             None => false,
         };
-        let legacy_field = t.get("legacy_id").and_then(|v| self.string(v, &join(&prefix, "legacy_id")));
-        let legacy_column = t.get("legacy_column").and_then(|v| self.string(v, &join(&prefix, "legacy_column")));
-        let keep_id = t.get("keep_id").and_then(|v| self.boolean(v, &join(&prefix, "keep_id"))).unwrap_or(false);
-        let owner = t.get("owner").and_then(|v| self.string(v, &join(&prefix, "owner")));
+        let legacy_field = t
+            .get("legacy_id")
+            .and_then(|v| self.string(v, &join(&prefix, "legacy_id")));
+        let legacy_column = t
+            .get("legacy_column")
+            .and_then(|v| self.string(v, &join(&prefix, "legacy_column")));
+        let keep_id = t
+            .get("keep_id")
+            .and_then(|v| self.boolean(v, &join(&prefix, "keep_id")))
+            .unwrap_or(false);
+        let owner = t
+            .get("owner")
+            .and_then(|v| self.string(v, &join(&prefix, "owner")));
 
         let mut columns = Vec::new();
         match t.get_key_value("columns") {
@@ -412,21 +502,36 @@ impl Walker<'_> {
                 }
             }
             None if junction => {}
-            None => self.problem(at, &prefix, format!("no columns: add a [{prefix}.columns] section")),
+            None => self.problem(
+                at,
+                &prefix,
+                format!("no columns: add a [{prefix}.columns] section"),
+            ),
         }
 
         let identity = if junction {
-            for (key, present) in [("legacy_id", legacy_field.is_some()), ("legacy_column", legacy_column.is_some()), ("keep_id", keep_id)] {
+            for (key, present) in [
+                ("legacy_id", legacy_field.is_some()),
+                ("legacy_column", legacy_column.is_some()),
+                ("keep_id", keep_id),
+            ] {
                 if present {
                     self.problem(at, &join(&prefix, key), "a junction table has no legacy id: its rows are identified by their references");
                 }
             }
             let refs: Vec<&ColumnMap> = columns.iter().filter(|c| c.reference.is_some()).collect();
             if refs.len() < 2 {
-                self.problem(at, &prefix, "a junction table needs at least two columns with `references`");
+                self.problem(
+                    at,
+                    &prefix,
+                    "a junction table needs at least two columns with `references`",
+                );
             }
             for c in &refs {
-                if c.reference.as_ref().is_some_and(|r| r.on_missing == OnMissing::Null) {
+                if c.reference
+                    .as_ref()
+                    .is_some_and(|r| r.on_missing == OnMissing::Null)
+                {
                     self.problem(self_offset(self.text, c.line), &format!("{prefix}.columns.{}", c.name), "`on_missing = \"null\"` cannot apply to a junction row: use \"error\" or \"skip\"");
                 }
             }
@@ -434,7 +539,11 @@ impl Walker<'_> {
                 Some(o) => {
                     if !refs.iter().any(|c| c.name == o) {
                         let hint = suggest::hint(&o, refs.iter().map(|c| c.name.as_str()));
-                        self.problem(at, &join(&prefix, "owner"), format!("`{o}` is not one of this junction's reference columns{hint}"));
+                        self.problem(
+                            at,
+                            &join(&prefix, "owner"),
+                            format!("`{o}` is not one of this junction's reference columns{hint}"),
+                        );
                     }
                     o
                 }
@@ -443,7 +552,11 @@ impl Walker<'_> {
             Identity::Junction { owner }
         } else {
             if owner.is_some() {
-                self.problem(at, &join(&prefix, "owner"), "only a junction table (`junction = true`) has an owner");
+                self.problem(
+                    at,
+                    &join(&prefix, "owner"),
+                    "only a junction table (`junction = true`) has an owner",
+                );
             }
             if legacy_column.is_none() && !keep_id {
                 self.problem(
@@ -453,22 +566,48 @@ impl Walker<'_> {
                 );
             }
             if let Some(lc) = &legacy_column
-                && columns.iter().any(|c| &c.name == lc) {
-                    self.problem(at, &join(&prefix, "legacy_column"), format!("column `{lc}` is written twice: as the legacy column and in [{prefix}.columns]"));
-                }
-            Identity::Legacy { field: legacy_field.unwrap_or_else(|| "id".to_string()), column: legacy_column, keep_id }
+                && columns.iter().any(|c| &c.name == lc)
+            {
+                self.problem(at, &join(&prefix, "legacy_column"), format!("column `{lc}` is written twice: as the legacy column and in [{prefix}.columns]"));
+            }
+            Identity::Legacy {
+                field: legacy_field.unwrap_or_else(|| "id".to_string()),
+                column: legacy_column,
+                keep_id,
+            }
         };
-        Some(TableMap { name: name.to_string(), from: from?, line, identity, columns })
+        Some(TableMap {
+            name: name.to_string(),
+            from: from?,
+            line,
+            identity,
+            columns,
+        })
     }
 
-    fn column(&mut self, prefix: &str, name: &Spanned<std::borrow::Cow<'_, str>>, v: &Spanned<DeValue<'_>>, tz: chrono_tz::Tz) -> Option<ColumnMap> {
+    fn column(
+        &mut self,
+        prefix: &str,
+        name: &Spanned<std::borrow::Cow<'_, str>>,
+        v: &Spanned<DeValue<'_>>,
+        tz: chrono_tz::Tz,
+    ) -> Option<ColumnMap> {
         let key = join(prefix, name.get_ref());
         let line = self.line(name.span().start);
-        let mut rules = Rules { timezone: tz, ..Rules::default() };
+        let mut rules = Rules {
+            timezone: tz,
+            ..Rules::default()
+        };
         // Shorthand: `email = "email_field"`.
         if let DeValue::String(_) = v.get_ref() {
             let field = self.string(v, &key)?;
-            return Some(ColumnMap { name: name.get_ref().to_string(), line, input: Input::Field(field), rules, reference: None });
+            return Some(ColumnMap {
+                name: name.get_ref().to_string(),
+                line,
+                input: Input::Field(field),
+                rules,
+                reference: None,
+            });
         }
         let DeValue::Table(t) = v.get_ref() else {
             self.problem(v.span().start, &key, format!("expected a source field name or an inline table such as {{ field = \"x\" }}, found {}", v.get_ref().type_str()));
@@ -487,10 +626,19 @@ impl Walker<'_> {
                         return None;
                     }
                 },
-                DeValue::Float(f) => Const::Float(f.as_str().replace('_', "").parse().unwrap_or(f64::NAN)),
+                DeValue::Float(f) => {
+                    Const::Float(f.as_str().replace('_', "").parse().unwrap_or(f64::NAN))
+                }
                 DeValue::Boolean(b) => Const::Bool(*b),
                 other => {
-                    self.problem(c.span().start, &join(&key, "value"), format!("a constant must be a string, number or boolean, found {}", other.type_str()));
+                    self.problem(
+                        c.span().start,
+                        &join(&key, "value"),
+                        format!(
+                            "a constant must be a string, number or boolean, found {}",
+                            other.type_str()
+                        ),
+                    );
                     return None;
                 }
             }),
@@ -499,11 +647,19 @@ impl Walker<'_> {
                 return None;
             }
             (None, None) => {
-                self.problem(at, &key, "missing `field` (the source field) or `value` (a constant)");
+                self.problem(
+                    at,
+                    &key,
+                    "missing `field` (the source field) or `value` (a constant)",
+                );
                 return None;
             }
         };
-        let flag = |w: &mut Self, k: &str| t.get(k).and_then(|v| w.boolean(v, &join(&key, k))).unwrap_or(false);
+        let flag = |w: &mut Self, k: &str| {
+            t.get(k)
+                .and_then(|v| w.boolean(v, &join(&key, k)))
+                .unwrap_or(false)
+        };
         rules.trim = flag(self, "trim");
         rules.lowercase = flag(self, "lowercase");
         rules.empty_as_null = flag(self, "empty_as_null");
@@ -515,19 +671,36 @@ impl Walker<'_> {
                 DeValue::Float(f) => Some(f.as_str().to_string()),
                 DeValue::Boolean(b) => Some(b.to_string()),
                 other => {
-                    self.problem(d.span().start, &join(&key, "default"), format!("expected a string, number or boolean, found {}", other.type_str()));
+                    self.problem(
+                        d.span().start,
+                        &join(&key, "default"),
+                        format!(
+                            "expected a string, number or boolean, found {}",
+                            other.type_str()
+                        ),
+                    );
                     None
                 }
             };
         }
         if let Some(e) = t.get("epoch") {
-            rules.epoch = self.choice(e, &join(&key, "epoch"), &[("seconds", Epoch::Seconds), ("milliseconds", Epoch::Millis)]);
+            rules.epoch = self.choice(
+                e,
+                &join(&key, "epoch"),
+                &[("seconds", Epoch::Seconds), ("milliseconds", Epoch::Millis)],
+            );
         }
         if let Some(z) = t.get("timezone") {
             rules.timezone = self.timezone(z, &join(&key, "timezone")).unwrap_or(tz);
         }
         if let Some(j) = t.get("json") {
-            rules.json = self.choice(j, &join(&key, "json"), &[("parse", JsonMode::Parse), ("string", JsonMode::String)]).unwrap_or(JsonMode::Parse);
+            rules.json = self
+                .choice(
+                    j,
+                    &join(&key, "json"),
+                    &[("parse", JsonMode::Parse), ("string", JsonMode::String)],
+                )
+                .unwrap_or(JsonMode::Parse);
         }
         if let Some(s) = t.get("split") {
             rules.split = self.string(s, &join(&key, "split"));
@@ -543,7 +716,11 @@ impl Walker<'_> {
                             DeValue::Integer(i) => i.as_str().to_string(),
                             DeValue::Boolean(b) => b.to_string(),
                             other => {
-                                self.problem(to.span().start, &join(&mk, from.get_ref()), format!("expected a string, found {}", other.type_str()));
+                                self.problem(
+                                    to.span().start,
+                                    &join(&mk, from.get_ref()),
+                                    format!("expected a string, found {}", other.type_str()),
+                                );
                                 continue;
                             }
                         };
@@ -551,7 +728,14 @@ impl Walker<'_> {
                     }
                     rules.map = Some(map);
                 }
-                other => self.problem(m.span().start, &mk, format!("expected a table such as {{ D = \"draft\" }}, found {}", other.type_str())),
+                other => self.problem(
+                    m.span().start,
+                    &mk,
+                    format!(
+                        "expected a table such as {{ D = \"draft\" }}, found {}",
+                        other.type_str()
+                    ),
+                ),
             }
         }
         let reference = match t.get("references") {
@@ -559,23 +743,45 @@ impl Walker<'_> {
                 let table = self.string(r, &join(&key, "references"))?;
                 let on_missing = match t.get("on_missing") {
                     Some(o) => self
-                        .choice(o, &join(&key, "on_missing"), &[("error", OnMissing::Error), ("null", OnMissing::Null), ("skip", OnMissing::Skip)])
+                        .choice(
+                            o,
+                            &join(&key, "on_missing"),
+                            &[
+                                ("error", OnMissing::Error),
+                                ("null", OnMissing::Null),
+                                ("skip", OnMissing::Skip),
+                            ],
+                        )
                         .unwrap_or(OnMissing::Error),
                     None => OnMissing::Error,
                 };
                 if matches!(input, Input::Const(_)) {
-                    self.problem(at, &key, "a reference needs a source `field`, not a constant `value`");
+                    self.problem(
+                        at,
+                        &key,
+                        "a reference needs a source `field`, not a constant `value`",
+                    );
                 }
                 Some(Reference { table, on_missing })
             }
             None => {
                 if let Some(o) = t.get("on_missing") {
-                    self.problem(o.span().start, &join(&key, "on_missing"), "only applies to a column with `references`");
+                    self.problem(
+                        o.span().start,
+                        &join(&key, "on_missing"),
+                        "only applies to a column with `references`",
+                    );
                 }
                 None
             }
         };
-        Some(ColumnMap { name: name.get_ref().to_string(), line, input, rules, reference })
+        Some(ColumnMap {
+            name: name.get_ref().to_string(),
+            line,
+            input,
+            rules,
+            reference,
+        })
     }
 }
 
@@ -618,23 +824,39 @@ fn check_references(m: &Mapping, problems: &mut Vec<Problem>) {
             })
         })
         .collect();
-    if let Some(cycle) = crate::plan::find_cycle(m.tables.len(), edges.iter().map(|&(a, b, _)| (a, b))) {
+    if let Some(cycle) =
+        crate::plan::find_cycle(m.tables.len(), edges.iter().map(|&(a, b, _)| (a, b)))
+    {
         let path: Vec<&str> = cycle.iter().map(|&i| m.tables[i].name.as_str()).collect();
-        let line = edges.iter().find(|e| e.0 == cycle[0]).map(|e| e.2).unwrap_or(1);
+        let line = edges
+            .iter()
+            .find(|e| e.0 == cycle[0])
+            .map(|e| e.2)
+            .unwrap_or(1);
         problems.push(Problem {
             line,
             key: "references".to_string(),
-            message: format!("the references form a cycle: {}; no load order can satisfy it", path.join(" -> ")),
+            message: format!(
+                "the references form a cycle: {}; no load order can satisfy it",
+                path.join(" -> ")
+            ),
         });
     }
 }
 
 fn self_offset(text: &str, line: usize) -> usize {
-    text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum()
+    text.split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum()
 }
 
 fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() { key.to_string() } else { format!("{prefix}.{key}") }
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
 }
 
 #[cfg(test)]

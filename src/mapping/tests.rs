@@ -48,16 +48,31 @@ fn parses_a_full_mapping() {
         other => panic!("{other:?}"),
     }
     let u = &m.tables[0];
-    assert!(matches!(&u.identity, Identity::Legacy { field, column: Some(c), keep_id: true } if field == "id" && c == "airtable_id"));
+    assert!(
+        matches!(&u.identity, Identity::Legacy { field, column: Some(c), keep_id: true } if field == "id" && c == "airtable_id")
+    );
     let email = u.column("email").unwrap();
     assert!(email.rules.trim && email.rules.lowercase && email.rules.required);
     assert_eq!(email.rules.timezone, chrono_tz::Europe::Paris);
-    assert!(matches!(&u.column("status").unwrap().input, Input::Const(Const::Text(s)) if s == "active"));
+    assert!(
+        matches!(&u.column("status").unwrap().input, Input::Const(Const::Text(s)) if s == "active")
+    );
     assert!(matches!(u.column("name").unwrap().input, Input::Field(ref f) if f == "name"));
-    assert_eq!(u.column("created_at").unwrap().rules.epoch, Some(Epoch::Seconds));
+    assert_eq!(
+        u.column("created_at").unwrap().rules.epoch,
+        Some(Epoch::Seconds)
+    );
     let ev = &m.tables[1];
     assert_eq!(ev.from, "events");
-    assert_eq!(ev.column("owner_id").unwrap().reference.as_ref().unwrap().on_missing, OnMissing::Null);
+    assert_eq!(
+        ev.column("owner_id")
+            .unwrap()
+            .reference
+            .as_ref()
+            .unwrap()
+            .on_missing,
+        OnMissing::Null
+    );
     let j = &m.tables[2];
     assert!(matches!(&j.identity, Identity::Junction { owner } if owner == "event_id"));
 }
@@ -80,7 +95,10 @@ owner_id = { field = "owner", references = "user" }
     let out = err.to_string();
     assert!(out.contains("mappings/t.toml:3: tables.users.legacy_colum: unknown key (did you mean `legacy_column`?)"), "{out}");
     assert!(out.contains("mappings/t.toml:5: tables.users.columns.email.feild: unknown key (did you mean `field`?)"), "{out}");
-    assert!(out.contains("tables.users.columns.age.epoch: `hours` is not one of seconds, milliseconds"), "{out}");
+    assert!(
+        out.contains("tables.users.columns.age.epoch: `hours` is not one of seconds, milliseconds"),
+        "{out}"
+    );
     assert!(out.contains("mappings/t.toml:11: tables.events.columns.owner_id.references: `user` is not a mapped table (did you mean `users`?)"), "{out}");
     assert!(out.contains("say how target rows are tied"), "{out}");
     assert!(err.list.len() >= 5, "{out}");
@@ -127,9 +145,15 @@ legacy_column = "x"
 user_id = { field = "u", references = "users", on_missing = "null" }
 "#;
     let out = parse_str(text).unwrap_err().to_string();
-    assert!(out.contains("column `airtable_id` is written twice"), "{out}");
+    assert!(
+        out.contains("column `airtable_id` is written twice"),
+        "{out}"
+    );
     assert!(out.contains("a junction table has no legacy id"), "{out}");
-    assert!(out.contains("at least two columns with `references`"), "{out}");
+    assert!(
+        out.contains("at least two columns with `references`"),
+        "{out}"
+    );
     assert!(out.contains("cannot apply to a junction row"), "{out}");
 }
 

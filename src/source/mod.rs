@@ -18,7 +18,9 @@ impl SourceSpec {
     /// Parse `sqlite:PATH`.
     pub fn parse(s: &str) -> anyhow::Result<SourceSpec> {
         match s.split_once(':') {
-            Some(("sqlite", path)) if !path.is_empty() => Ok(SourceSpec::Sqlite(PathBuf::from(path))),
+            Some(("sqlite", path)) if !path.is_empty() => {
+                Ok(SourceSpec::Sqlite(PathBuf::from(path)))
+            }
             Some(("airtable" | "snapshot", _)) => Err(crate::error::usage(format!(
                 "`{s}`: this version of cutover reads SQLite sources only (sqlite:PATH)"
             ))),

@@ -26,12 +26,17 @@ impl SqliteSource {
         }
         let conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
         )
         .map_err(|e| unavailable(format!("cannot open SQLite source {}: {e}", path.display())))?;
         // Wait a while for a writer to finish rather than failing at once.
         conn.busy_timeout(std::time::Duration::from_secs(10)).ok();
-        let source = SqliteSource { path: path.to_path_buf(), conn };
+        let source = SqliteSource {
+            path: path.to_path_buf(),
+            conn,
+        };
         // Start the read transaction and take the snapshot now: the first read acquires it.
         source
             .conn
@@ -42,14 +47,21 @@ impl SqliteSource {
 
     fn error(&self, e: rusqlite::Error, doing: &str) -> anyhow::Error {
         let hint = match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::NotADatabase) => ": the file is not a SQLite database (or is encrypted)",
-            Some(rusqlite::ErrorCode::DatabaseCorrupt) => ": the file is corrupt; run `sqlite3 FILE 'PRAGMA integrity_check'`",
+            Some(rusqlite::ErrorCode::NotADatabase) => {
+                ": the file is not a SQLite database (or is encrypted)"
+            }
+            Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
+                ": the file is corrupt; run `sqlite3 FILE 'PRAGMA integrity_check'`"
+            }
             Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
                 ": another process holds a write lock; stop the old application or copy the file first"
             }
             _ => "",
         };
-        unavailable(format!("SQLite source {}: {doing}: {e}{hint}", self.path.display()))
+        unavailable(format!(
+            "SQLite source {}: {doing}: {e}{hint}",
+            self.path.display()
+        ))
     }
 }
 
@@ -81,7 +93,9 @@ impl Source for SqliteSource {
     fn count(&self, table: &str) -> anyhow::Result<u64> {
         let n: i64 = self
             .conn
-            .query_row(&format!("SELECT count(*) FROM {}", ident(table)), [], |r| r.get(0))
+            .query_row(&format!("SELECT count(*) FROM {}", ident(table)), [], |r| {
+                r.get(0)
+            })
             .map_err(|e| self.error(e, &format!("counting `{table}`")))?;
         Ok(n as u64)
     }
@@ -93,10 +107,19 @@ impl Source for SqliteSource {
         each: &mut dyn FnMut(&dyn Record) -> anyhow::Result<()>,
     ) -> anyhow::Result<u64> {
         let cols: Vec<String> = fields.iter().map(|f| ident(f)).collect();
-        let select = if cols.is_empty() { "1".to_string() } else { cols.join(", ") };
+        let select = if cols.is_empty() {
+            "1".to_string()
+        } else {
+            cols.join(", ")
+        };
         let sql = format!("SELECT {select} FROM {}", ident(table));
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.error(e, &format!("reading `{table}`")))?;
-        let mut rows = stmt.query([]).map_err(|e| self.error(e, &format!("reading `{table}`")))?;
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .map_err(|e| self.error(e, &format!("reading `{table}`")))?;
+        let mut rows = stmt
+            .query([])
+            .map_err(|e| self.error(e, &format!("reading `{table}`")))?;
         let mut n = 0u64;
         loop {
             let row = match rows.next() {
@@ -114,7 +137,8 @@ impl Source for SqliteSource {
                 }
             };
             n += 1;
-            each(&SqliteRecord { row, ordinal: n }).with_context(|| format!("source table `{table}`, row {n}"))?;
+            each(&SqliteRecord { row, ordinal: n })
+                .with_context(|| format!("source table `{table}`, row {n}"))?;
         }
         Ok(n)
     }

@@ -87,7 +87,10 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
         .await
         .context("reading the target catalog")?;
     let enums = client
-        .query("SELECT enumtypid, enumlabel FROM pg_enum ORDER BY enumtypid, enumsortorder", &[])
+        .query(
+            "SELECT enumtypid, enumlabel FROM pg_enum ORDER BY enumtypid, enumsortorder",
+            &[],
+        )
         .await
         .context("reading enum labels")?;
     let mut labels: HashMap<u32, Vec<String>> = HashMap::new();
@@ -107,7 +110,10 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
         let elem_type: Option<String> = r.get(12);
         let elem_oid: Option<u32> = r.get(14);
         let enum_oid: Option<u32> = r.get(15);
-        let enum_labels = enum_oid.and_then(|o| labels.get(&o)).cloned().unwrap_or_default();
+        let enum_labels = enum_oid
+            .and_then(|o| labels.get(&o))
+            .cloned()
+            .unwrap_or_default();
         let ty = match (elem_name, elem_type, elem_oid) {
             (Some(en), Some(et), Some(eo)) => PgType::Array {
                 elem: Box::new(pg_type(&en, &et, -1, enum_labels)),
@@ -126,7 +132,12 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
         };
         match tables.last_mut() {
             Some(t) if t.name == table => t.columns.push(col),
-            _ => tables.push(TableInfo { name: table, columns: vec![col], primary_key: vec![], foreign_keys: vec![] }),
+            _ => tables.push(TableInfo {
+                name: table,
+                columns: vec![col],
+                primary_key: vec![],
+                foreign_keys: vec![],
+            }),
         }
     }
 
@@ -150,14 +161,22 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
         let table: String = r.get(0);
         let kind: String = r.get(1);
         let cols: Vec<String> = r.get(2);
-        let Some(t) = tables.iter_mut().find(|t| t.name == table) else { continue };
+        let Some(t) = tables.iter_mut().find(|t| t.name == table) else {
+            continue;
+        };
         if kind == "p" {
             t.primary_key = cols;
         } else if let Some(ref_table) = r.get::<_, Option<String>>(3) {
-            t.foreign_keys.push(ForeignKey { columns: cols, ref_table });
+            t.foreign_keys.push(ForeignKey {
+                columns: cols,
+                ref_table,
+            });
         }
     }
-    Ok(Catalog { schema: schema.to_string(), tables })
+    Ok(Catalog {
+        schema: schema.to_string(),
+        tables,
+    })
 }
 
 /// The catalog's type name and modifier as a [`PgType`].
@@ -176,9 +195,15 @@ fn pg_type(typname: &str, typtype: &str, typmod: i32, labels: Vec<String>) -> Pg
         "numeric" => {
             if typmod >= 4 {
                 let m = (typmod - 4) as u32;
-                PgType::Numeric { precision: Some((m >> 16) & 0xffff), scale: Some(m & 0xffff) }
+                PgType::Numeric {
+                    precision: Some((m >> 16) & 0xffff),
+                    scale: Some(m & 0xffff),
+                }
             } else {
-                PgType::Numeric { precision: None, scale: None }
+                PgType::Numeric {
+                    precision: None,
+                    scale: None,
+                }
             }
         }
         "text" | "citext" | "name" => PgType::Text { max_chars: None },
@@ -191,6 +216,8 @@ fn pg_type(typname: &str, typtype: &str, typmod: i32, labels: Vec<String>) -> Pg
         "timestamptz" => PgType::Timestamptz,
         "json" => PgType::Json,
         "jsonb" => PgType::Jsonb,
-        other => PgType::Other { name: other.to_string() },
+        other => PgType::Other {
+            name: other.to_string(),
+        },
     }
 }

@@ -47,7 +47,12 @@ pub struct Outcome {
 const LOCK_KEY: i64 = 0x0063_7574_6f76_6572; // "cutover"
 
 /// Run the whole load on `client`, consuming the convert stage's output from `rx`.
-pub async fn run(client: &mut Client, plan: &Plan, rx: &mut mpsc::Receiver<Msg>, opts: &Options) -> anyhow::Result<Outcome> {
+pub async fn run(
+    client: &mut Client,
+    plan: &Plan,
+    rx: &mut mpsc::Receiver<Msg>,
+    opts: &Options,
+) -> anyhow::Result<Outcome> {
     let tables: Vec<&str> = plan.tables.iter().map(|t| t.qualified.as_str()).collect();
     let saved = sequences::snapshot(client, &tables).await?;
     let result = load(client, plan, rx, opts).await;
@@ -69,8 +74,16 @@ pub async fn run(client: &mut Client, plan: &Plan, rx: &mut mpsc::Receiver<Msg>,
     }
 }
 
-async fn load(client: &mut Client, plan: &Plan, rx: &mut mpsc::Receiver<Msg>, opts: &Options) -> anyhow::Result<(Outcome, bool)> {
-    let tx = client.transaction().await.map_err(|e| unavailable(format!("cannot start a transaction: {}", describe_pg(&e))))?;
+async fn load(
+    client: &mut Client,
+    plan: &Plan,
+    rx: &mut mpsc::Receiver<Msg>,
+    opts: &Options,
+) -> anyhow::Result<(Outcome, bool)> {
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| unavailable(format!("cannot start a transaction: {}", describe_pg(&e))))?;
     let locked: bool = tx
         .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&LOCK_KEY])
         .await
@@ -108,9 +121,17 @@ async fn load(client: &mut Client, plan: &Plan, rx: &mut mpsc::Receiver<Msg>, op
 
     for (index, table) in plan.tables.iter().enumerate() {
         let ex = stage(&tx, index, table, rx).await?;
-        let mut t = TableReport { table: table.name.clone(), source: table.from.clone(), read: ex.read, rejected: ex.rejected, ..TableReport::default() };
+        let mut t = TableReport {
+            table: table.name.clone(),
+            source: table.from.clone(),
+            read: ex.read,
+            rejected: ex.rejected,
+            ..TableReport::default()
+        };
         rejects.extend(ex.rejects);
-        merge(&tx, plan, index, table, &mut t, &mut rejects).await.with_context(|| format!("loading table `{}`", table.name))?;
+        merge(&tx, plan, index, table, &mut t, &mut rejects)
+            .await
+            .with_context(|| format!("loading table `{}`", table.name))?;
         report.rejects_total += t.rejected;
         report.tables.push(t);
     }
@@ -135,7 +156,15 @@ async fn load(client: &mut Client, plan: &Plan, rx: &mut mpsc::Receiver<Msg>, op
         }
     }
 
-    report.sequences_reset = sequences::reset(&tx, &plan.tables.iter().map(|t| t.qualified.as_str()).collect::<Vec<_>>()).await?;
+    report.sequences_reset = sequences::reset(
+        &tx,
+        &plan
+            .tables
+            .iter()
+            .map(|t| t.qualified.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .await?;
 
     // Count check: every staged row that was not rejected or skipped is in the target.
     let mut failure = None;
@@ -158,11 +187,25 @@ async fn load(client: &mut Client, plan: &Plan, rx: &mut mpsc::Receiver<Msg>, op
 
     let commit = failure.is_none() && !opts.dry_run;
     if commit {
-        tx.commit().await.map_err(|e| unavailable(format!("COMMIT failed, nothing was loaded: {}", describe_pg(&e))))?;
+        tx.commit().await.map_err(|e| {
+            unavailable(format!(
+                "COMMIT failed, nothing was loaded: {}",
+                describe_pg(&e)
+            ))
+        })?;
     } else {
-        tx.rollback().await.map_err(|e| unavailable(format!("ROLLBACK failed: {}", describe_pg(&e))))?;
+        tx.rollback()
+            .await
+            .map_err(|e| unavailable(format!("ROLLBACK failed: {}", describe_pg(&e))))?;
     }
-    Ok((Outcome { report, rejects, failure }, commit))
+    Ok((
+        Outcome {
+            report,
+            rejects,
+            failure,
+        },
+        commit,
+    ))
 }
 
 async fn check_revision(tx: &Transaction<'_>, expect: Option<&str>) -> anyhow::Result<()> {
@@ -179,21 +222,38 @@ async fn check_revision(tx: &Transaction<'_>, expect: Option<&str>) -> anyhow::R
     }
     Err(crate::error::usage(format!(
         "the target schema is at Alembic revision {}, but the mapping expects {expect}: run `alembic upgrade head` on the target, or update `expect_revision` after checking the mapping against the new schema",
-        if found.is_empty() { "(none)".to_string() } else { found.join(", ") }
+        if found.is_empty() {
+            "(none)".to_string()
+        } else {
+            found.join(", ")
+        }
     )))
 }
 
 /// Create the staging table and COPY the table's rows into it.
-async fn stage(tx: &Transaction<'_>, index: usize, table: &TablePlan, rx: &mut mpsc::Receiver<Msg>) -> anyhow::Result<Extracted> {
+async fn stage(
+    tx: &Transaction<'_>,
+    index: usize,
+    table: &TablePlan,
+    rx: &mut mpsc::Receiver<Msg>,
+) -> anyhow::Result<Extracted> {
     let stage = table.stage_table(index);
-    let cols: Vec<String> = table.stage.iter().enumerate().map(|(i, c)| format!("{} {}", TablePlan::stage_col(i), c.sql_type)).collect();
-    let mut ddl = format!("CREATE TEMP TABLE {stage} (row_ bigint NOT NULL, drop_ boolean NOT NULL");
+    let cols: Vec<String> = table
+        .stage
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{} {}", TablePlan::stage_col(i), c.sql_type))
+        .collect();
+    let mut ddl =
+        format!("CREATE TEMP TABLE {stage} (row_ bigint NOT NULL, drop_ boolean NOT NULL");
     for c in &cols {
         ddl.push_str(", ");
         ddl.push_str(c);
     }
     ddl.push_str(") ON COMMIT DROP");
-    tx.batch_execute(&ddl).await.map_err(|e| pg_error(&e, table, "creating its staging table"))?;
+    tx.batch_execute(&ddl)
+        .await
+        .map_err(|e| pg_error(&e, table, "creating its staging table"))?;
 
     let sink = tx
         .copy_in::<_, bytes::Bytes>(&format!("COPY {stage} FROM STDIN (FORMAT binary)"))
@@ -208,25 +268,63 @@ async fn stage(tx: &Transaction<'_>, index: usize, table: &TablePlan, rx: &mut m
                 }
             }
             Some(Msg::End(ex)) => {
-                sink.as_mut().finish().await.map_err(|e| pg_error(&e, table, "COPY"))?;
+                sink.as_mut()
+                    .finish()
+                    .await
+                    .map_err(|e| pg_error(&e, table, "COPY"))?;
                 tx.batch_execute(&format!("CREATE INDEX ON {stage} (c0); ANALYZE {stage}"))
                     .await
                     .map_err(|e| pg_error(&e, table, "indexing its staging table"))?;
                 return Ok(ex);
             }
             // The convert stage stopped; its own error is reported by the caller.
-            None => return Err(anyhow::anyhow!("reading the source stopped while loading `{}`", table.name)),
+            None => {
+                return Err(anyhow::anyhow!(
+                    "reading the source stopped while loading `{}`",
+                    table.name
+                ));
+            }
         }
     }
 }
 
 /// Bring the target table in line with its staging table.
-async fn merge(tx: &Transaction<'_>, plan: &Plan, index: usize, table: &TablePlan, t: &mut TableReport, rejects: &mut Vec<RejectRow>) -> anyhow::Result<()> {
+async fn merge(
+    tx: &Transaction<'_>,
+    plan: &Plan,
+    index: usize,
+    table: &TablePlan,
+    t: &mut TableReport,
+    rejects: &mut Vec<RejectRow>,
+) -> anyhow::Result<()> {
     let s = table.stage_table(index);
-    let legacy_text = if table.is_junction() { "'(source row ' || s.row_ || ')'".to_string() } else { "s.c0::text".to_string() };
+    // How a row is named in messages: its legacy id, or for a link the legacy ids it joins.
+    let legacy_text = if table.is_junction() {
+        let parts: Vec<String> = table
+            .stage
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.reference.is_some())
+            .map(|(i, c)| {
+                format!(
+                    "{} || '=' || coalesce(s.c{i}::text, 'NULL')",
+                    super::sql::literal(&c.target)
+                )
+            })
+            .collect();
+        parts.join(" || ' ' || ")
+    } else {
+        "s.c0::text".to_string()
+    };
 
     // 1. Duplicate identities in the source: keep the first, reject (or, for links, skip) the rest.
-    let partition: Vec<String> = table.stage.iter().enumerate().filter(|(_, c)| c.key).map(|(i, _)| format!("c{i}")).collect();
+    let partition: Vec<String> = table
+        .stage
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.key)
+        .map(|(i, _)| format!("c{i}"))
+        .collect();
     let dups = tx
         .query(
             &format!(
@@ -244,7 +342,13 @@ async fn merge(tx: &Transaction<'_>, plan: &Plan, index: usize, table: &TablePla
         t.rejected += dups.len() as u64;
         for r in dups {
             let id: String = r.get(0);
-            rejects.push(RejectRow { table: table.name.clone(), value: id.clone(), legacy_id: id, column: table.stage[0].target.clone(), reason: "duplicate legacy id: an earlier source row has the same id".into() });
+            rejects.push(RejectRow {
+                table: table.name.clone(),
+                value: id.clone(),
+                legacy_id: id,
+                column: table.stage[0].target.clone(),
+                reason: "duplicate legacy id: an earlier source row has the same id".into(),
+            });
         }
     }
 
@@ -259,7 +363,10 @@ async fn merge(tx: &Transaction<'_>, plan: &Plan, index: usize, table: &TablePla
         match r.on_missing {
             OnMissing::Null => {
                 let n: i64 = tx
-                    .query_one(&format!("SELECT count(*) FROM {s} s WHERE {unresolved}"), &[])
+                    .query_one(
+                        &format!("SELECT count(*) FROM {s} s WHERE {unresolved}"),
+                        &[],
+                    )
                     .await
                     .map_err(|e| pg_error(&e, table, "resolving references"))?
                     .get(0);
@@ -302,13 +409,26 @@ async fn merge(tx: &Transaction<'_>, plan: &Plan, index: usize, table: &TablePla
         match &c.reference {
             Some(r) => {
                 select.push(format!("p{i}.{} AS r{i}", ident(&r.pk)));
-                joins.push_str(&format!(" LEFT JOIN {} p{i} ON p{i}.{} = s.c{i}", r.qualified, ident(&r.match_column)));
+                joins.push_str(&format!(
+                    " LEFT JOIN {} p{i} ON p{i}.{} = s.c{i}",
+                    r.qualified,
+                    ident(&r.match_column)
+                ));
             }
             None => select.push(format!("s.c{i} AS r{i}")),
         }
     }
-    let resolved = format!("SELECT {} FROM {s} s{joins} WHERE NOT s.drop_", select.join(", "));
-    let key_cols: Vec<usize> = table.stage.iter().enumerate().filter(|(_, c)| c.key).map(|(i, _)| i).collect();
+    let resolved = format!(
+        "SELECT {} FROM {s} s{joins} WHERE NOT s.drop_",
+        select.join(", ")
+    );
+    let key_cols: Vec<usize> = table
+        .stage
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.key)
+        .map(|(i, _)| i)
+        .collect();
     let matches = |alias: &str| -> String {
         key_cols
             .iter()
@@ -329,16 +449,29 @@ async fn merge(tx: &Transaction<'_>, plan: &Plan, index: usize, table: &TablePla
     };
 
     // 4. Update rows whose values changed; unchanged rows are not rewritten.
-    let value_cols: Vec<usize> = (0..table.stage.len()).filter(|i| !key_cols.contains(i)).collect();
+    let value_cols: Vec<usize> = (0..table.stage.len())
+        .filter(|i| !key_cols.contains(i))
+        .collect();
     if !value_cols.is_empty() {
-        let names: Vec<String> = value_cols.iter().map(|&i| ident(&table.stage[i].target)).collect();
+        let names: Vec<String> = value_cols
+            .iter()
+            .map(|&i| ident(&table.stage[i].target))
+            .collect();
         let new: Vec<String> = value_cols.iter().map(|&i| format!("r.r{i}")).collect();
         let cmp = |alias: &str| -> Vec<String> {
             value_cols
                 .iter()
                 .map(|&i| {
-                    let col = if alias == "t" { format!("t.{}", ident(&table.stage[i].target)) } else { format!("r.r{i}") };
-                    if table.stage[i].compare_as_text { format!("{col}::text") } else { col }
+                    let col = if alias == "t" {
+                        format!("t.{}", ident(&table.stage[i].target))
+                    } else {
+                        format!("r.r{i}")
+                    };
+                    if table.stage[i].compare_as_text {
+                        format!("{col}::text")
+                    } else {
+                        col
+                    }
                 })
                 .collect()
         };
@@ -350,7 +483,10 @@ async fn merge(tx: &Transaction<'_>, plan: &Plan, index: usize, table: &TablePla
             old_cmp = cmp("t").join(", "),
             new_cmp = cmp("r").join(", "),
         );
-        t.updated = tx.execute(&sql, &[]).await.map_err(|e| pg_error(&e, table, "updating changed rows"))?;
+        t.updated = tx
+            .execute(&sql, &[])
+            .await
+            .map_err(|e| pg_error(&e, table, "updating changed rows"))?;
     }
 
     // 5. Insert rows not yet in the target, in source order.
@@ -360,17 +496,25 @@ async fn merge(tx: &Transaction<'_>, plan: &Plan, index: usize, table: &TablePla
         "INSERT INTO {tt} ({cols}){over} SELECT {vals} FROM ({resolved}) r WHERE NOT EXISTS (SELECT 1 FROM {tt} t WHERE {key_match}) ORDER BY r.row_",
         tt = table.qualified,
         cols = targets.join(", "),
-        over = if table.overriding { " OVERRIDING SYSTEM VALUE" } else { "" },
+        over = if table.overriding {
+            " OVERRIDING SYSTEM VALUE"
+        } else {
+            ""
+        },
         vals = values.join(", "),
     );
-    t.inserted = tx.execute(&sql, &[]).await.map_err(|e| pg_error(&e, table, "inserting new rows"))?;
+    t.inserted = tx
+        .execute(&sql, &[])
+        .await
+        .map_err(|e| pg_error(&e, table, "inserting new rows"))?;
 
     // 6. Junctions: the source describes all links of its owners; remove the others.
     if let TableKind::Junction { owner } = table.kind
-        && let Some(r) = &table.stage[owner].reference {
-            let parent = &plan.tables[r.parent];
-            if let TableKind::Entity { match_column } = &parent.kind {
-                let sql = format!(
+        && let Some(r) = &table.stage[owner].reference
+    {
+        let parent = &plan.tables[r.parent];
+        if let TableKind::Entity { match_column } = &parent.kind {
+            let sql = format!(
                     "DELETE FROM {tt} t WHERE t.{own} IN (SELECT p.{pk} FROM {pq} p JOIN {ps} ps ON ps.c0 = p.{pm} WHERE NOT ps.drop_)
                        AND NOT EXISTS (SELECT 1 FROM ({resolved}) r WHERE {m})",
                     tt = table.qualified,
@@ -381,17 +525,28 @@ async fn merge(tx: &Transaction<'_>, plan: &Plan, index: usize, table: &TablePla
                     pm = ident(match_column),
                     m = matches("t"),
                 );
-                t.deleted = tx.execute(&sql, &[]).await.map_err(|e| pg_error(&e, table, "removing links no longer in the source"))?;
-            }
+            t.deleted = tx
+                .execute(&sql, &[])
+                .await
+                .map_err(|e| pg_error(&e, table, "removing links no longer in the source"))?;
         }
+    }
 
-    let staged: i64 = tx.query_one(&format!("SELECT count(*) FROM {s} WHERE NOT drop_"), &[]).await.map_err(|e| pg_error(&e, table, "counting"))?.get(0);
+    let staged: i64 = tx
+        .query_one(&format!("SELECT count(*) FROM {s} WHERE NOT drop_"), &[])
+        .await
+        .map_err(|e| pg_error(&e, table, "counting"))?
+        .get(0);
     t.unchanged = (staged as u64).saturating_sub(t.inserted + t.updated);
     Ok(())
 }
 
 /// (rows that should be in the target, rows that are).
-async fn count_check(tx: &Transaction<'_>, index: usize, table: &TablePlan) -> anyhow::Result<(u64, u64)> {
+async fn count_check(
+    tx: &Transaction<'_>,
+    index: usize,
+    table: &TablePlan,
+) -> anyhow::Result<(u64, u64)> {
     let s = table.stage_table(index);
     let sql = match &table.kind {
         TableKind::Entity { match_column } => format!(
@@ -417,7 +572,10 @@ async fn count_check(tx: &Transaction<'_>, index: usize, table: &TablePlan) -> a
             )
         }
     };
-    let row = tx.query_one(&sql, &[]).await.map_err(|e| pg_error(&e, table, "checking row counts"))?;
+    let row = tx
+        .query_one(&sql, &[])
+        .await
+        .map_err(|e| pg_error(&e, table, "checking row counts"))?;
     Ok((row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64))
 }
 
@@ -425,7 +583,9 @@ async fn count_check(tx: &Transaction<'_>, index: usize, table: &TablePlan) -> a
 fn pg_error(e: &tokio_postgres::Error, table: &TablePlan, doing: &str) -> anyhow::Error {
     let msg = format!("table `{}`, {doing}: {}", table.name, describe_pg(e));
     match e.as_db_error().map(|d| d.code().code().to_string()) {
-        Some(code) if code.starts_with("23") => data(format!("{msg}\n  Nothing was committed; fix these rows in the source, or the mapping, and run again.")),
+        Some(code) if code.starts_with("23") => data(format!(
+            "{msg}\n  Nothing was committed; fix these rows in the source, or the mapping, and run again."
+        )),
         _ => unavailable(msg),
     }
 }

@@ -19,16 +19,18 @@ pub struct SequenceState {
 
 const FIND: &str = "SELECT a.attname::text, pg_get_serial_sequence($1, a.attname)
                       FROM pg_attribute a
-                     WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
+                     WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped
                        AND pg_get_serial_sequence($1, a.attname) IS NOT NULL
                      ORDER BY a.attnum";
 
 /// (column, sequence) pairs of a table.
 async fn find(client: &impl GenericClient, table: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let rows = client
-        .query(FIND, &[&table])
-        .await
-        .map_err(|e| unavailable(format!("finding the sequences of {table}: {}", describe_pg(&e))))?;
+    let rows = client.query(FIND, &[&table]).await.map_err(|e| {
+        unavailable(format!(
+            "finding the sequences of {table}: {}",
+            describe_pg(&e)
+        ))
+    })?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
@@ -41,7 +43,11 @@ pub async fn snapshot(client: &Client, tables: &[&str]) -> anyhow::Result<Vec<Se
                 .query_one(&format!("SELECT last_value, is_called FROM {seq}"), &[])
                 .await
                 .map_err(|e| unavailable(format!("reading sequence {seq}: {}", describe_pg(&e))))?;
-            out.push(SequenceState { name: seq, last_value: row.get(0), is_called: row.get(1) });
+            out.push(SequenceState {
+                name: seq,
+                last_value: row.get(0),
+                is_called: row.get(1),
+            });
         }
     }
     Ok(out)
@@ -50,9 +56,18 @@ pub async fn snapshot(client: &Client, tables: &[&str]) -> anyhow::Result<Vec<Se
 pub async fn restore(client: &Client, saved: &[SequenceState]) -> anyhow::Result<()> {
     for s in saved {
         client
-            .execute("SELECT setval($1::regclass, $2, $3)", &[&s.name, &s.last_value, &s.is_called])
+            .execute(
+                "SELECT setval($1::text::regclass, $2, $3)",
+                &[&s.name, &s.last_value, &s.is_called],
+            )
             .await
-            .map_err(|e| unavailable(format!("restoring sequence {}: {}", s.name, describe_pg(&e))))?;
+            .map_err(|e| {
+                unavailable(format!(
+                    "restoring sequence {}: {}",
+                    s.name,
+                    describe_pg(&e)
+                ))
+            })?;
     }
     Ok(())
 }
@@ -64,16 +79,21 @@ pub async fn reset(client: &impl GenericClient, tables: &[&str]) -> anyhow::Resu
     for t in tables {
         for (col, seq) in find(client, t).await? {
             let sql = format!(
-                "SELECT setval($1::regclass,
+                "SELECT setval($1::text::regclass,
                                GREATEST(COALESCE((SELECT max({c}) FROM {t}), 0) + 1,
-                                        (SELECT seqstart FROM pg_sequence WHERE seqrelid = $1::regclass)),
+                                        (SELECT seqstart FROM pg_sequence WHERE seqrelid = $1::text::regclass)),
                                false)",
                 c = ident(&col)
             );
             let next: i64 = client
                 .query_one(&sql, &[&seq])
                 .await
-                .map_err(|e| unavailable(format!("resetting sequence {seq} of {t}.{col}: {}", describe_pg(&e))))?
+                .map_err(|e| {
+                    unavailable(format!(
+                        "resetting sequence {seq} of {t}.{col}: {}",
+                        describe_pg(&e)
+                    ))
+                })?
                 .get(0);
             done.push(format!("{t}.{col} -> next {next}"));
         }

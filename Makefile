@@ -1,0 +1,41 @@
+# cutover — the two commands: `make demo` and `make test`. Nothing else to set up: both
+# start their own throwaway PostgreSQL from the installed server binaries.
+
+CARGO ?= cargo
+FIXTURE := target/fixtures/podium.sqlite
+
+.PHONY: demo test lint bench fixture build pg-binaries
+
+# PostgreSQL's server binaries (initdb, postgres) must be installed; no server needs to run.
+pg-binaries:
+	@if ! { test -x "$$(pg_config --bindir 2>/dev/null)/initdb" || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; }; then \
+		echo "PostgreSQL server binaries (initdb, postgres) not found."; \
+		echo "Install Debian's package:  apt-get install postgresql   (no server needs to run)"; \
+		exit 1; \
+	fi
+
+build:
+	$(CARGO) build --release
+
+# The legacy Podium SQLite database, built from its readable text source.
+fixture: build
+	./target/release/cutover-fixture sql fixtures/podium/legacy.sql $(FIXTURE)
+
+# A real backfill of the Podium fixture into a throwaway PostgreSQL: check, load, verify.
+demo: pg-binaries fixture
+	./target/release/cutover check -m mappings/podium-sqlite.toml --target scratch --schema fixtures/podium/schema.sql
+	./target/release/cutover load -m mappings/podium-sqlite.toml --target scratch --schema fixtures/podium/schema.sql \
+		--report target/podium-report.json --rejects target/podium-rejects.csv
+	@echo "report: target/podium-report.json   rejects and skipped rows: target/podium-rejects.csv"
+
+# Unit tests, and integration tests against a real PostgreSQL the harness starts itself.
+test: pg-binaries
+	$(CARGO) test
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+bench:
+	@echo "make bench: the benchmark (cutover vs pgloader vs the COPY floor) is not built yet."
+	@exit 1

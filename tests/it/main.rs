@@ -1,0 +1,5 @@
+//! Integration tests: the real binary against a real PostgreSQL (see harness.rs).
+mod harness;
+
+mod cli_errors;
+mod podium_load;
