@@ -11,7 +11,7 @@ use crate::convert::{self, Converter, Reject};
 use crate::mapping::Const;
 use crate::plan::{Plan, StageInput, TableKind, TablePlan};
 use crate::report::RejectRow;
-use crate::source::{Record, Source};
+use crate::source::{Record, Source, Wanted};
 use crate::target::copy;
 use crate::value::Value;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -71,6 +71,15 @@ pub fn run(
     limits: Limits,
     progress: &dyn Progress,
 ) -> anyhow::Result<()> {
+    let wanted: Vec<Wanted> = plan
+        .tables
+        .iter()
+        .map(|t| Wanted {
+            table: t.from.clone(),
+            fields: t.fields.clone(),
+        })
+        .collect();
+    source.prepare(&wanted)?;
     let mut conv = Converter::new();
     for (index, table) in plan.tables.iter().enumerate() {
         let total = source.count(&table.from)?;

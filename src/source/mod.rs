@@ -54,8 +54,22 @@ pub trait Record {
     fn get(&self, i: usize) -> Value<'_>;
 }
 
+/// What a load will read: each table with the fields it needs.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    pub table: String,
+    pub fields: Vec<String>,
+}
+
 pub trait Source: Send {
     fn tables(&self) -> anyhow::Result<Vec<SourceTable>>;
+    /// Called once before the first `count`/`scan` with everything that will be read, so a
+    /// source can fetch it up front (Airtable extracts all tables concurrently). Default:
+    /// nothing to do.
+    fn prepare(&mut self, wanted: &[Wanted]) -> anyhow::Result<()> {
+        let _ = wanted;
+        Ok(())
+    }
     fn count(&self, table: &str) -> anyhow::Result<u64>;
     /// Call `each` for every record of `table`, with `fields` in that order. Returns the
     /// number of records read.

@@ -12,7 +12,11 @@ static CLUSTER: OnceLock<Mutex<Option<Scratch>>> = OnceLock::new();
 static INFO: OnceLock<(String, u16)> = OnceLock::new();
 
 extern "C" fn stop_cluster() {
-    if let Some(s) = CLUSTER.get().and_then(|m| m.lock().ok()).and_then(|mut g| g.take()) {
+    if let Some(s) = CLUSTER
+        .get()
+        .and_then(|m| m.lock().ok())
+        .and_then(|mut g| g.take())
+    {
         let _ = s.stop();
     }
 }
