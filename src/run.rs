@@ -288,8 +288,8 @@ fn print_outcome(
         );
         for x in rejects.iter().take(10) {
             println!(
-                "  {} {} {}: {} ({})",
-                x.table, x.legacy_id, x.column, x.reason, x.value
+                "  {} {} {} = {}: {}",
+                x.table, x.legacy_id, x.column, x.value, x.reason
             );
         }
     }
@@ -424,8 +424,8 @@ async fn check(c: Common) -> anyhow::Result<i32> {
         println!("{rejected} source rows cannot be converted to the target's types; for example:");
         for x in examples.iter().take(20) {
             println!(
-                "  {} {} {}: {} ({})",
-                x.table, x.legacy_id, x.column, x.reason, x.value
+                "  {} {} {} = {}: {}",
+                x.table, x.legacy_id, x.column, x.value, x.reason
             );
         }
         return Err(data(format!("{rejected} rows would be rejected")));

@@ -8,6 +8,7 @@
 //! and never rewritten, and rows the application created after cutover (legacy id NULL) are
 //! never touched.
 
+use super::diagnose;
 use super::sequences;
 use super::sql::ident;
 use crate::error::{data, describe_pg, unavailable};
@@ -15,7 +16,6 @@ use crate::extract::{Extracted, Msg};
 use crate::mapping::OnMissing;
 use crate::plan::{Plan, TableKind, TablePlan};
 use crate::report::{RejectRow, Report, TableReport};
-use anyhow::Context;
 use futures_util::SinkExt;
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, Transaction};
@@ -129,9 +129,7 @@ async fn load(
             ..TableReport::default()
         };
         rejects.extend(ex.rejects);
-        merge(&tx, plan, index, table, &mut t, &mut rejects)
-            .await
-            .with_context(|| format!("loading table `{}`", table.name))?;
+        merge(&tx, plan, index, table, &mut t, &mut rejects).await?;
         report.rejects_total += t.rejected;
         report.tables.push(t);
     }
@@ -452,7 +450,7 @@ async fn merge(
     let value_cols: Vec<usize> = (0..table.stage.len())
         .filter(|i| !key_cols.contains(i))
         .collect();
-    if !value_cols.is_empty() {
+    let update = (!value_cols.is_empty()).then(|| {
         let names: Vec<String> = value_cols
             .iter()
             .map(|&i| ident(&table.stage[i].target))
@@ -475,24 +473,20 @@ async fn merge(
                 })
                 .collect()
         };
-        let sql = format!(
+        format!(
             "UPDATE {tt} t SET ({names}) = ROW({new}) FROM ({resolved}) r WHERE {key_match} AND ({old_cmp}) IS DISTINCT FROM ({new_cmp})",
             tt = table.qualified,
             names = names.join(", "),
             new = new.join(", "),
             old_cmp = cmp("t").join(", "),
             new_cmp = cmp("r").join(", "),
-        );
-        t.updated = tx
-            .execute(&sql, &[])
-            .await
-            .map_err(|e| pg_error(&e, table, "updating changed rows"))?;
-    }
+        )
+    });
 
     // 5. Insert rows not yet in the target, in source order.
     let targets: Vec<String> = table.stage.iter().map(|c| ident(&c.target)).collect();
     let values: Vec<String> = (0..table.stage.len()).map(|i| format!("r.r{i}")).collect();
-    let sql = format!(
+    let insert = format!(
         "INSERT INTO {tt} ({cols}){over} SELECT {vals} FROM ({resolved}) r WHERE NOT EXISTS (SELECT 1 FROM {tt} t WHERE {key_match}) ORDER BY r.row_",
         tt = table.qualified,
         cols = targets.join(", "),
@@ -503,34 +497,65 @@ async fn merge(
         },
         vals = values.join(", "),
     );
-    t.inserted = tx
-        .execute(&sql, &[])
-        .await
-        .map_err(|e| pg_error(&e, table, "inserting new rows"))?;
 
     // 6. Junctions: the source describes all links of its owners; remove the others.
+    let mut unlink = None;
     if let TableKind::Junction { owner } = table.kind
         && let Some(r) = &table.stage[owner].reference
+        && let TableKind::Entity { match_column } = &plan.tables[r.parent].kind
     {
         let parent = &plan.tables[r.parent];
-        if let TableKind::Entity { match_column } = &parent.kind {
-            let sql = format!(
-                    "DELETE FROM {tt} t WHERE t.{own} IN (SELECT p.{pk} FROM {pq} p JOIN {ps} ps ON ps.c0 = p.{pm} WHERE NOT ps.drop_)
-                       AND NOT EXISTS (SELECT 1 FROM ({resolved}) r WHERE {m})",
-                    tt = table.qualified,
-                    own = ident(&table.stage[owner].target),
-                    pk = ident(&r.pk),
-                    pq = parent.qualified,
-                    ps = parent.stage_table(r.parent),
-                    pm = ident(match_column),
-                    m = matches("t"),
-                );
-            t.deleted = tx
-                .execute(&sql, &[])
-                .await
-                .map_err(|e| pg_error(&e, table, "removing links no longer in the source"))?;
+        unlink = Some(format!(
+            "DELETE FROM {tt} t WHERE t.{own} IN (SELECT p.{pk} FROM {pq} p JOIN {ps} ps ON ps.c0 = p.{pm} WHERE NOT ps.drop_)
+               AND NOT EXISTS (SELECT 1 FROM ({resolved}) r WHERE {m})",
+            tt = table.qualified,
+            own = ident(&table.stage[owner].target),
+            pk = ident(&r.pk),
+            pq = parent.qualified,
+            ps = parent.stage_table(r.parent),
+            pm = ident(match_column),
+            m = matches("t"),
+        ));
+    }
+
+    // The writes run under a savepoint so that a constraint violation can be traced back
+    // to the source rows that caused it before the error is returned.
+    tx.batch_execute("SAVEPOINT cutover_merge")
+        .await
+        .map_err(|e| pg_error(&e, table, "starting the merge"))?;
+    let steps = [
+        (update.as_deref(), "updating changed rows"),
+        (Some(insert.as_str()), "inserting new rows"),
+        (unlink.as_deref(), "removing links no longer in the source"),
+    ];
+    let mut counts = [0u64; 3];
+    for (n, (sql, doing)) in steps.iter().enumerate() {
+        let Some(sql) = sql else { continue };
+        match tx.execute(*sql, &[]).await {
+            Ok(k) => counts[n] = k,
+            Err(e) => {
+                let mut ids = None;
+                if let Some(db) = e.as_db_error()
+                    && db.code().code().starts_with("23")
+                    && tx
+                        .batch_execute("ROLLBACK TO SAVEPOINT cutover_merge")
+                        .await
+                        .is_ok()
+                {
+                    ids = diagnose::offenders(tx, table, &resolved, db).await;
+                }
+                let doing = match ids {
+                    Some(ids) => format!("{doing} (source rows with legacy ids {ids})"),
+                    None => doing.to_string(),
+                };
+                return Err(pg_error(&e, table, &doing));
+            }
         }
     }
+    [t.updated, t.inserted, t.deleted] = counts;
+    tx.batch_execute("RELEASE SAVEPOINT cutover_merge")
+        .await
+        .map_err(|e| pg_error(&e, table, "finishing the merge"))?;
 
     let staged: i64 = tx
         .query_one(&format!("SELECT count(*) FROM {s} WHERE NOT drop_"), &[])

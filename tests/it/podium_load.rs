@@ -488,3 +488,23 @@ fn expected_md_assertions_hold() {
         }
     }
 }
+
+#[test]
+fn check_constraint_violation_names_the_source_rows() {
+    let db = Db::new("check_violation");
+    db.sql("ALTER TABLE votes ADD CONSTRAINT votes_points_positive CHECK (points > 0)");
+    db.edit_sqlite("UPDATE votes SET points = 0 WHERE id IN (3, 8);");
+    let r = db.cutover("load", &[]);
+    r.fails(1);
+    assert!(r.stderr.contains("votes_points_positive"), "{}", r.all());
+    assert!(
+        r.stderr.contains("source rows with legacy ids 3, 8"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(
+        db.one("SELECT count(*) FROM users"),
+        "0",
+        "nothing committed"
+    );
+}
