@@ -19,8 +19,8 @@ pub enum Command {
     Check(Common),
     /// Load the source into the target in one transaction (all or nothing).
     Load(LoadArgs),
-    /// Compare the target with what the source maps to; exit 1 on any difference.
-    Verify(Common),
+    /// Compare the target with what the source maps to, row by row; exit 1 on any difference.
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +61,10 @@ pub struct LoadArgs {
     /// legacy id is NULL, i.e. created by the application).
     #[arg(long)]
     pub prune: bool,
+    /// Before committing, compare every loaded row with the source (every mapped column,
+    /// after conversion) inside the transaction; any difference fails the load.
+    #[arg(long)]
+    pub verify: bool,
     /// Load anyway when at most N rows are rejected (they are left out and listed).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_rejects: u64,
@@ -76,4 +80,13 @@ pub struct LoadArgs {
 pub enum ModeArg {
     Merge,
     Replace,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// How many differences to show per table.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub show: usize,
 }

@@ -34,6 +34,9 @@ pub struct TableReport {
     pub nulled: u64,
     /// Target rows carrying this run's legacy ids (or links) after the load.
     pub target: u64,
+    /// The row-by-row comparison, for `verify` and `load --verify`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<crate::target::diff::TableDiff>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -1,7 +1,7 @@
 //! The commands: each wires the stages together (mapping → plan → source → convert →
 //! target → report) and decides the exit code.
 
-use crate::cli::{Cli, Command, Common, LoadArgs, ModeArg};
+use crate::cli::{Cli, Command, Common, LoadArgs, ModeArg, VerifyArgs};
 use crate::error::{data, describe_pg, unavailable, usage};
 use crate::extract::{self, Limits, Msg, Progress};
 use crate::mapping::{self, Mapping};
@@ -22,7 +22,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Check(c) => check(c).await,
         Command::Load(l) => load_command(l).await,
-        Command::Verify(c) => verify_command(c).await,
+        Command::Verify(v) => verify_command(v).await,
     }
 }
 
@@ -229,6 +229,8 @@ async fn load_command(a: LoadArgs) -> anyhow::Result<i32> {
         dry_run: a.dry_run,
         max_rejects: a.max_rejects,
         expect_revision: m.expect_revision.clone(),
+        verify: a.verify,
+        examples: 10,
     };
     if !c.quiet {
         eprintln!(
@@ -264,7 +266,7 @@ async fn load_command(a: LoadArgs) -> anyhow::Result<i32> {
     // A scratch load is verified before the cluster goes away.
     if code == 0 && target.scratch.is_some() && !a.dry_run {
         let (_, plan, source, mut client) = prepare(c, &target).await?;
-        code = verify_with(source, &plan, &mut client, &m, true).await?;
+        code = verify_with(source, &plan, &mut client, &m, true, 10).await?;
     }
     drop(client);
     target.finish(c.keep_scratch, c.quiet)?;
@@ -293,6 +295,11 @@ fn print_outcome(
             );
         }
     }
+    for t in &r.tables {
+        for e in t.verify.iter().flat_map(|d| &d.examples) {
+            println!("  {}: {e}", t.table);
+        }
+    }
     if let Some(p) = rejects_file {
         report::write_rejects(p, rejects)?;
     }
@@ -302,49 +309,75 @@ fn print_outcome(
     Ok(())
 }
 
-async fn verify_command(c: Common) -> anyhow::Result<i32> {
-    let target = Target::require(Target::open(&c).await?)?;
-    let (m, plan, source, mut client) = prepare(&c, &target).await?;
-    let code = verify_with(source, &plan, &mut client, &m, c.quiet).await?;
+async fn verify_command(v: VerifyArgs) -> anyhow::Result<i32> {
+    let c = &v.common;
+    let target = Target::require(Target::open(c).await?)?;
+    let (m, plan, source, mut client) = prepare(c, &target).await?;
+    let code = verify_with(source, &plan, &mut client, &m, c.quiet, v.show).await?;
     drop(client);
     target.finish(c.keep_scratch, c.quiet)?;
     Ok(code)
 }
 
-/// Verification is a dry-run merge with pruning that must find nothing to do: every source
-/// row present and equal (after conversion), no extra rows. It reads the target inside one
-/// transaction and rolls back.
+/// Compare the target with what the source maps to, row by row and column by column, in one
+/// consistent snapshot of the target; nothing is written. Exit 1 on any difference.
 async fn verify_with(
     source: Box<dyn Source>,
     plan: &Plan,
     client: &mut tokio_postgres::Client,
     m: &Mapping,
     quiet: bool,
+    show: usize,
 ) -> anyhow::Result<i32> {
     let opts = Options {
-        mode: Mode::Merge,
-        prune: true,
+        mode: Mode::Verify,
+        prune: false,
         dry_run: true,
         max_rejects: u64::MAX,
         expect_revision: m.expect_revision.clone(),
+        verify: false,
+        examples: show,
     };
-    let outcome = load_with(source, plan, client, &opts, 1000, quiet).await?;
+    let outcome = load_with(source, plan, client, &opts, show, quiet).await?;
     let mut bad = Vec::new();
     println!(
         "verify: {:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
         "table", "source", "equal", "differ", "missing", "extra", "left out"
     );
     for t in &outcome.report.tables {
-        let left_out = t.rejected + t.skipped;
+        let d = t.verify.clone().unwrap_or_default();
         println!(
             "verify: {:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-            t.table, t.read, t.unchanged, t.updated, t.inserted, t.deleted, left_out
+            t.table,
+            t.read,
+            d.equal,
+            d.differ,
+            d.missing,
+            d.extra,
+            t.rejected + t.skipped
         );
-        if t.updated + t.inserted + t.deleted > 0 {
+        if !d.is_clean() {
             bad.push(format!(
                 "{}: {} differ, {} missing, {} extra",
-                t.table, t.updated, t.inserted, t.deleted
+                t.table, d.differ, d.missing, d.extra
             ));
+        }
+    }
+    for t in &outcome.report.tables {
+        for e in t.verify.iter().flat_map(|d| &d.examples) {
+            println!("  {}: {e}", t.table);
+        }
+    }
+    if !outcome.rejects.is_empty() {
+        println!(
+            "left out of the comparison (rejected or skipped), first {}:",
+            outcome.rejects.len().min(show)
+        );
+        for x in outcome.rejects.iter().take(show) {
+            println!(
+                "  {} {} {} = {}: {}",
+                x.table, x.legacy_id, x.column, x.value, x.reason
+            );
         }
     }
     if bad.is_empty() {

@@ -508,3 +508,32 @@ fn check_constraint_violation_names_the_source_rows() {
         "nothing committed"
     );
 }
+
+#[test]
+fn load_verify_fails_a_load_that_lands_differently() {
+    let db = Db::new("load_verify");
+    // A trigger that silently changes a value on the way in: only a row-by-row comparison
+    // inside the load's transaction can catch it before it is committed.
+    db.sql(
+        "CREATE FUNCTION shout() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.display_name := upper(NEW.display_name); RETURN NEW; END $$;
+         CREATE TRIGGER shout BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION shout();",
+    );
+    let r = db.cutover("load", &["--verify"]);
+    r.fails(1);
+    assert!(
+        r.stderr.contains(
+            "--verify: after loading, the target does not match the source (users: 12 differ"
+        ),
+        "{}",
+        r.all()
+    );
+    assert_eq!(
+        db.one("SELECT count(*) FROM users"),
+        "0",
+        "nothing committed"
+    );
+    db.sql("DROP TRIGGER shout ON users");
+    let r = db.cutover("load", &["--verify"]);
+    r.ok();
+    assert!(r.stdout.contains("committed."), "{}", r.all());
+}

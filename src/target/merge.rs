@@ -1,0 +1,397 @@
+//! Bringing one target table in line with its staging table, in set-based SQL.
+//!
+//! [`resolve`] rejects duplicate legacy ids and applies each reference's `on_missing` policy,
+//! then describes the resolved rows: the staged values with every reference joined to its
+//! parent's primary key through the parent's legacy column (no id map held in memory).
+//! [`write`] updates rows whose values changed (unchanged rows are not rewritten), inserts
+//! new ones in source order and, for a junction, removes links its owners no longer have.
+
+use super::diagnose;
+use super::sql::{ident, literal};
+use super::table_error;
+use crate::mapping::OnMissing;
+use crate::plan::{Plan, TableKind, TablePlan};
+use crate::report::{RejectRow, TableReport};
+use tokio_postgres::Transaction;
+
+/// The resolved rows of one table as SQL, and how they line up with target rows.
+pub struct Resolved {
+    /// `SELECT s.row_, … AS r0, … AS rN FROM stage s LEFT JOIN parents … WHERE NOT s.drop_`.
+    pub select: String,
+    /// Matches target row `t` with resolved row `r` on the identity.
+    pub key_match: String,
+    /// Stage columns that are values (not identity), updated when they change.
+    pub value_cols: Vec<usize>,
+    /// How a resolved row `r` is named in messages.
+    pub label: String,
+}
+
+impl Resolved {
+    /// The value columns of target row `t` and of resolved row `r`, as comparable lists.
+    pub fn compared(&self, table: &TablePlan) -> (String, String) {
+        let side = |target: bool| -> String {
+            self.value_cols
+                .iter()
+                .map(|&i| {
+                    let col = if target {
+                        format!("t.{}", ident(&table.stage[i].target))
+                    } else {
+                        format!("r.r{i}")
+                    };
+                    if table.stage[i].compare_as_text {
+                        format!("{col}::text")
+                    } else {
+                        col
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        (side(true), side(false))
+    }
+
+    /// `t` and `r` differ in a value column.
+    pub fn differs(&self, table: &TablePlan) -> String {
+        let (old, new) = self.compared(table);
+        format!("({old}) IS DISTINCT FROM ({new})")
+    }
+
+    /// Target rows of a junction that belong to an owner in the source but are not in it.
+    pub fn stale_links(&self, plan: &Plan, table: &TablePlan) -> Option<String> {
+        let TableKind::Junction { owner } = table.kind else {
+            return None;
+        };
+        let r = table.stage[owner].reference.as_ref()?;
+        let parent = &plan.tables[r.parent];
+        let TableKind::Entity { match_column } = &parent.kind else {
+            return None;
+        };
+        let same: Vec<String> = table
+            .stage
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.key)
+            .map(|(i, c)| format!("t.{} = r.r{i}", ident(&c.target)))
+            .collect();
+        Some(format!(
+            "t.{own} IN (SELECT p.{pk} FROM {pq} p JOIN {ps} ps ON ps.c0 = p.{pm} WHERE NOT ps.drop_)
+               AND NOT EXISTS (SELECT 1 FROM ({sel}) r WHERE {same})",
+            own = ident(&table.stage[owner].target),
+            pk = ident(&r.pk),
+            pq = parent.qualified,
+            ps = parent.stage_table(r.parent),
+            pm = ident(match_column),
+            sel = self.select,
+            same = same.join(" AND "),
+        ))
+    }
+}
+
+/// How a staged row `s` is named in messages: its legacy id, or for a link the ids it joins.
+fn staged_label(table: &TablePlan, alias: &str, col: &str) -> String {
+    if table.is_junction() {
+        table
+            .stage
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.reference.is_some())
+            .map(|(i, c)| {
+                format!(
+                    "{} || '=' || coalesce({alias}.{col}{i}::text, 'NULL')",
+                    literal(&c.target)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" || ' ' || ")
+    } else {
+        format!("{alias}.{col}0::text")
+    }
+}
+
+/// Reject duplicates and unresolved references, then describe the resolved rows.
+pub async fn resolve(
+    tx: &Transaction<'_>,
+    index: usize,
+    table: &TablePlan,
+    t: &mut TableReport,
+    rejects: &mut Vec<RejectRow>,
+) -> anyhow::Result<Resolved> {
+    let s = table.stage_table(index);
+    let legacy_text = staged_label(table, "s", "c");
+
+    // 1. Duplicate identities: keep the first, reject (for links: skip) the rest.
+    let partition: Vec<String> = table
+        .stage
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.key)
+        .map(|(i, _)| format!("c{i}"))
+        .collect();
+    let dups = tx
+        .query(
+            &format!(
+                "WITH d AS (SELECT row_, row_number() OVER (PARTITION BY {p} ORDER BY row_) AS n FROM {s} WHERE NOT drop_)
+                 UPDATE {s} s SET drop_ = true FROM d WHERE s.row_ = d.row_ AND d.n > 1 RETURNING {legacy_text}",
+                p = partition.join(", ")
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| table_error(&e, table, "finding duplicate legacy ids"))?;
+    if table.is_junction() {
+        t.skipped += dups.len() as u64;
+    } else {
+        t.rejected += dups.len() as u64;
+        for r in dups {
+            let id: String = r.get(0);
+            rejects.push(RejectRow {
+                table: table.name.clone(),
+                value: id.clone(),
+                legacy_id: id,
+                column: table.stage[0].target.clone(),
+                reason: "duplicate legacy id: an earlier source row has the same id".into(),
+            });
+        }
+    }
+
+    // 2. References that do not resolve, per policy.
+    for (i, c) in table.stage.iter().enumerate() {
+        let Some(r) = &c.reference else { continue };
+        let unresolved = format!(
+            "NOT s.drop_ AND s.c{i} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {p} p WHERE p.{m} = s.c{i})",
+            p = r.qualified,
+            m = ident(&r.match_column)
+        );
+        match r.on_missing {
+            OnMissing::Null => {
+                let n: i64 = tx
+                    .query_one(
+                        &format!("SELECT count(*) FROM {s} s WHERE {unresolved}"),
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| table_error(&e, table, "resolving references"))?
+                    .get(0);
+                t.nulled += n as u64;
+            }
+            OnMissing::Error | OnMissing::Skip => {
+                let rows = tx
+                    .query(&format!("UPDATE {s} s SET drop_ = true WHERE {unresolved} RETURNING {legacy_text}, s.c{i}::text"), &[])
+                    .await
+                    .map_err(|e| table_error(&e, table, "resolving references"))?;
+                let skip = r.on_missing == OnMissing::Skip;
+                if skip {
+                    t.skipped += rows.len() as u64;
+                } else {
+                    t.rejected += rows.len() as u64;
+                }
+                for row in rows {
+                    let value: String = row.get(1);
+                    rejects.push(RejectRow {
+                        table: table.name.clone(),
+                        legacy_id: row.get(0),
+                        column: c.target.clone(),
+                        reason: format!(
+                            "{}references `{}` legacy id {value}, which is not in the target{}",
+                            if skip { "skipped: " } else { "" },
+                            r.table,
+                            if skip { "" } else { " (set on_missing = \"null\" or \"skip\" in the mapping to load the rest)" }
+                        ),
+                        value,
+                    });
+                }
+            }
+        }
+    }
+
+    // 3. The resolved rows: references joined to their parents' primary keys.
+    let mut select = vec!["s.row_".to_string()];
+    let mut joins = String::new();
+    for (i, c) in table.stage.iter().enumerate() {
+        match &c.reference {
+            Some(r) => {
+                select.push(format!("p{i}.{} AS r{i}", ident(&r.pk)));
+                joins.push_str(&format!(
+                    " LEFT JOIN {} p{i} ON p{i}.{} = s.c{i}",
+                    r.qualified,
+                    ident(&r.match_column)
+                ));
+            }
+            None => select.push(format!("s.c{i} AS r{i}")),
+        }
+    }
+    let key_cols: Vec<usize> = table
+        .stage
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.key)
+        .map(|(i, _)| i)
+        .collect();
+    let key_match = match &table.kind {
+        TableKind::Entity { match_column } => format!("t.{} = r.r0", ident(match_column)),
+        TableKind::Junction { .. } => key_cols
+            .iter()
+            .map(|&i| format!("t.{} = r.r{i}", ident(&table.stage[i].target)))
+            .collect::<Vec<_>>()
+            .join(" AND "),
+    };
+    Ok(Resolved {
+        select: format!(
+            "SELECT {} FROM {s} s{joins} WHERE NOT s.drop_",
+            select.join(", ")
+        ),
+        key_match,
+        value_cols: (0..table.stage.len())
+            .filter(|i| !key_cols.contains(i))
+            .collect(),
+        label: staged_label(table, "r", "r"),
+    })
+}
+
+/// Update changed rows, insert new ones, and remove stale links. Runs under a savepoint so
+/// that a constraint violation can be traced back to the source rows behind it.
+pub async fn write(
+    tx: &Transaction<'_>,
+    plan: &Plan,
+    table: &TablePlan,
+    res: &Resolved,
+    t: &mut TableReport,
+) -> anyhow::Result<()> {
+    let update = (!res.value_cols.is_empty()).then(|| {
+        let names: Vec<String> = res
+            .value_cols
+            .iter()
+            .map(|&i| ident(&table.stage[i].target))
+            .collect();
+        let new: Vec<String> = res.value_cols.iter().map(|&i| format!("r.r{i}")).collect();
+        format!(
+            "UPDATE {tt} t SET ({names}) = ROW({new}) FROM ({sel}) r WHERE {key} AND {differs}",
+            tt = table.qualified,
+            names = names.join(", "),
+            new = new.join(", "),
+            sel = res.select,
+            key = res.key_match,
+            differs = res.differs(table),
+        )
+    });
+    let targets: Vec<String> = table.stage.iter().map(|c| ident(&c.target)).collect();
+    let values: Vec<String> = (0..table.stage.len()).map(|i| format!("r.r{i}")).collect();
+    let insert = format!(
+        "INSERT INTO {tt} ({cols}){over} SELECT {vals} FROM ({sel}) r WHERE NOT EXISTS (SELECT 1 FROM {tt} t WHERE {key}) ORDER BY r.row_",
+        tt = table.qualified,
+        cols = targets.join(", "),
+        over = if table.overriding {
+            " OVERRIDING SYSTEM VALUE"
+        } else {
+            ""
+        },
+        vals = values.join(", "),
+        sel = res.select,
+        key = res.key_match,
+    );
+    let unlink = res
+        .stale_links(plan, table)
+        .map(|stale| format!("DELETE FROM {} t WHERE {stale}", table.qualified));
+
+    tx.batch_execute("SAVEPOINT cutover_merge")
+        .await
+        .map_err(|e| table_error(&e, table, "starting the merge"))?;
+    let steps = [
+        (update.as_deref(), "updating changed rows"),
+        (Some(insert.as_str()), "inserting new rows"),
+        (unlink.as_deref(), "removing links no longer in the source"),
+    ];
+    let mut counts = [0u64; 3];
+    for (n, (sql, doing)) in steps.iter().enumerate() {
+        let Some(sql) = sql else { continue };
+        match tx.execute(*sql, &[]).await {
+            Ok(k) => counts[n] = k,
+            Err(e) => {
+                let mut ids = None;
+                if let Some(db) = e.as_db_error()
+                    && db.code().code().starts_with("23")
+                    && tx
+                        .batch_execute("ROLLBACK TO SAVEPOINT cutover_merge")
+                        .await
+                        .is_ok()
+                {
+                    ids = diagnose::offenders(tx, table, &res.select, db).await;
+                }
+                let doing = match ids {
+                    Some(ids) => format!("{doing} (source rows with legacy ids {ids})"),
+                    None => doing.to_string(),
+                };
+                return Err(table_error(&e, table, &doing));
+            }
+        }
+    }
+    [t.updated, t.inserted, t.deleted] = counts;
+    tx.batch_execute("RELEASE SAVEPOINT cutover_merge")
+        .await
+        .map_err(|e| table_error(&e, table, "finishing the merge"))?;
+    Ok(())
+}
+
+/// Rows staged and not dropped (what should be in the target).
+pub async fn staged(tx: &Transaction<'_>, index: usize, table: &TablePlan) -> anyhow::Result<u64> {
+    let n: i64 = tx
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM {} WHERE NOT drop_",
+                table.stage_table(index)
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| table_error(&e, table, "counting staged rows"))?
+        .get(0);
+    Ok(n as u64)
+}
+
+/// Entity rows whose legacy id is no longer in the source: the condition on target row `t`.
+pub fn gone(index: usize, table: &TablePlan) -> Option<String> {
+    let TableKind::Entity { match_column } = &table.kind else {
+        return None;
+    };
+    Some(format!(
+        "t.{m} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {s} s WHERE s.c0 = t.{m})",
+        m = ident(match_column),
+        s = table.stage_table(index)
+    ))
+}
+
+/// Delete entity rows whose legacy id is no longer in the source (never rows whose legacy
+/// id is NULL, which the application created).
+pub async fn prune(tx: &Transaction<'_>, index: usize, table: &TablePlan) -> anyhow::Result<u64> {
+    let Some(gone) = gone(index, table) else {
+        return Ok(0);
+    };
+    tx.execute(
+        &format!("DELETE FROM {} t WHERE {gone}", table.qualified),
+        &[],
+    )
+    .await
+    .map_err(|e| table_error(&e, table, "pruning rows no longer in the source"))
+}
+
+/// Target rows carrying this run's legacy ids (or links).
+pub async fn loaded(
+    tx: &Transaction<'_>,
+    table: &TablePlan,
+    res: &Resolved,
+) -> anyhow::Result<u64> {
+    let n: i64 = tx
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM ({sel}) r WHERE EXISTS (SELECT 1 FROM {t} t WHERE {key})",
+                sel = res.select,
+                t = table.qualified,
+                key = res.key_match
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| table_error(&e, table, "checking row counts"))?
+        .get(0);
+    Ok(n as u64)
+}
