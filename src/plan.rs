@@ -10,7 +10,9 @@
 
 use crate::convert::{ColumnPlan, Rules};
 use crate::mapping::suggest;
-use crate::mapping::{Const, Identity, Input, Mapping, OnMissing, Problem, Problems, TableMap};
+use crate::mapping::{
+    Const, Identity, Input, Mapping, OnMissing, Problem, Problems, Shape, TableMap,
+};
 use crate::source::SourceTable;
 use crate::target::catalog::{Catalog, ColumnInfo, TableInfo};
 use crate::target::pgtype::PgType;
@@ -67,6 +69,8 @@ pub struct StageColumn {
     /// Part of the identity: never updated once inserted.
     pub key: bool,
     pub reference: Option<RefPlan>,
+    /// Arrays, formula errors, exploding (see `mapping::Shape`).
+    pub shape: Shape,
 }
 
 #[derive(Debug, Clone)]
@@ -425,7 +429,10 @@ fn bind_table(
         };
         filled.push(c.name.clone());
         let sc = match &c.reference {
-            None => stage_column(ci, input, c.rules.clone(), false),
+            None => StageColumn {
+                shape: c.shape,
+                ..stage_column(ci, input, c.rules.clone(), false)
+            },
             Some(r) => {
                 let Some(parent_map) = m.table(&r.table) else {
                     continue;
@@ -499,6 +506,7 @@ fn bind_table(
                     sql_type: match_col.sql_type.clone(),
                     compare_as_text: false,
                     key: t.is_junction(),
+                    shape: c.shape,
                     plan,
                     reference: Some(RefPlan {
                         table: r.table.clone(),
@@ -563,6 +571,7 @@ fn stage_column(ci: &ColumnInfo, input: StageInput, rules: Rules, key: bool) -> 
             || matches!(&ci.ty, PgType::Array { elem, .. } if **elem == PgType::Json),
         key,
         reference: None,
+        shape: Shape::default(),
     }
 }
 

@@ -63,6 +63,35 @@ pub struct ColumnMap {
     pub input: Input,
     pub rules: Rules,
     pub reference: Option<Reference>,
+    pub shape: Shape,
+}
+
+/// What to do with structured source values (Airtable arrays and formula errors) before
+/// they are converted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Shape {
+    /// An array where the column holds one value (a single link, a lookup).
+    pub many: Many,
+    /// A formula, rollup or lookup error (`{"error": "#ERROR!"}`, `{"specialValue": "NaN"}`).
+    pub on_error: OnError,
+    /// One row per element of this column's array (a junction fed from a link field).
+    pub explode: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Many {
+    /// Several values where one is expected is a reject.
+    #[default]
+    Reject,
+    /// Take the first.
+    First,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    #[default]
+    Reject,
+    Null,
 }
 
 #[derive(Debug, Clone)]
@@ -223,6 +252,9 @@ const COLUMN_KEYS: &[&str] = &[
     "split",
     "references",
     "on_missing",
+    "many",
+    "on_error",
+    "explode",
 ];
 
 type Entry<'i> = (
@@ -519,6 +551,13 @@ impl Walker<'_> {
                     self.problem(at, &join(&prefix, key), "a junction table has no legacy id: its rows are identified by their references");
                 }
             }
+            if columns.iter().filter(|c| c.shape.explode).count() > 1 {
+                self.problem(
+                    at,
+                    &prefix,
+                    "only one column of a junction can have `explode = true`",
+                );
+            }
             let refs: Vec<&ColumnMap> = columns.iter().filter(|c| c.reference.is_some()).collect();
             if refs.len() < 2 {
                 self.problem(
@@ -607,6 +646,7 @@ impl Walker<'_> {
                 input: Input::Field(field),
                 rules,
                 reference: None,
+                shape: Shape::default(),
             });
         }
         let DeValue::Table(t) = v.get_ref() else {
@@ -775,12 +815,35 @@ impl Walker<'_> {
                 None
             }
         };
+        let mut shape = Shape::default();
+        if let Some(v) = t.get("many") {
+            shape.many = self
+                .choice(
+                    v,
+                    &join(&key, "many"),
+                    &[("reject", Many::Reject), ("first", Many::First)],
+                )
+                .unwrap_or_default();
+        }
+        if let Some(v) = t.get("on_error") {
+            shape.on_error = self
+                .choice(
+                    v,
+                    &join(&key, "on_error"),
+                    &[("reject", OnError::Reject), ("null", OnError::Null)],
+                )
+                .unwrap_or_default();
+        }
+        if let Some(v) = t.get("explode") {
+            shape.explode = self.boolean(v, &join(&key, "explode")).unwrap_or(false);
+        }
         Some(ColumnMap {
             name: name.get_ref().to_string(),
             line,
             input,
             rules,
             reference,
+            shape,
         })
     }
 }
