@@ -57,6 +57,13 @@ pub fn unavailable(message: impl Into<String>) -> anyhow::Error {
     .into()
 }
 
+/// Ctrl-C: nothing was committed.
+pub fn interrupted() -> anyhow::Error {
+    unavailable(
+        "interrupted (Ctrl-C): the load was stopped before it committed and PostgreSQL rolled it back; the target is unchanged. Run the same command again when ready.",
+    )
+}
+
 /// The exit code an error stands for.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {

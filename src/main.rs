@@ -14,7 +14,14 @@ fn main() {
             std::process::exit(3);
         }
     };
-    let result = runtime.block_on(cutover::run::run(cli));
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = cutover::run::run(cli) => r,
+            // Ctrl-C: dropping the command drops its transaction, so PostgreSQL rolls it back
+            // (and a scratch cluster is stopped and removed).
+            _ = tokio::signal::ctrl_c() => Err(cutover::error::interrupted()),
+        }
+    });
     // Do not wait for background tasks (connections) to wind down.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
