@@ -21,6 +21,9 @@ pub enum Command {
     Load(LoadArgs),
     /// Compare the target with what the source maps to, row by row; exit 1 on any difference.
     Verify(VerifyArgs),
+    /// Write a snapshot of the source: one CSV file per table the mapping reads, plus
+    /// manifest.json. Load from it later with --source snapshot:DIR.
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -28,7 +31,7 @@ pub struct Common {
     /// The mapping file (mappings/*.toml).
     #[arg(short = 'm', long = "mapping", value_name = "MAPPING")]
     pub mapping: PathBuf,
-    /// Source to read: sqlite:PATH. Default: the mapping's [source] section.
+    /// Source to read: sqlite:PATH or snapshot:DIR. Default: the mapping's [source] section.
     #[arg(long, value_name = "SRC")]
     pub source: Option<String>,
     /// Target PostgreSQL URL (postgres://, postgresql://, postgresql+asyncpg:// …), or
@@ -89,4 +92,23 @@ pub struct VerifyArgs {
     /// How many differences to show per table.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub show: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The mapping file (mappings/*.toml): its source tables are exported.
+    #[arg(short = 'm', long = "mapping", value_name = "MAPPING")]
+    pub mapping: PathBuf,
+    /// Source to read: sqlite:PATH or snapshot:DIR. Default: the mapping's [source] section.
+    #[arg(long, value_name = "SRC")]
+    pub source: Option<String>,
+    /// The directory to write the snapshot to (created; must not exist or be empty).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Replace a non-empty --out directory and everything in it.
+    #[arg(long)]
+    pub force: bool,
+    /// No progress bars or notes, only the summary.
+    #[arg(short, long)]
+    pub quiet: bool,
 }

@@ -11,6 +11,7 @@ pub mod mapping;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod snapshot;
 pub mod source;
 pub mod target;
 pub mod value;

@@ -23,6 +23,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Check(c) => check(c).await,
         Command::Load(l) => load_command(l).await,
         Command::Verify(v) => verify_command(v).await,
+        Command::Export(e) => crate::snapshot::export::command(e).await,
     }
 }
 

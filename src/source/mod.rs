@@ -12,20 +12,25 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceSpec {
     Sqlite(PathBuf),
+    /// A directory written by `cutover export`.
+    Snapshot(PathBuf),
 }
 
 impl SourceSpec {
-    /// Parse `sqlite:PATH`.
+    /// Parse `sqlite:PATH` or `snapshot:DIR`.
     pub fn parse(s: &str) -> anyhow::Result<SourceSpec> {
         match s.split_once(':') {
             Some(("sqlite", path)) if !path.is_empty() => {
                 Ok(SourceSpec::Sqlite(PathBuf::from(path)))
             }
-            Some(("airtable" | "snapshot", _)) => Err(crate::error::usage(format!(
+            Some(("snapshot", dir)) if !dir.is_empty() => {
+                Ok(SourceSpec::Snapshot(PathBuf::from(dir)))
+            }
+            Some(("airtable", _)) => Err(crate::error::usage(format!(
                 "`{s}`: this version of cutover reads SQLite sources only (sqlite:PATH)"
             ))),
             _ => Err(crate::error::usage(format!(
-                "`{s}` is not a source: use sqlite:PATH (for example sqlite:legacy.db)"
+                "`{s}` is not a source: use sqlite:PATH (for example sqlite:legacy.db) or snapshot:DIR"
             ))),
         }
     }
@@ -35,6 +40,7 @@ impl fmt::Display for SourceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SourceSpec::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
+            SourceSpec::Snapshot(p) => write!(f, "snapshot:{}", p.display()),
         }
     }
 }
@@ -86,5 +92,8 @@ pub trait Source: Send {
 pub fn open(spec: &SourceSpec) -> anyhow::Result<Box<dyn Source>> {
     match spec {
         SourceSpec::Sqlite(path) => Ok(Box::new(sqlite::SqliteSource::open(path)?)),
+        SourceSpec::Snapshot(dir) => Ok(Box::new(crate::snapshot::source::SnapshotSource::open(
+            dir,
+        )?)),
     }
 }

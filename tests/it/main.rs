@@ -3,3 +3,4 @@ mod harness;
 
 mod cli_errors;
 mod podium_load;
+mod snapshot;

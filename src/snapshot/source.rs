@@ -1,0 +1,303 @@
+//! `--source snapshot:DIR`: a snapshot read back as a [`Source`].
+//!
+//! Opening checks the whole snapshot before anything is read from it: the manifest's format
+//! version, that every file it lists exists, hashes to its SHA-256, has the manifest's header
+//! and row count, and that every cell decodes. A snapshot that fails any of these is refused
+//! with the file named, so a load never starts from a damaged backup. `scan` then streams one
+//! file at a time (bounded memory) and yields the same [`crate::value::Value`]s the original
+//! source did; it hashes again as it reads, so a file changed after opening is caught too.
+
+use super::format::{self, Cell, ColumnType};
+use super::{FORMAT, FORMAT_VERSION, HashReader, MANIFEST, Manifest, TableEntry};
+use crate::error::unavailable;
+use crate::source::{Record, Source, SourceTable};
+use crate::value::Value;
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+pub struct SnapshotSource {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+/// What to do about a damaged snapshot, appended to every such error.
+const REMEDY: &str = "the snapshot is damaged or was edited: restore it from your backup copy, or export it again with `cutover export`";
+
+impl SnapshotSource {
+    /// Open and check the snapshot in `dir` (see the module doc).
+    pub fn open(dir: &Path) -> anyhow::Result<SnapshotSource> {
+        let path = dir.join(MANIFEST);
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(unavailable(format!(
+                    "{} is not a cutover snapshot: {} is missing (write one with `cutover export --out {}`)",
+                    dir.display(),
+                    path.display(),
+                    dir.display()
+                )));
+            }
+            Err(e) => {
+                return Err(unavailable(format!("cannot read {}: {e}", path.display())));
+            }
+        };
+        // The version first, so a newer format says so instead of failing on a field.
+        let head: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
+            unavailable(format!(
+                "{}: not a valid manifest ({e}); {REMEDY}",
+                path.display()
+            ))
+        })?;
+        if head.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+            return Err(unavailable(format!(
+                "{}: not a cutover snapshot manifest (`format` is not \"{FORMAT}\")",
+                path.display()
+            )));
+        }
+        match head.get("format_version").and_then(|v| v.as_u64()) {
+            Some(v) if v == u64::from(FORMAT_VERSION) => {}
+            Some(v) if v > u64::from(FORMAT_VERSION) => {
+                return Err(unavailable(format!(
+                    "{}: snapshot format version {v} was written by a newer cutover; this one reads version {FORMAT_VERSION}: upgrade cutover",
+                    path.display()
+                )));
+            }
+            other => {
+                return Err(unavailable(format!(
+                    "{}: unsupported snapshot format version {}; this cutover reads version {FORMAT_VERSION}",
+                    path.display(),
+                    other.map_or("(none)".to_string(), |v| v.to_string())
+                )));
+            }
+        }
+        let manifest: Manifest = serde_json::from_value(head).map_err(|e| {
+            unavailable(format!(
+                "{}: not a valid manifest ({e}); {REMEDY}",
+                path.display()
+            ))
+        })?;
+        let source = SnapshotSource {
+            dir: dir.to_path_buf(),
+            manifest,
+        };
+        let mut names = std::collections::HashSet::new();
+        for t in &source.manifest.tables {
+            if !super::safe_file_name(&t.file) || !names.insert(t.file.as_str()) {
+                return Err(unavailable(format!(
+                    "{}: table `{}` names file `{}`, which is not a file of its own inside the snapshot; {REMEDY}",
+                    path.display(),
+                    t.name,
+                    t.file
+                )));
+            }
+        }
+        for t in &source.manifest.tables {
+            source.check_table(t)?;
+        }
+        Ok(source)
+    }
+
+    /// The manifest read when the snapshot was opened.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    fn entry(&self, table: &str) -> anyhow::Result<&TableEntry> {
+        self.manifest
+            .tables
+            .iter()
+            .find(|t| t.name == table)
+            .ok_or_else(|| {
+                unavailable(format!(
+                    "the snapshot {} has no table `{table}`",
+                    self.dir.display()
+                ))
+            })
+    }
+
+    /// Check one file: its SHA-256 first (the plainest verdict on a changed or truncated
+    /// file), then header, row count and every cell.
+    fn check_table(&self, t: &TableEntry) -> anyhow::Result<()> {
+        let path = self.dir.join(&t.file);
+        let f = self.open_file(t, &path)?;
+        let mut hashing = HashReader {
+            inner: f,
+            hash: Sha256::new(),
+        };
+        std::io::copy(&mut hashing, &mut std::io::sink())
+            .map_err(|e| unavailable(format!("cannot read {}: {e}", path.display())))?;
+        let sha = super::hex_digest(hashing.hash);
+        if sha != t.sha256 {
+            return Err(unavailable(format!(
+                "snapshot file {} (table `{}`) does not match the manifest: its SHA-256 is {sha}, the manifest says {}; {REMEDY}",
+                path.display(),
+                t.name,
+                t.sha256
+            )));
+        }
+        let all: Vec<usize> = (0..t.columns.len()).collect();
+        self.read(t, &all, &mut |_| Ok(())).map(|_| ())
+    }
+
+    fn open_file(&self, t: &TableEntry, path: &Path) -> anyhow::Result<File> {
+        match File::open(path) {
+            Ok(f) => Ok(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(unavailable(format!(
+                "snapshot file {} (table `{}`) is missing; {REMEDY}",
+                path.display(),
+                t.name
+            ))),
+            Err(e) => Err(unavailable(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+
+    /// Stream `t`'s file, decoding the columns `cols`, and check it against the manifest.
+    fn read(
+        &self,
+        t: &TableEntry,
+        cols: &[usize],
+        each: &mut dyn FnMut(&dyn Record) -> anyhow::Result<()>,
+    ) -> anyhow::Result<u64> {
+        let path = self.dir.join(&t.file);
+        let f = self.open_file(t, &path)?;
+        let damaged = |what: String| {
+            unavailable(format!(
+                "snapshot file {} (table `{}`): {what}; {REMEDY}",
+                path.display(),
+                t.name
+            ))
+        };
+        let mut hashing = HashReader {
+            inner: BufReader::with_capacity(256 * 1024, f),
+            hash: Sha256::new(),
+        };
+        let mut n = 0u64;
+        let result = (|| -> anyhow::Result<()> {
+            let mut r = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(false)
+                .from_reader(&mut hashing);
+            let mut rec = csv::ByteRecord::new();
+            let header_ok = r
+                .read_byte_record(&mut rec)
+                .map_err(|e| damaged(format!("cannot read the header row: {}", csv_error(&e))))?;
+            let want: Vec<&[u8]> = t.columns.iter().map(|c| c.name.as_bytes()).collect();
+            if !header_ok || rec.iter().collect::<Vec<_>>() != want {
+                return Err(damaged(
+                    "the header row differs from the manifest's column list".to_string(),
+                ));
+            }
+            loop {
+                match r.read_byte_record(&mut rec) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        return Err(damaged(format!("after data row {n}: {}", csv_error(&e))));
+                    }
+                }
+                n += 1;
+                if n > t.rows {
+                    return Err(damaged(format!(
+                        "more rows than the {} the manifest lists",
+                        t.rows
+                    )));
+                }
+                let mut cells = Vec::with_capacity(cols.len());
+                for &c in cols {
+                    let ty = t.columns.get(c).map_or(ColumnType::Text, |c| c.ty);
+                    let raw = rec.get(c).unwrap_or_default();
+                    let cell = format::decode(raw, ty).map_err(|why| {
+                        damaged(format!(
+                            "data row {n}, column `{}`: {why}",
+                            t.columns.get(c).map_or("?", |c| c.name.as_str())
+                        ))
+                    })?;
+                    cells.push(cell);
+                }
+                each(&SnapshotRecord { cells, ordinal: n })
+                    .with_context(|| format!("source table `{}`, row {n}", t.name))?;
+            }
+            Ok(())
+        })();
+        result?;
+        let sha = super::hex_digest(hashing.hash);
+        if sha != t.sha256 {
+            return Err(damaged(format!(
+                "its SHA-256 is {sha}, the manifest says {}",
+                t.sha256
+            )));
+        }
+        if n != t.rows {
+            return Err(damaged(format!(
+                "it has {n} data rows, the manifest says {}",
+                t.rows
+            )));
+        }
+        Ok(n)
+    }
+}
+
+/// A CSV error without the crate's position noise, but with the line where there is one.
+fn csv_error(e: &csv::Error) -> String {
+    match e.position() {
+        Some(p) => format!("line {}: {e}", p.line()),
+        None => e.to_string(),
+    }
+}
+
+impl Source for SnapshotSource {
+    fn tables(&self) -> anyhow::Result<Vec<SourceTable>> {
+        Ok(self
+            .manifest
+            .tables
+            .iter()
+            .map(|t| SourceTable {
+                name: t.name.clone(),
+                fields: t.columns.iter().map(|c| c.name.clone()).collect(),
+            })
+            .collect())
+    }
+
+    fn count(&self, table: &str) -> anyhow::Result<u64> {
+        Ok(self.entry(table)?.rows)
+    }
+
+    fn scan(
+        &mut self,
+        table: &str,
+        fields: &[String],
+        each: &mut dyn FnMut(&dyn Record) -> anyhow::Result<()>,
+    ) -> anyhow::Result<u64> {
+        let t = self.entry(table)?;
+        let mut cols = Vec::with_capacity(fields.len());
+        for f in fields {
+            match t.columns.iter().position(|c| &c.name == f) {
+                Some(i) => cols.push(i),
+                None => {
+                    return Err(unavailable(format!(
+                        "the snapshot {} has no field `{f}` in table `{table}`",
+                        self.dir.display()
+                    )));
+                }
+            }
+        }
+        self.read(t, &cols, each)
+    }
+}
+
+struct SnapshotRecord<'r> {
+    cells: Vec<Cell<'r>>,
+    ordinal: u64,
+}
+
+impl Record for SnapshotRecord<'_> {
+    fn ordinal(&self) -> u64 {
+        self.ordinal
+    }
+    fn get(&self, i: usize) -> Value<'_> {
+        self.cells.get(i).map_or(Value::Null, Cell::value)
+    }
+}
