@@ -478,6 +478,18 @@ impl Walker<'_> {
                 let p = self.string(p, "source.path")?;
                 Some(SourceSpec::Sqlite(base.join(p)))
             }
+            "snapshot" => {
+                let Some(d) = t.get("dir") else {
+                    self.problem(
+                        at,
+                        "source.dir",
+                        "missing: the snapshot directory (written by `cutover export`), relative to this mapping",
+                    );
+                    return None;
+                };
+                let d = self.string(d, "source.dir")?;
+                Some(SourceSpec::Snapshot(base.join(d)))
+            }
             other => {
                 self.problem(
                     at,

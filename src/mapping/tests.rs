@@ -175,3 +175,16 @@ fn arbitrary_input_never_panics() {
         let _ = parse_str(&s);
     }
 }
+
+#[test]
+fn snapshot_source_section() {
+    let m = parse_str("[source]\nkind = \"snapshot\"\ndir = \"../snap\"\n[tables.t]\nkeep_id = true\n[tables.t.columns]\na = \"a\"\n").unwrap();
+    assert_eq!(
+        m.source,
+        Some(SourceSpec::Snapshot(
+            Path::new("mappings/../snap").to_path_buf()
+        ))
+    );
+    let err = parse_str("[source]\nkind = \"snapshot\"\n[tables.t]\nkeep_id = true\n[tables.t.columns]\na = \"a\"\n").unwrap_err();
+    assert!(err.to_string().contains("source.dir: missing"), "{err}");
+}
