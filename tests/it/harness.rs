@@ -88,6 +88,15 @@ impl Db {
     /// A fresh database named after the test with the Podium schema applied, and a fresh
     /// copy of the Podium SQLite fixture in a private directory.
     pub fn new(test: &str) -> Db {
+        let db = Db::bare(test);
+        let schema = std::fs::read_to_string(repo().join("fixtures/podium/schema.sql")).unwrap();
+        sql(&db.url, &schema);
+        db.build_sqlite("legacy.sqlite", &[]);
+        db
+    }
+
+    /// A fresh empty database and a private directory, nothing else.
+    pub fn bare(test: &str) -> Db {
         let admin = &cluster().0;
         let name = format!("t_{test}");
         sql(
@@ -96,14 +105,10 @@ impl Db {
         );
         sql(admin, &format!("CREATE DATABASE \"{name}\""));
         let url = admin.replacen("/postgres?", &format!("/{name}?"), 1);
-        let schema = std::fs::read_to_string(repo().join("fixtures/podium/schema.sql")).unwrap();
-        sql(&url, &schema);
         let dir = std::env::temp_dir().join(format!("cutover-it-{}-{test}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let db = Db { name, url, dir };
-        db.build_sqlite("legacy.sqlite", &[]);
-        db
+        Db { name, url, dir }
     }
 
     /// The fixture SQLite file of this test.

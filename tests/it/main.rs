@@ -2,5 +2,6 @@
 mod harness;
 
 mod cli_errors;
+mod identifiers;
 mod podium_load;
 mod snapshot;
