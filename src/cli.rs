@@ -24,6 +24,8 @@ pub enum Command {
     /// Write a snapshot of the source: one CSV file per table the mapping reads, plus
     /// manifest.json. Load from it later with --source snapshot:DIR.
     Export(ExportArgs),
+    /// List a source's tables, fields, types and links; draft a starter mapping.
+    Inspect(InspectArgs),
 }
 
 #[derive(Debug, Args)]
@@ -111,4 +113,15 @@ pub struct ExportArgs {
     /// No progress bars or notes, only the summary.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The source to inspect: sqlite:PATH or snapshot:DIR.
+    #[arg(long, value_name = "SRC")]
+    pub source: String,
+    /// Write a starter mapping (every table and field, links as references or junctions)
+    /// to this file, for you to review and edit. An existing file is not overwritten.
+    #[arg(long, value_name = "FILE.toml")]
+    pub emit_mapping: Option<PathBuf>,
 }

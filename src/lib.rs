@@ -7,6 +7,7 @@ pub mod cli;
 pub mod convert;
 pub mod error;
 pub mod extract;
+pub mod inspect;
 pub mod mapping;
 pub mod plan;
 pub mod report;

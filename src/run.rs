@@ -1,7 +1,7 @@
 //! The commands: each wires the stages together (mapping → plan → source → convert →
 //! target → report) and decides the exit code.
 
-use crate::cli::{Cli, Command, Common, LoadArgs, ModeArg, VerifyArgs};
+use crate::cli::{Cli, Command, Common, InspectArgs, LoadArgs, ModeArg, VerifyArgs};
 use crate::error::{data, describe_pg, unavailable, usage};
 use crate::extract::{self, Limits, Msg, Progress};
 use crate::mapping::{self, Mapping};
@@ -24,6 +24,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Load(l) => load_command(l).await,
         Command::Verify(v) => verify_command(v).await,
         Command::Export(e) => crate::snapshot::export::command(e).await,
+        Command::Inspect(i) => inspect_command(i).await,
     }
 }
 
@@ -511,4 +512,30 @@ fn check_source_only(m: &Mapping, tables: &[SourceTable]) -> anyhow::Result<()> 
             .to_string(),
         ))
     }
+}
+
+async fn inspect_command(a: InspectArgs) -> anyhow::Result<i32> {
+    let spec = SourceSpec::parse(&a.source)?;
+    let s2 = spec.clone();
+    let shapes = tokio::task::spawn_blocking(move || source::open(&s2)?.describe())
+        .await
+        .context("inspecting the source")??;
+    print!("{}", crate::inspect::render(&shapes));
+    if let Some(path) = &a.emit_mapping {
+        if path.exists() {
+            return Err(usage(format!(
+                "{} already exists: choose another --emit-mapping file, or remove it first",
+                path.display()
+            )));
+        }
+        let text = crate::inspect::draft_mapping(&spec, &shapes);
+        std::fs::write(path, text)
+            .map_err(|e| unavailable(format!("cannot write {}: {e}", path.display())))?;
+        println!(
+            "starter mapping written to {}: review it, then `cutover check -m {} --target URL`",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(0)
 }

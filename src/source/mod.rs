@@ -52,6 +52,35 @@ pub struct SourceTable {
     pub fields: Vec<String>,
 }
 
+/// A source table as `inspect` shows it and `--emit-mapping` drafts a mapping from it.
+#[derive(Debug, Clone, Default)]
+pub struct TableShape {
+    pub name: String,
+    /// The field holding each record's id (SQLite: the integer primary key; Airtable: `@id`).
+    pub id_field: Option<String>,
+    /// The id is an integer that can be kept as the target's primary key.
+    pub integer_id: bool,
+    pub fields: Vec<FieldShape>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FieldShape {
+    pub name: String,
+    /// The declared type (SQLite) or field type (Airtable), as the source names it.
+    pub kind: String,
+    /// A link or foreign key to another table.
+    pub link: Option<LinkShape>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LinkShape {
+    pub table: String,
+    /// Holds several linked records (an Airtable multi-link: a junction).
+    pub many: bool,
+    /// The field on the other side that mirrors this link (Airtable inverse links).
+    pub inverse: Option<String>,
+}
+
 /// One source record while it is being read.
 pub trait Record {
     /// 1-based position in the table, for messages when the legacy id is missing.
@@ -69,6 +98,25 @@ pub struct Wanted {
 
 pub trait Source: Send {
     fn tables(&self) -> anyhow::Result<Vec<SourceTable>>;
+    /// Tables, field types and links, for `inspect`. Default: names only.
+    fn describe(&self) -> anyhow::Result<Vec<TableShape>> {
+        Ok(self
+            .tables()?
+            .into_iter()
+            .map(|t| TableShape {
+                name: t.name,
+                fields: t
+                    .fields
+                    .into_iter()
+                    .map(|name| FieldShape {
+                        name,
+                        ..FieldShape::default()
+                    })
+                    .collect(),
+                ..TableShape::default()
+            })
+            .collect())
+    }
     /// Called once before the first `count`/`scan` with everything that will be read, so a
     /// source can fetch it up front (Airtable extracts all tables concurrently). Default:
     /// nothing to do.

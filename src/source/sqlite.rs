@@ -90,6 +90,53 @@ impl Source for SqliteSource {
         Ok(out)
     }
 
+    fn describe(&self) -> anyhow::Result<Vec<super::TableShape>> {
+        let mut out = Vec::new();
+        for t in self.tables()? {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT name, type, pk FROM pragma_table_info(?1) ORDER BY cid")
+                .map_err(|e| self.error(e, "reading columns"))?;
+            let cols: Vec<(String, String, i64)> = stmt
+                .query_map([&t.name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| self.error(e, &format!("reading the columns of `{}`", t.name)))?;
+            let mut stmt = self
+                .conn
+                .prepare("SELECT \"from\", \"table\" FROM pragma_foreign_key_list(?1)")
+                .map_err(|e| self.error(e, "reading foreign keys"))?;
+            let fks: Vec<(String, String)> = stmt
+                .query_map([&t.name], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| self.error(e, &format!("reading the foreign keys of `{}`", t.name)))?;
+            let pks: Vec<&(String, String, i64)> = cols.iter().filter(|c| c.2 > 0).collect();
+            let (id_field, integer_id) = match pks.as_slice() {
+                [one] => (Some(one.0.clone()), one.1.eq_ignore_ascii_case("INTEGER")),
+                _ => (None, false),
+            };
+            let fields = cols
+                .iter()
+                .map(|(name, kind, _)| super::FieldShape {
+                    name: name.clone(),
+                    kind: kind.clone(),
+                    link: fks.iter().find(|(from, _)| from == name).map(|(_, table)| {
+                        super::LinkShape {
+                            table: table.clone(),
+                            ..super::LinkShape::default()
+                        }
+                    }),
+                })
+                .collect();
+            out.push(super::TableShape {
+                name: t.name,
+                id_field,
+                integer_id,
+                fields,
+            });
+        }
+        Ok(out)
+    }
+
     fn count(&self, table: &str) -> anyhow::Result<u64> {
         let n: i64 = self
             .conn

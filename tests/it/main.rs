@@ -3,5 +3,6 @@ mod harness;
 
 mod cli_errors;
 mod identifiers;
+mod inspect;
 mod podium_load;
 mod snapshot;
