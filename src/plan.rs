@@ -355,29 +355,24 @@ fn bind_table(
             ) {
                 problems.push(Problem { line: t.line, key: key("legacy_column"), message: format!("`{}` is of type {}, which cannot hold a legacy id: use a text or integer column", legacy.name, legacy.sql_type) });
             }
-            stage.push(stage_column(
-                legacy,
-                StageInput::Field(fi),
-                Rules {
-                    trim: true,
-                    required: true,
-                    ..Rules::default()
-                },
-                true,
-            ));
-            filled.push(legacy.name.clone());
+            // The legacy id fills the legacy column and, with keep_id too, the primary key.
+            let id_rules = Rules {
+                trim: true,
+                required: true,
+                ..Rules::default()
+            };
+            let mut ids = vec![legacy];
             if let (Some(pk), Some(_)) = (pk, lc) {
+                ids.push(pk);
+            }
+            for col in ids {
                 stage.push(stage_column(
-                    pk,
+                    col,
                     StageInput::Field(fi),
-                    Rules {
-                        trim: true,
-                        required: true,
-                        ..Rules::default()
-                    },
+                    id_rules.clone(),
                     true,
                 ));
-                filled.push(pk.name.clone());
+                filled.push(col.name.clone());
             }
             if let Some(pk) = pk {
                 overriding = pk.identity == 'a';

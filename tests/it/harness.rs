@@ -145,8 +145,13 @@ impl Db {
         one(&self.url, q)
     }
 
-    /// `cutover ARGS` with the Podium mapping, this test's SQLite file and database.
+    /// `cutover CMD` with the Podium mapping, this test's SQLite file and database.
     pub fn cutover(&self, cmd: &str, extra: &[&str]) -> Run {
+        self.cutover_at(&self.url, cmd, extra)
+    }
+
+    /// The same against another URL for this database (another user, TCP, TLS …).
+    pub fn cutover_at(&self, url: &str, cmd: &str, extra: &[&str]) -> Run {
         let source = format!("sqlite:{}", self.sqlite().display());
         let mapping = repo().join("mappings/podium-sqlite.toml");
         let mut args = vec![
@@ -156,7 +161,7 @@ impl Db {
             "--source",
             &source,
             "--target",
-            &self.url,
+            url,
         ];
         args.extend_from_slice(extra);
         run(&args)

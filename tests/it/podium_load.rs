@@ -356,7 +356,7 @@ fn percent_encoded_password_works_and_is_never_printed() {
         tcp_port(),
         db.name
     );
-    let r = db_with_url(&db, "load", &url, &[]);
+    let r = db.cutover_at(&url, "load", &[]);
     r.ok();
     assert_eq!(db.one("SELECT count(*) FROM votes"), "24");
     for secret in [password, "k%2Ble%2CU2kG1Gb0cp_"] {
@@ -364,7 +364,7 @@ fn percent_encoded_password_works_and_is_never_printed() {
     }
     // A wrong password: a clear message, exit 3, no password in it.
     let bad = url.replace("k%2Ble", "wrong");
-    let r = db_with_url(&db, "load", &bad, &[]);
+    let r = db.cutover_at(&bad, "load", &[]);
     r.fails(3);
     assert!(
         r.stderr.contains("password authentication failed"),
@@ -387,22 +387,6 @@ fn percent_encoded_password_works_and_is_never_printed() {
     );
     r.ok();
     assert!(!r.all().contains(password));
-}
-
-fn db_with_url(db: &Db, cmd: &str, url: &str, extra: &[&str]) -> crate::harness::Run {
-    let mapping = crate::harness::repo().join("mappings/podium-sqlite.toml");
-    let source = format!("sqlite:{}", db.sqlite().display());
-    let mut args = vec![
-        cmd,
-        "-m",
-        mapping.to_str().unwrap(),
-        "--source",
-        &source,
-        "--target",
-        url,
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
 }
 
 #[test]
