@@ -177,7 +177,7 @@ impl Progress for Bars {
         }
         let bar = self.multi.add(ProgressBar::new(rows));
         if let Ok(style) =
-            ProgressStyle::with_template("{prefix:>24} {bar:30} {pos}/{len} rows {per_sec}")
+            ProgressStyle::with_template("{prefix:>24} {bar:30} {human_pos}/{human_len} rows  {elapsed}")
         {
             bar.set_style(style);
         }
