@@ -2,6 +2,7 @@
 //! records, each a legacy id plus field values borrowed from the source's own row buffer
 //! (so reading allocates nothing per row).
 
+pub mod airtable;
 pub mod sqlite;
 
 use crate::value::Value;
@@ -12,20 +13,33 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceSpec {
     Sqlite(PathBuf),
+    /// `airtable:appXXXXXXXXXXXXXX`; the token comes from `AIRTABLE_TOKEN`.
+    Airtable {
+        base: String,
+    },
 }
 
 impl SourceSpec {
-    /// Parse `sqlite:PATH`.
+    /// Parse `sqlite:PATH` or `airtable:BASE_ID`.
     pub fn parse(s: &str) -> anyhow::Result<SourceSpec> {
         match s.split_once(':') {
             Some(("sqlite", path)) if !path.is_empty() => {
                 Ok(SourceSpec::Sqlite(PathBuf::from(path)))
             }
-            Some(("airtable" | "snapshot", _)) => Err(crate::error::usage(format!(
-                "`{s}`: this version of cutover reads SQLite sources only (sqlite:PATH)"
+            Some(("airtable", base)) if airtable::is_base_id(base) => Ok(SourceSpec::Airtable {
+                base: base.to_string(),
+            }),
+            Some(("airtable", base)) => Err(crate::error::usage(format!(
+                "`{base}` is not an Airtable base id: use airtable:BASE_ID, where BASE_ID is `app` \
+                 followed by 14 letters or digits (the part of the base's URL that starts with app)"
+            ))),
+            Some(("snapshot", _)) => Err(crate::error::usage(format!(
+                "`{s}`: this version of cutover reads SQLite and Airtable sources only \
+                 (sqlite:PATH, airtable:BASE_ID)"
             ))),
             _ => Err(crate::error::usage(format!(
-                "`{s}` is not a source: use sqlite:PATH (for example sqlite:legacy.db)"
+                "`{s}` is not a source: use sqlite:PATH (for example sqlite:legacy.db) or \
+                 airtable:BASE_ID"
             ))),
         }
     }
@@ -35,6 +49,7 @@ impl fmt::Display for SourceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SourceSpec::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
+            SourceSpec::Airtable { base } => write!(f, "airtable:{base}"),
         }
     }
 }
@@ -86,5 +101,10 @@ pub trait Source: Send {
 pub fn open(spec: &SourceSpec) -> anyhow::Result<Box<dyn Source>> {
     match spec {
         SourceSpec::Sqlite(path) => Ok(Box::new(sqlite::SqliteSource::open(path)?)),
+        SourceSpec::Airtable { base } => Ok(Box::new(airtable::AirtableSource::open(
+            base,
+            airtable::Token::from_env_or_file(None)?,
+            airtable::AirtableOptions::default(),
+        )?)),
     }
 }
