@@ -1,5 +1,6 @@
 //! Integration tests: the real binary against a real PostgreSQL (see harness.rs).
 mod harness;
 
+mod airtable;
 mod cli_errors;
 mod podium_load;
