@@ -550,7 +550,7 @@ pub fn cell(v: Option<&Json>) -> Value<'_> {
                 Value::Int(i)
             } else {
                 let f = n.as_f64().unwrap_or(f64::NAN);
-                if f.fract() == 0.0 && f >= -9.0e15 && f <= 9.0e15 {
+                if f.fract() == 0.0 && (-9.0e15..=9.0e15).contains(&f) {
                     Value::Int(f as i64)
                 } else {
                     Value::Float(f)
