@@ -33,7 +33,7 @@ pub struct Common {
     /// The mapping file (mappings/*.toml).
     #[arg(short = 'm', long = "mapping", value_name = "MAPPING")]
     pub mapping: PathBuf,
-    /// Source to read: sqlite:PATH or snapshot:DIR. Default: the mapping's [source] section.
+    /// Source to read: sqlite:PATH, airtable:BASE_ID or snapshot:DIR. Default: the mapping's [source] section.
     #[arg(long, value_name = "SRC")]
     pub source: Option<String>,
     /// Target PostgreSQL URL (postgres://, postgresql://, postgresql+asyncpg:// …), or
@@ -49,6 +49,8 @@ pub struct Common {
     /// Print nothing but the summary (and errors).
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub from: SourceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -101,7 +103,7 @@ pub struct ExportArgs {
     /// The mapping file (mappings/*.toml): its source tables are exported.
     #[arg(short = 'm', long = "mapping", value_name = "MAPPING")]
     pub mapping: PathBuf,
-    /// Source to read: sqlite:PATH or snapshot:DIR. Default: the mapping's [source] section.
+    /// Source to read: sqlite:PATH, airtable:BASE_ID or snapshot:DIR. Default: the mapping's [source] section.
     #[arg(long, value_name = "SRC")]
     pub source: Option<String>,
     /// The directory to write the snapshot to (created; must not exist or be empty).
@@ -113,15 +115,40 @@ pub struct ExportArgs {
     /// No progress bars or notes, only the summary.
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub from: SourceArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The source to inspect: sqlite:PATH or snapshot:DIR.
+    /// The source to inspect: sqlite:PATH, airtable:BASE_ID or snapshot:DIR.
     #[arg(long, value_name = "SRC")]
     pub source: String,
     /// Write a starter mapping (every table and field, links as references or junctions)
     /// to this file, for you to review and edit. An existing file is not overwritten.
     #[arg(long, value_name = "FILE.toml")]
     pub emit_mapping: Option<PathBuf>,
+    #[command(flatten)]
+    pub from: SourceArgs,
+}
+
+/// How to reach a source beyond its location (Airtable).
+#[derive(Debug, Clone, Args)]
+pub struct SourceArgs {
+    /// Read the Airtable personal access token from this file instead of $AIRTABLE_TOKEN
+    /// (never from the command line).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Airtable requests per second for the base (default 5, the API's limit per base).
+    #[arg(long, value_name = "N")]
+    pub airtable_rps: Option<f64>,
+}
+
+impl SourceArgs {
+    pub fn open_options(&self) -> crate::source::OpenOptions {
+        crate::source::OpenOptions {
+            token_file: self.token_file.clone(),
+            airtable_rps: self.airtable_rps,
+        }
+    }
 }

@@ -133,6 +133,13 @@ pub fn draft_mapping(spec: &SourceSpec, shapes: &[TableShape]) -> String {
                 toml_string(&p.to_string_lossy())
             );
         }
+        SourceSpec::Airtable { base } => {
+            let _ = writeln!(
+                s,
+                "kind = \"airtable\"\nbase = {}   # the token comes from AIRTABLE_TOKEN or --token-file",
+                toml_string(base)
+            );
+        }
         SourceSpec::Snapshot(p) => {
             let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
             let _ = writeln!(

@@ -130,9 +130,12 @@ fn source_spec(m: &Mapping, c: &Common) -> anyhow::Result<SourceSpec> {
     }
 }
 
-async fn open_source(spec: SourceSpec) -> anyhow::Result<(Box<dyn Source>, Vec<SourceTable>)> {
+async fn open_source(
+    spec: SourceSpec,
+    opts: source::OpenOptions,
+) -> anyhow::Result<(Box<dyn Source>, Vec<SourceTable>)> {
     tokio::task::spawn_blocking(move || {
-        let s = source::open(&spec)?;
+        let s = source::open(&spec, &opts)?;
         let tables = s.tables()?;
         Ok::<_, anyhow::Error>((s, tables))
     })
@@ -146,7 +149,7 @@ async fn prepare(
     target: &Target,
 ) -> anyhow::Result<(Mapping, Plan, Box<dyn Source>, tokio_postgres::Client)> {
     let m = mapping::load(&c.mapping)?;
-    let (source, tables) = open_source(source_spec(&m, c)?).await?;
+    let (source, tables) = open_source(source_spec(&m, c)?, c.from.open_options()).await?;
     let client = target.url.connect().await?;
     let cat = catalog::read(&client, &m.schema).await?;
     let plan = plan::bind(&m, &cat, &tables).map_err(|p| usage(p.to_string()))?;
@@ -176,9 +179,9 @@ impl Progress for Bars {
             return ProgressBar::hidden();
         }
         let bar = self.multi.add(ProgressBar::new(rows));
-        if let Ok(style) =
-            ProgressStyle::with_template("{prefix:>24} {bar:30} {human_pos}/{human_len} rows  {elapsed}")
-        {
+        if let Ok(style) = ProgressStyle::with_template(
+            "{prefix:>24} {bar:30} {human_pos}/{human_len} rows  {elapsed}",
+        ) {
             bar.set_style(style);
         }
         bar.set_prefix(name.to_string());
@@ -398,7 +401,7 @@ async fn verify_with(
 async fn check(c: Common) -> anyhow::Result<i32> {
     let m = mapping::load(&c.mapping)?;
     let spec = source_spec(&m, &c)?;
-    let (source, tables) = open_source(spec.clone()).await?;
+    let (source, tables) = open_source(spec.clone(), c.from.open_options()).await?;
     let Some(target) = Target::open(&c).await? else {
         check_source_only(&m, &tables)?;
         println!(
@@ -517,7 +520,8 @@ fn check_source_only(m: &Mapping, tables: &[SourceTable]) -> anyhow::Result<()> 
 async fn inspect_command(a: InspectArgs) -> anyhow::Result<i32> {
     let spec = SourceSpec::parse(&a.source)?;
     let s2 = spec.clone();
-    let shapes = tokio::task::spawn_blocking(move || source::open(&s2)?.describe())
+    let opts = a.from.open_options();
+    let shapes = tokio::task::spawn_blocking(move || source::open(&s2, &opts)?.describe())
         .await
         .context("inspecting the source")??;
     print!("{}", crate::inspect::render(&shapes));

@@ -478,6 +478,26 @@ impl Walker<'_> {
                 let p = self.string(p, "source.path")?;
                 Some(SourceSpec::Sqlite(base.join(p)))
             }
+            "airtable" => {
+                let Some(b) = t.get("base") else {
+                    self.problem(
+                        at,
+                        "source.base",
+                        "missing: the base id (appXXXXXXXXXXXXXX, from the base's URL)",
+                    );
+                    return None;
+                };
+                let base = self.string(b, "source.base")?;
+                if !crate::source::airtable::is_base_id(&base) {
+                    self.problem(
+                        b.span().start,
+                        "source.base",
+                        format!("`{base}` is not an Airtable base id: `app` followed by 14 letters or digits"),
+                    );
+                    return None;
+                }
+                Some(SourceSpec::Airtable { base })
+            }
             "snapshot" => {
                 let Some(d) = t.get("dir") else {
                     self.problem(

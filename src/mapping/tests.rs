@@ -188,3 +188,27 @@ fn snapshot_source_section() {
     let err = parse_str("[source]\nkind = \"snapshot\"\n[tables.t]\nkeep_id = true\n[tables.t.columns]\na = \"a\"\n").unwrap_err();
     assert!(err.to_string().contains("source.dir: missing"), "{err}");
 }
+
+#[test]
+fn airtable_source_section() {
+    let body = "[tables.t]\nkeep_id = true\n[tables.t.columns]\na = \"a\"\n";
+    let m = parse_str(&format!(
+        "[source]\nkind = \"airtable\"\nbase = \"appAbCdEfGh123456\"\n{body}"
+    ))
+    .unwrap();
+    assert_eq!(
+        m.source,
+        Some(SourceSpec::Airtable {
+            base: "appAbCdEfGh123456".into()
+        })
+    );
+    let err = parse_str(&format!(
+        "[source]\nkind = \"airtable\"\nbase = \"myBase\"\n{body}"
+    ))
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("mappings/t.toml:3: source.base: `myBase` is not an Airtable base id"),
+        "{err}"
+    );
+}

@@ -58,8 +58,9 @@ pub async fn command(a: ExportArgs) -> anyhow::Result<i32> {
         eprintln!("export: {spec} -> {}", a.out.display());
     }
     let out = a.out.clone();
+    let open = a.from.open_options();
     let manifest = tokio::task::spawn_blocking(move || {
-        let mut src = source::open(&spec)?;
+        let mut src = source::open(&spec, &open)?;
         let all = src.tables()?;
         let mut tables = Vec::with_capacity(from.len());
         for name in &from {

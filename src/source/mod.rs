@@ -2,6 +2,7 @@
 //! records, each a legacy id plus field values borrowed from the source's own row buffer
 //! (so reading allocates nothing per row).
 
+pub mod airtable;
 pub mod sqlite;
 
 use crate::value::Value;
@@ -14,10 +15,14 @@ pub enum SourceSpec {
     Sqlite(PathBuf),
     /// A directory written by `cutover export`.
     Snapshot(PathBuf),
+    /// `airtable:appXXXXXXXXXXXXXX`; the token comes from `AIRTABLE_TOKEN` or `--token-file`.
+    Airtable {
+        base: String,
+    },
 }
 
 impl SourceSpec {
-    /// Parse `sqlite:PATH` or `snapshot:DIR`.
+    /// Parse `sqlite:PATH`, `snapshot:DIR` or `airtable:BASE_ID`.
     pub fn parse(s: &str) -> anyhow::Result<SourceSpec> {
         match s.split_once(':') {
             Some(("sqlite", path)) if !path.is_empty() => {
@@ -26,11 +31,16 @@ impl SourceSpec {
             Some(("snapshot", dir)) if !dir.is_empty() => {
                 Ok(SourceSpec::Snapshot(PathBuf::from(dir)))
             }
-            Some(("airtable", _)) => Err(crate::error::usage(format!(
-                "`{s}`: this version of cutover reads SQLite sources only (sqlite:PATH)"
+            Some(("airtable", base)) if airtable::is_base_id(base) => Ok(SourceSpec::Airtable {
+                base: base.to_string(),
+            }),
+            Some(("airtable", base)) => Err(crate::error::usage(format!(
+                "`{base}` is not an Airtable base id: use airtable:BASE_ID, where BASE_ID is `app` \
+                 followed by 14 letters or digits (the part of the base's URL that starts with app)"
             ))),
             _ => Err(crate::error::usage(format!(
-                "`{s}` is not a source: use sqlite:PATH (for example sqlite:legacy.db) or snapshot:DIR"
+                "`{s}` is not a source: use sqlite:PATH (for example sqlite:legacy.db), \
+                 airtable:BASE_ID or snapshot:DIR"
             ))),
         }
     }
@@ -41,6 +51,7 @@ impl fmt::Display for SourceSpec {
         match self {
             SourceSpec::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
             SourceSpec::Snapshot(p) => write!(f, "snapshot:{}", p.display()),
+            SourceSpec::Airtable { base } => write!(f, "airtable:{base}"),
         }
     }
 }
@@ -135,13 +146,32 @@ pub trait Source: Send {
     ) -> anyhow::Result<u64>;
 }
 
+/// How to open a source, beyond where it is: Airtable's token file and request rate.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Read the Airtable token from this file instead of `AIRTABLE_TOKEN`.
+    pub token_file: Option<PathBuf>,
+    /// Airtable requests per second for the base (default 5, the API's limit).
+    pub airtable_rps: Option<f64>,
+}
+
 /// Open a source for reading. For SQLite this also starts the read transaction that every
 /// later read happens in, so the extract is one consistent snapshot.
-pub fn open(spec: &SourceSpec) -> anyhow::Result<Box<dyn Source>> {
+pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> anyhow::Result<Box<dyn Source>> {
     match spec {
         SourceSpec::Sqlite(path) => Ok(Box::new(sqlite::SqliteSource::open(path)?)),
         SourceSpec::Snapshot(dir) => Ok(Box::new(crate::snapshot::source::SnapshotSource::open(
             dir,
         )?)),
+        SourceSpec::Airtable { base } => {
+            let mut options = airtable::AirtableOptions::default();
+            if let Some(rps) = opts.airtable_rps {
+                options.requests_per_second = rps;
+            }
+            let token = airtable::Token::from_env_or_file(opts.token_file.as_deref())?;
+            Ok(Box::new(airtable::AirtableSource::open(
+                base, token, options,
+            )?))
+        }
     }
 }

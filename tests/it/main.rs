@@ -1,6 +1,7 @@
 //! Integration tests: the real binary against a real PostgreSQL (see harness.rs).
 mod harness;
 
+mod airtable;
 mod cli_errors;
 mod identifiers;
 mod inspect;

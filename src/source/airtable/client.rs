@@ -1,0 +1,509 @@
+//! HTTP to the Airtable API for one base: the bearer token, one shared rate limiter for every
+//! request to the base, and the retry rules of REFERENCE §1 (wait out a 429, back off on 5xx
+//! and broken connections, fail at once on what waiting cannot fix).
+//!
+//! Why a limiter that spaces requests evenly rather than a 5-per-second bucket: a bucket
+//! lets 5 go at once and 5 more a moment later, which a rolling one-second window sees as 10,
+//! and a 429 locks the base for 30 s. One request per `1/rps` (plus a little slack for
+//! network jitter) never shows more than `rps` in any second.
+
+use governor::clock::DefaultClock;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use serde_json::Value as Json;
+use std::fmt;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// An Airtable personal access token. It is only ever sent in the `Authorization` header:
+/// `Debug` and `Display` print `***`.
+#[derive(Clone)]
+pub struct Token(String);
+
+impl Token {
+    /// A token from a string (tests; the CLI uses [`Token::from_env_or_file`]).
+    pub fn new(secret: impl Into<String>) -> Token {
+        Token(secret.into().trim().to_string())
+    }
+
+    /// The token from `token_file` when given, else from `AIRTABLE_TOKEN`. Never from argv.
+    pub fn from_env_or_file(token_file: Option<&Path>) -> anyhow::Result<Token> {
+        let token = match token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    crate::error::usage(format!(
+                        "cannot read the Airtable token file {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                Token::new(text)
+            }
+            None => match std::env::var("AIRTABLE_TOKEN") {
+                Ok(t) => Token::new(t),
+                Err(_) => {
+                    return Err(crate::error::usage(
+                        "no Airtable token: set AIRTABLE_TOKEN or pass --token-file FILE \
+                         (a personal access token with the scopes data.records:read and \
+                         schema.bases:read)",
+                    ));
+                }
+            },
+        };
+        if token.0.is_empty() {
+            return Err(crate::error::usage("the Airtable token is empty"));
+        }
+        if token.0.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(crate::error::usage(
+                "the Airtable token contains whitespace or control characters",
+            ));
+        }
+        Ok(token)
+    }
+
+    pub(crate) fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How to talk to the API. `Default` is what production wants.
+#[derive(Debug, Clone)]
+pub struct AirtableOptions {
+    /// API root; `None` reads `AIRTABLE_API_URL`, else `https://api.airtable.com`.
+    pub api_url: Option<String>,
+    /// Requests per second to the base (Airtable allows 5).
+    pub requests_per_second: f64,
+    /// Added to the spacing between requests (1/rps) to absorb network jitter, so that
+    /// arrivals at the server stay under the limit in every rolling second.
+    pub spacing_slack: Duration,
+    /// How long to wait after a 429 when the server sends no `Retry-After` (Airtable locks the
+    /// base for 30 s).
+    pub rate_limit_wait: Duration,
+    /// Attempts per request for each kind of transient failure (429s and 5xx/network errors
+    /// are counted separately).
+    pub max_tries: u32,
+    /// First backoff step for 5xx and network errors (doubles each try, full jitter).
+    pub backoff_base: Duration,
+    /// Largest backoff step.
+    pub backoff_max: Duration,
+    /// Whole request (connect to last body byte).
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Times one table may be restarted after its iterator expired.
+    pub max_restarts: u32,
+}
+
+impl Default for AirtableOptions {
+    fn default() -> Self {
+        AirtableOptions {
+            api_url: None,
+            requests_per_second: 5.0,
+            spacing_slack: Duration::from_millis(10),
+            rate_limit_wait: Duration::from_secs(30),
+            max_tries: 6,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(20),
+            request_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(15),
+            max_restarts: 3,
+        }
+    }
+}
+
+impl AirtableOptions {
+    pub fn resolved_api_url(&self) -> String {
+        let url = self
+            .api_url
+            .clone()
+            .or_else(|| std::env::var("AIRTABLE_API_URL").ok())
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| "https://api.airtable.com".to_string());
+        url.trim().trim_end_matches('/').to_string()
+    }
+}
+
+/// Counters for one source (all its requests).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub requests: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub retries: AtomicU64,
+    pub restarts: AtomicU64,
+    pub pages: AtomicU64,
+}
+
+/// A snapshot of [`Counters`] plus the time spent extracting.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stats {
+    /// HTTP requests sent (including the metadata request and every retry).
+    pub requests: u64,
+    /// 429 RATE_LIMIT_REACHED answers seen.
+    pub rate_limited: u64,
+    /// Requests repeated after a 429, a 5xx or a network/body error.
+    pub retries: u64,
+    /// Tables restarted from the first page after an expired iterator.
+    pub restarts: u64,
+    /// Record pages received.
+    pub pages: u64,
+    /// Records extracted.
+    pub records: u64,
+    /// Wall time of `prepare` (all tables, concurrently).
+    pub extract_seconds: f64,
+    /// Requests made during `prepare`.
+    pub extract_requests: u64,
+}
+
+impl Stats {
+    /// Achieved requests per second during `prepare`.
+    pub fn requests_per_second(&self) -> f64 {
+        if self.extract_seconds > 0.0 {
+            self.extract_requests as f64 / self.extract_seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// 422 LIST_RECORDS_ITERATOR_NOT_AVAILABLE: restart the table.
+    IteratorExpired,
+    /// Anything else, already worded for the user.
+    Fatal(anyhow::Error),
+}
+
+type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
+
+/// HTTP for one base.
+pub(crate) struct Client {
+    http: reqwest::Client,
+    api: String,
+    pub(crate) base: String,
+    token: Token,
+    limiter: Limiter,
+    /// The base is locked (after a 429) until then: every request waits.
+    paused_until: Mutex<Option<Instant>>,
+    opts: AirtableOptions,
+    pub(crate) counters: Counters,
+    rng: Mutex<u64>,
+}
+
+impl Client {
+    pub(crate) fn new(base: &str, token: Token, opts: AirtableOptions) -> anyhow::Result<Client> {
+        let rps = if opts.requests_per_second.is_finite() && opts.requests_per_second > 0.0 {
+            opts.requests_per_second
+        } else {
+            return Err(crate::error::usage(format!(
+                "Airtable requests per second must be a positive number, not {}",
+                opts.requests_per_second
+            )));
+        };
+        let spacing = Duration::from_secs_f64(1.0 / rps) + opts.spacing_slack;
+        let quota = Quota::with_period(spacing)
+            .ok_or_else(|| crate::error::usage("Airtable request spacing must not be zero"))?
+            .allow_burst(std::num::NonZeroU32::MIN);
+        let tls = tls_config()?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .timeout(opts.request_timeout)
+            .connect_timeout(opts.connect_timeout)
+            .user_agent(concat!("cutover/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9E37_79B9_7F4A_7C15)
+            | 1;
+        Ok(Client {
+            http,
+            api: opts.resolved_api_url(),
+            base: base.to_string(),
+            token,
+            limiter: RateLimiter::direct(quota),
+            paused_until: Mutex::new(None),
+            opts,
+            counters: Counters::default(),
+            rng: Mutex::new(seed),
+        })
+    }
+
+    pub(crate) fn api(&self) -> &str {
+        &self.api
+    }
+
+    pub(crate) fn max_restarts(&self) -> u32 {
+        self.opts.max_restarts
+    }
+
+    /// GET `{api}{path}` with `query`, retried per the rules; `what` names the request for
+    /// messages ("base appX, table Users, page 3"). Returns the parsed JSON body of a 200.
+    pub(crate) async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        what: &str,
+    ) -> Result<Json, CallError> {
+        let url = format!("{}{}", self.api, path);
+        let mut rate_tries = 0u32;
+        let mut fail_tries = 0u32;
+        loop {
+            self.wait_turn().await;
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            let transient: String = match self.once(&url, query).await {
+                Ok((200, _, Ok(json))) => return Ok(json),
+                Ok((200, _, Err(e))) => format!("the response is not valid JSON ({e})"),
+                Ok((status, retry_after, body)) => {
+                    let body = body.unwrap_or(Json::Null);
+                    let kind = error_type(&body);
+                    match status {
+                        429 if kind.as_deref() == Some("PUBLIC_API_BILLING_LIMIT_EXCEEDED") => {
+                            return Err(fatal(format!(
+                                "{what}: Airtable's monthly API call limit for this workspace \
+                                 is used up (429 PUBLIC_API_BILLING_LIMIT_EXCEEDED); waiting \
+                                 does not help: upgrade the plan or wait for the next billing \
+                                 month"
+                            )));
+                        }
+                        429 => {
+                            self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                            rate_tries += 1;
+                            if rate_tries >= self.opts.max_tries {
+                                return Err(fatal(format!(
+                                    "{what}: still rate limited (429) after {rate_tries} tries; \
+                                     is another client using this base?"
+                                )));
+                            }
+                            let wait = retry_after.unwrap_or(self.opts.rate_limit_wait);
+                            self.pause(wait);
+                            self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        500 | 502 | 503 | 504 => format!("HTTP {status}"),
+                        422 if kind.as_deref() == Some("LIST_RECORDS_ITERATOR_NOT_AVAILABLE") => {
+                            return Err(CallError::IteratorExpired);
+                        }
+                        _ => return Err(fatal(describe_failure(what, status, &body))),
+                    }
+                }
+                Err(e) => e,
+            };
+            fail_tries += 1;
+            if fail_tries >= self.opts.max_tries {
+                return Err(fatal(format!(
+                    "{what}: {transient}, and still after {fail_tries} tries"
+                )));
+            }
+            self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            let step = self
+                .opts
+                .backoff_base
+                .saturating_mul(1u32 << (fail_tries - 1).min(16))
+                .min(self.opts.backoff_max);
+            tokio::time::sleep(step.mul_f64(self.random())).await;
+        }
+    }
+
+    /// One request: (status, Retry-After, parsed body) or a transport error (worded, token-free).
+    async fn once(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+    ) -> Result<(u16, Option<Duration>, Result<Json, String>), String> {
+        let resp = self
+            .http
+            .get(url)
+            .bearer_auth(self.token.secret())
+            .query(query)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0 && *s < 3600.0)
+            .map(Duration::from_secs_f64);
+        let bytes = resp.bytes().await.map_err(transport)?;
+        let body = serde_json::from_slice::<Json>(&bytes).map_err(|e| e.to_string());
+        Ok((status, retry_after, body))
+    }
+
+    /// Wait for the base to be unlocked and for this request's slot in the rate.
+    async fn wait_turn(&self) {
+        loop {
+            let until = *self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+            match until {
+                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
+                _ => break,
+            }
+        }
+        self.limiter.until_ready().await;
+    }
+
+    fn pause(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut g = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none_or(|t| t < until) {
+            *g = Some(until);
+        }
+    }
+
+    /// Uniform in [0, 1) (xorshift: jitter needs no better).
+    fn random(&self) -> f64 {
+        let mut g = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+        let mut x = *g;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *g = x;
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn fatal(message: String) -> CallError {
+    CallError::Fatal(crate::error::unavailable(message))
+}
+
+/// A transport error in words, without the URL's query (which holds nothing secret, but is
+/// long) and never with headers.
+fn transport(e: reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "the connection broke while reading the response"
+    } else {
+        "request failed"
+    };
+    let e = e.without_url();
+    let mut msg = format!("{kind}: {e}");
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    msg
+}
+
+/// The error type from any of Airtable's shapes: `{"error":"NOT_FOUND"}`,
+/// `{"error":{"type":…,"message":…}}`, `{"errors":[{"error":…,"message":…}]}`.
+pub(crate) fn error_type(body: &Json) -> Option<String> {
+    match body.get("error") {
+        Some(Json::String(s)) => return Some(s.clone()),
+        Some(obj @ Json::Object(_)) => {
+            if let Some(t) = obj.get("type").and_then(Json::as_str) {
+                return Some(t.to_string());
+            }
+        }
+        _ => {}
+    }
+    let first = body.get("errors")?.as_array()?.first()?;
+    first
+        .get("error")
+        .or_else(|| first.get("type"))
+        .and_then(Json::as_str)
+        .map(str::to_string)
+}
+
+fn error_message(body: &Json) -> Option<String> {
+    body.get("error")
+        .and_then(|e| e.get("message"))
+        .or_else(|| {
+            body.get("errors")
+                .and_then(|e| e.get(0))
+                .and_then(|e| e.get("message"))
+        })
+        .and_then(Json::as_str)
+        .map(|s| s.chars().take(300).collect())
+}
+
+/// A failure that retrying cannot fix, with its likely cause.
+fn describe_failure(what: &str, status: u16, body: &Json) -> String {
+    let kind = error_type(body).unwrap_or_else(|| "no error type".to_string());
+    let hint = match (status, kind.as_str()) {
+        (401, _) => {
+            "the token is missing, malformed, expired or revoked: create a personal access \
+             token at https://airtable.com/create/tokens and set AIRTABLE_TOKEN"
+        }
+        (403, _) => {
+            "the table does not exist (check its spelling), or the token lacks access to this \
+             base or the scopes data.records:read and schema.bases:read"
+        }
+        (404, _) => "the base id is wrong, or the base was deleted or moved",
+        (422, "UNKNOWN_FIELD_NAME") => {
+            "a mapped field does not exist in this table (check its spelling and that it was \
+             not renamed)"
+        }
+        (422, "INVALID_OFFSET_VALUE") => {
+            "the server rejected the page offset it gave out; run again"
+        }
+        (422, _) => "the server rejected the request's parameters",
+        _ => "unexpected answer",
+    };
+    let message = error_message(body)
+        .map(|m| format!(" ({m})"))
+        .unwrap_or_default();
+    format!("{what}: HTTP {status} {kind}{message}: {hint}")
+}
+
+/// rustls with the ring provider (the one the PostgreSQL side uses) and the Mozilla roots.
+fn tls_config() -> anyhow::Result<rustls::ClientConfig> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| anyhow::anyhow!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_shapes() {
+        let t = |s: &str| error_type(&serde_json::from_str(s).unwrap());
+        assert_eq!(t(r#"{"error":"NOT_FOUND"}"#).as_deref(), Some("NOT_FOUND"));
+        assert_eq!(
+            t(r#"{"error":{"type":"AUTHENTICATION_REQUIRED","message":"x"}}"#).as_deref(),
+            Some("AUTHENTICATION_REQUIRED")
+        );
+        assert_eq!(
+            t(r#"{"errors":[{"error":"RATE_LIMIT_REACHED","message":"x"}]}"#).as_deref(),
+            Some("RATE_LIMIT_REACHED")
+        );
+        assert_eq!(t(r#"{"errors":"x"}"#), None);
+        assert_eq!(t(r#"[1]"#), None);
+    }
+
+    #[test]
+    fn token_is_never_printed() {
+        let t = Token::new("patSECRET.123");
+        assert_eq!(format!("{t} {t:?}"), "*** ***");
+        let opts = AirtableOptions::default();
+        assert!(!format!("{opts:?}").contains("SECRET"));
+    }
+}

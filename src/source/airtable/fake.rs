@@ -1,0 +1,805 @@
+//! An in-process fake of the Airtable API, for tests, the demo and the benchmark: the
+//! metadata endpoint and list records (pageSize, opaque `itr…/rec…` offsets, `fields[]`,
+//! maxRecords, empty values omitted), bearer-token checks, the per-base limit of 5 requests
+//! in any rolling second with the base then locked (30 s by default), Airtable's error
+//! shapes, and fault injection (503s, expired iterators, a malformed body, a dropped
+//! connection, latency, the billing limit).
+//!
+//! It is hand-rolled HTTP/1.1 on tokio (keep-alive, Content-Length bodies, GET only): a few
+//! hundred lines, no new dependency, and full control over the byte stream, which a
+//! "drop the connection mid-body" fault needs. It runs on its own thread and runtime so a
+//! test can be plain synchronous code.
+
+use serde_json::{Value as Json, json};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Added latency before each answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Latency {
+    None,
+    Fixed(Duration),
+    /// Uniform in [low, high].
+    Uniform(Duration, Duration),
+}
+
+/// Faults to inject. Request numbers count every request the server receives, from 1.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Fraction (0..1) of list requests answered 503 at random.
+    pub fail_fraction: f64,
+    /// Answer this many 503s in a row to list requests, starting at request number `.0`.
+    pub burst_503: Option<(u64, u32)>,
+    /// Expire the iterator (422 LIST_RECORDS_ITERATOR_NOT_AVAILABLE) once, when this table
+    /// (name) asks for this page (2 = the first request with an offset).
+    pub expire_iterator: Option<(String, u32)>,
+    /// Answer request number N with a 200 whose body is not valid JSON (once).
+    pub malformed_at: Option<u64>,
+    /// Answer request number N with headers and half the body, then close (once).
+    pub drop_at: Option<u64>,
+    /// Lock the base at request number N as if another client had tripped the limit.
+    pub force_429_at: Option<u64>,
+    /// Answer every request with 429 PUBLIC_API_BILLING_LIMIT_EXCEEDED.
+    pub billing_limit: bool,
+    /// Field names the records endpoint answers with 422 UNKNOWN_FIELD_NAME (as after a
+    /// rename between reading the metadata and the records).
+    pub unknown_fields: Vec<String>,
+    /// Send `Retry-After: N` (seconds) with rate-limit 429s.
+    pub retry_after: Option<u32>,
+}
+
+/// What the fake serves.
+#[derive(Debug, Clone)]
+pub struct FakeConfig {
+    pub base: String,
+    pub token: String,
+    /// Tables in metadata-API shape (`{"id","name","primaryFieldId","fields",…}`).
+    pub tables: Vec<Json>,
+    /// Records per table id, each `{"id","createdTime","fields"}`.
+    pub records: HashMap<String, Vec<Json>>,
+    /// Requests per rolling second before the base locks (`None`: no limit).
+    pub rate_limit: Option<u32>,
+    /// How long the base stays locked after the limit is exceeded.
+    pub lock: Duration,
+    pub latency: Latency,
+    pub faults: Faults,
+}
+
+impl FakeConfig {
+    /// An empty base.
+    pub fn new(base: &str, token: &str) -> FakeConfig {
+        FakeConfig {
+            base: base.to_string(),
+            token: token.to_string(),
+            tables: Vec::new(),
+            records: HashMap::new(),
+            rate_limit: Some(5),
+            lock: Duration::from_secs(30),
+            latency: Latency::None,
+            faults: Faults::default(),
+        }
+    }
+
+    /// A recorded base: `meta.json` (the metadata response) and `{Table name}.json` (an
+    /// array of records) per table.
+    pub fn from_dir(dir: &Path, base: &str, token: &str) -> anyhow::Result<FakeConfig> {
+        let read = |p: &Path| -> anyhow::Result<Json> {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+        };
+        let meta = read(&dir.join("meta.json"))?;
+        let mut config = FakeConfig::new(base, token);
+        let tables = meta
+            .get("tables")
+            .and_then(Json::as_array)
+            .ok_or_else(|| anyhow::anyhow!("{}: no tables", dir.display()))?;
+        for t in tables {
+            let name = t.get("name").and_then(Json::as_str).unwrap_or_default();
+            let records = read(&dir.join(format!("{name}.json")))?;
+            let records = records
+                .as_array()
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("{name}.json is not an array of records"))?;
+            config = config.with_table(t.clone(), records);
+        }
+        Ok(config)
+    }
+
+    /// Add a table (metadata JSON) and its records.
+    pub fn with_table(mut self, meta: Json, records: Vec<Json>) -> FakeConfig {
+        let id = meta
+            .get("id")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string();
+        self.tables.push(meta);
+        self.records.insert(id, records);
+        self
+    }
+}
+
+/// A generated table of `n` records named `table`: fields Name (text), Number (integer),
+/// Score (fraction), Done (checkbox, absent on odd rows), Tags (multiple select, absent
+/// every third row), When (dateTime). Ids are deterministic.
+pub fn synthetic(table: &str, n: usize) -> (Json, Vec<Json>) {
+    let tid = fake_id("tbl", table, 0);
+    let f = |name: &str| {
+        fake_id(
+            "fld",
+            table,
+            name.len() as u64 * 7919 + name.as_bytes()[0] as u64,
+        )
+    };
+    let meta = json!({
+        "id": tid, "name": table, "primaryFieldId": f("Name"),
+        "fields": [
+            {"id": f("Name"), "name": "Name", "type": "singleLineText"},
+            {"id": f("Number"), "name": "Number", "type": "number", "options": {"precision": 0}},
+            {"id": f("Score"), "name": "Score", "type": "number", "options": {"precision": 2}},
+            {"id": f("Done"), "name": "Done", "type": "checkbox", "options": {"icon": "check", "color": "greenBright"}},
+            {"id": f("Tags"), "name": "Tags", "type": "multipleSelects", "options": {"choices": [{"name": "a"}, {"name": "b"}]}},
+            {"id": f("When"), "name": "When", "type": "dateTime", "options": {"timeZone": "utc"}}
+        ],
+        "views": [{"id": fake_id("viw", table, 1), "name": "Grid view", "type": "grid"}]
+    });
+    let records = (0..n)
+        .map(|i| {
+            let mut fields = serde_json::Map::new();
+            fields.insert("Name".into(), json!(format!("{table} {i}")));
+            fields.insert("Number".into(), json!(i));
+            fields.insert("Score".into(), json!(i as f64 + 0.25));
+            if i % 2 == 0 {
+                fields.insert("Done".into(), json!(true));
+            }
+            if i % 3 != 0 {
+                fields.insert("Tags".into(), json!(["a", "b"]));
+            }
+            fields.insert(
+                "When".into(),
+                json!(format!(
+                    "2024-05-01T10:{:02}:{:02}.000Z",
+                    (i / 60) % 60,
+                    i % 60
+                )),
+            );
+            json!({
+                "id": fake_id("rec", table, i as u64),
+                "createdTime": "2024-05-01T10:00:00.000Z",
+                "fields": fields,
+            })
+        })
+        .collect();
+    (meta, records)
+}
+
+/// A 17-character Airtable-style id (`prefix` + 14 letters/digits) derived from a seed.
+pub fn fake_id(prefix: &str, seed: &str, n: u64) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in seed.bytes().chain(n.to_le_bytes()) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut out = String::with_capacity(17);
+    out.push_str(prefix);
+    for _ in 0..14 {
+        h ^= h >> 29;
+        h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^= h >> 32;
+        out.push(ALPHABET[(h % ALPHABET.len() as u64) as usize] as char);
+    }
+    out
+}
+
+/// What the fake saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FakeStats {
+    pub requests: u64,
+    /// 429 RATE_LIMIT_REACHED answers (billing-limit 429s are not counted).
+    pub rate_limited: u64,
+    /// The most requests that arrived within any rolling second.
+    pub max_per_second: u32,
+    /// List-records requests answered 200.
+    pub pages: u64,
+    /// Requests answered with an injected fault (503, 422 expiry, malformed, dropped).
+    pub faults: u64,
+}
+
+struct State {
+    config: FakeConfig,
+    stats: FakeStats,
+    window: VecDeque<Instant>,
+    locked_until: Option<Instant>,
+    /// Live iterators: id → (table id, next index).
+    iterators: HashMap<String, (String, usize)>,
+    next_iterator: u64,
+    burst_left: u32,
+    expired_done: bool,
+    rng: u64,
+}
+
+/// A running fake server; stops when dropped.
+pub struct FakeAirtable {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeAirtable {
+    /// Start serving on 127.0.0.1 (a free port). Returns the API root URL
+    /// (`http://127.0.0.1:PORT`) and the handle.
+    pub fn start(config: FakeConfig) -> std::io::Result<(String, FakeAirtable)> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(State {
+            config,
+            stats: FakeStats::default(),
+            window: VecDeque::new(),
+            locked_until: None,
+            iterators: HashMap::new(),
+            next_iterator: 1,
+            burst_left: 0,
+            expired_done: false,
+            rng: 0x2545_F491_4F6C_DD1D,
+        }));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let st = state.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let thread = std::thread::Builder::new()
+            .name("fake-airtable".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(_) => return,
+                    };
+                    let accept = async {
+                        loop {
+                            if let Ok((stream, _)) = listener.accept().await {
+                                let st = st.clone();
+                                tokio::spawn(async move {
+                                    let _ = serve(stream, st).await;
+                                });
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        _ = accept => {}
+                        _ = rx => {}
+                    }
+                });
+            })?;
+        let url = format!("http://{addr}");
+        Ok((
+            url,
+            FakeAirtable {
+                addr,
+                state,
+                shutdown: Some(tx),
+                thread: Some(thread),
+            },
+        ))
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn stats(&self) -> FakeStats {
+        self.lock().stats
+    }
+
+    /// Change the configuration (faults, lock, latency…) while running.
+    pub fn configure(&self, f: impl FnOnce(&mut FakeConfig)) {
+        f(&mut self.lock().config);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for FakeAirtable {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What to send back.
+enum Reply {
+    Json(u16, Json, Option<u32>),
+    Raw(u16, Vec<u8>),
+    /// Headers promising the whole body, half of it, then close.
+    Drop(Vec<u8>),
+}
+
+async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        // Read one request head.
+        let head_end = loop {
+            if let Some(p) = find(&buf, b"\r\n\r\n") {
+                break p;
+            }
+            if buf.len() > 64 * 1024 {
+                return Ok(());
+            }
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        buf.drain(..head_end + 4);
+        let mut lines = head.split("\r\n");
+        let request_line = lines.next().unwrap_or_default();
+        let mut parts = request_line.split(' ');
+        let method = parts.next().unwrap_or_default().to_string();
+        let target = parts.next().unwrap_or_default().to_string();
+        let mut auth = None;
+        let mut close = false;
+        let mut content_length = 0usize;
+        for l in lines {
+            if let Some((k, v)) = l.split_once(':') {
+                let k = k.trim().to_ascii_lowercase();
+                let v = v.trim();
+                match k.as_str() {
+                    "authorization" => auth = Some(v.to_string()),
+                    "connection" => close = v.eq_ignore_ascii_case("close"),
+                    "content-length" => content_length = v.parse().unwrap_or(0),
+                    _ => {}
+                }
+            }
+        }
+        // Discard any request body (GET has none).
+        while buf.len() < content_length {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        buf.drain(..content_length.min(buf.len()));
+
+        let (reply, delay) = {
+            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+            let reply = handle(&mut st, &method, &target, auth.as_deref());
+            let delay = match st.config.latency {
+                Latency::None => Duration::ZERO,
+                Latency::Fixed(d) => d,
+                Latency::Uniform(lo, hi) => {
+                    let r = next_random(&mut st.rng);
+                    lo + hi.saturating_sub(lo).mul_f64(r)
+                }
+            };
+            (reply, delay)
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        match reply {
+            Reply::Json(status, body, retry_after) => {
+                let body = serde_json::to_vec(&body).unwrap_or_default();
+                write(&mut stream, status, &body, retry_after, close).await?;
+            }
+            Reply::Raw(status, body) => write(&mut stream, status, &body, None, close).await?,
+            Reply::Drop(body) => {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                stream.write_all(head.as_bytes()).await?;
+                stream.write_all(&body[..body.len() / 2]).await?;
+                stream.flush().await?;
+                return Ok(());
+            }
+        }
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+async fn write(
+    stream: &mut TcpStream,
+    status: u16,
+    body: &[u8],
+    retry_after: Option<u32>,
+    close: bool,
+) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        503 => "Service Unavailable",
+        _ => "Status",
+    };
+    let mut head = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    if let Some(s) = retry_after {
+        head.push_str(&format!("retry-after: {s}\r\n"));
+    }
+    if close {
+        head.push_str("connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    stream.flush().await
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn next_random(s: &mut u64) -> f64 {
+    let mut x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *s = x;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn err(status: u16, kind: &str, message: &str) -> Reply {
+    Reply::Json(
+        status,
+        json!({"error": {"type": kind, "message": message}}),
+        None,
+    )
+}
+
+fn handle(st: &mut State, method: &str, target: &str, auth: Option<&str>) -> Reply {
+    let now = Instant::now();
+    st.stats.requests += 1;
+    let n = st.stats.requests;
+    // Every arrival counts in the rolling window, answered or not.
+    st.window.push_back(now);
+    while st
+        .window
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+    {
+        st.window.pop_front();
+    }
+    let in_window = st.window.len() as u32;
+    st.stats.max_per_second = st.stats.max_per_second.max(in_window);
+
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (target, ""),
+    };
+    let segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect();
+    if method != "GET" {
+        return Reply::Json(404, json!({"error": "NOT_FOUND"}), None);
+    }
+    let expected = format!("Bearer {}", st.config.token);
+    if auth != Some(expected.as_str()) {
+        return err(401, "AUTHENTICATION_REQUIRED", "Authentication required");
+    }
+    if st.config.faults.billing_limit {
+        return Reply::Json(
+            429,
+            json!({"errors": [{"error": "PUBLIC_API_BILLING_LIMIT_EXCEEDED", "message": "You have exceeded the monthly API call limit for this workspace."}]}),
+            None,
+        );
+    }
+    // The per-base rate limit and its lock.
+    let rate_limited = |st: &mut State| {
+        st.stats.rate_limited += 1;
+        Reply::Json(
+            429,
+            json!({"errors": [{"error": "RATE_LIMIT_REACHED", "message": "Rate limit exceeded. Please try again later"}]}),
+            st.config.faults.retry_after,
+        )
+    };
+    if st.locked_until.is_some_and(|t| t > now) {
+        return rate_limited(st);
+    }
+    if st.config.faults.force_429_at == Some(n)
+        || st.config.rate_limit.is_some_and(|limit| in_window > limit)
+    {
+        st.locked_until = Some(now + st.config.lock);
+        return rate_limited(st);
+    }
+
+    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match seg.as_slice() {
+        ["v0", "meta", "bases", base, "tables"] => {
+            if *base != st.config.base {
+                return err(
+                    403,
+                    "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND",
+                    "Invalid permissions, or the requested model was not found.",
+                );
+            }
+            Reply::Json(200, json!({"tables": st.config.tables}), None)
+        }
+        ["v0", base, table] => {
+            if *base != st.config.base {
+                return err(
+                    403,
+                    "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND",
+                    "Invalid permissions, or the requested model was not found.",
+                );
+            }
+            list(st, n, table, query)
+        }
+        _ => Reply::Json(404, json!({"error": "NOT_FOUND"}), None),
+    }
+}
+
+fn list(st: &mut State, n: u64, table: &str, query: &str) -> Reply {
+    let Some(meta) = st
+        .config
+        .tables
+        .iter()
+        .find(|t| {
+            t.get("id").and_then(Json::as_str) == Some(table)
+                || t.get("name").and_then(Json::as_str) == Some(table)
+        })
+        .cloned()
+    else {
+        return err(
+            403,
+            "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND",
+            "Invalid permissions, or the requested model was not found. Check that both your user and your token have the required permissions, and that the model names and/or ids are correct.",
+        );
+    };
+    let table_id = meta
+        .get("id")
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let table_name = meta
+        .get("name")
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let mut page_size = 100usize;
+    let mut offset = None;
+    let mut fields: Vec<String> = Vec::new();
+    let mut max_records = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let (k, v) = (percent_decode(k), percent_decode(v));
+        match k.as_str() {
+            "pageSize" => match v.parse::<usize>() {
+                Ok(p) if (1..=100).contains(&p) => page_size = p,
+                _ => return err(422, "INVALID_REQUEST_UNKNOWN", "Invalid pageSize"),
+            },
+            "offset" => offset = Some(v),
+            "fields[]" | "fields" => fields.push(v),
+            "maxRecords" => max_records = v.parse::<usize>().ok(),
+            _ => {}
+        }
+    }
+    // Field names (or ids) must exist.
+    let known: Vec<(String, String)> = meta
+        .get("fields")
+        .and_then(Json::as_array)
+        .map(|fs| {
+            fs.iter()
+                .map(|f| {
+                    (
+                        f.get("id")
+                            .and_then(Json::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        f.get("name")
+                            .and_then(Json::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut wanted_names = Vec::new();
+    for f in &fields {
+        match known.iter().find(|(id, name)| id == f || name == f) {
+            Some((_, name)) if !st.config.faults.unknown_fields.contains(name) => {
+                wanted_names.push(name.clone())
+            }
+            _ => {
+                return err(
+                    422,
+                    "UNKNOWN_FIELD_NAME",
+                    &format!("Unknown field name: \"{f}\""),
+                );
+            }
+        }
+    }
+    let start = match &offset {
+        None => 0,
+        Some(o) => {
+            let itr = o.split('/').next().unwrap_or_default();
+            match st.iterators.get(itr) {
+                Some((t, i)) if *t == table_id => *i,
+                _ => {
+                    return err(
+                        422,
+                        "INVALID_OFFSET_VALUE",
+                        &format!("The value of offset {o:?} is invalid"),
+                    );
+                }
+            }
+        }
+    };
+    let page_number = (start / page_size) as u32 + 1;
+    // Injected faults.
+    let faults = st.config.faults.clone();
+    if let Some((ref t, k)) = faults.expire_iterator
+        && !st.expired_done
+        && offset.is_some()
+        && *t == table_name
+        && page_number == k
+    {
+        st.expired_done = true;
+        st.stats.faults += 1;
+        if let Some(o) = &offset {
+            st.iterators.remove(o.split('/').next().unwrap_or_default());
+        }
+        return err(
+            422,
+            "LIST_RECORDS_ITERATOR_NOT_AVAILABLE",
+            "The iterator is not available. Restart the listing from the first page.",
+        );
+    }
+    if let Some((at, count)) = faults.burst_503
+        && n == at
+    {
+        st.burst_left = count;
+    }
+    if st.burst_left > 0 {
+        st.burst_left -= 1;
+        st.stats.faults += 1;
+        return Reply::Json(503, json!({"error": "SERVICE_UNAVAILABLE"}), None);
+    }
+    if faults.fail_fraction > 0.0 && next_random(&mut st.rng) < faults.fail_fraction {
+        st.stats.faults += 1;
+        return Reply::Json(503, json!({"error": "SERVICE_UNAVAILABLE"}), None);
+    }
+    if faults.malformed_at == Some(n) {
+        st.stats.faults += 1;
+        return Reply::Raw(200, b"{\"records\":[{\"id\":\"rec".to_vec());
+    }
+
+    let all = st
+        .config
+        .records
+        .get(&table_id)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let limit = max_records.unwrap_or(usize::MAX).min(all.len());
+    let end = (start + page_size).min(limit);
+    let next_id = all
+        .get(end)
+        .and_then(|r| r.get("id"))
+        .and_then(Json::as_str)
+        .unwrap_or("rec")
+        .to_string();
+    let mut records = Vec::with_capacity(end.saturating_sub(start));
+    for r in all.get(start..end).unwrap_or(&[]) {
+        let mut out = serde_json::Map::new();
+        for key in ["id", "createdTime"] {
+            if let Some(v) = r.get(key) {
+                out.insert(key.to_string(), v.clone());
+            }
+        }
+        let mut f = serde_json::Map::new();
+        if let Some(obj) = r.get("fields").and_then(Json::as_object) {
+            for (k, v) in obj {
+                let empty = matches!(v, Json::Null | Json::Bool(false))
+                    || v.as_str() == Some("")
+                    || v.as_array().is_some_and(Vec::is_empty);
+                if empty || (!wanted_names.is_empty() && !wanted_names.contains(k)) {
+                    continue;
+                }
+                f.insert(k.clone(), v.clone());
+            }
+        }
+        out.insert("fields".to_string(), Json::Object(f));
+        records.push(Json::Object(out));
+    }
+    let mut body = json!({ "records": records });
+    if end < limit {
+        let itr = format!("itr{:014}", st.next_iterator);
+        st.next_iterator += 1;
+        st.iterators.insert(itr.clone(), (table_id.clone(), end));
+        body["offset"] = json!(format!("{itr}/{next_id}"));
+    }
+    st.stats.pages += 1;
+    if faults.drop_at == Some(n) {
+        st.stats.faults += 1;
+        st.stats.pages -= 1;
+        return Reply::Drop(serde_json::to_vec(&body).unwrap_or_default());
+    }
+    Reply::Json(200, body, None)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' => {
+                let hex = s
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes() {
+        assert_eq!(percent_decode("fields%5B%5D"), "fields[]");
+        assert_eq!(percent_decode("Display+Name%C3%A9"), "Display Nameé");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn ids_look_like_airtable_ids() {
+        let id = fake_id("rec", "Users", 3);
+        assert_eq!(id.len(), 17);
+        assert!(id[3..].bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(id, fake_id("rec", "Users", 4));
+    }
+}

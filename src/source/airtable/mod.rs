@@ -1,0 +1,696 @@
+//! The Airtable source: a base's tables read through the REST API.
+//!
+//! `open` reads the metadata API (tables, fields, types, links). `prepare` then extracts every
+//! wanted table at once, one tokio task per table, all sharing the base's rate limiter, and
+//! spools the records to JSON-lines files in a private temporary directory, so memory stays
+//! bounded however large the base and `scan` can stream a table as often as a load needs it.
+//! Each table also has two pseudo-fields: `@id` (the `rec…` id) and `@createdTime`.
+//!
+//! The source is used from a blocking thread; it owns a small tokio runtime and waits on it
+//! with a plain channel, so it works whether or not the caller is inside another runtime.
+
+pub mod client;
+pub mod fake;
+pub mod meta;
+
+pub use client::{AirtableOptions, Stats, Token};
+pub use meta::{BaseSchema, FieldSchema, LinkOptions, TableSchema};
+
+use super::{Record, Source, SourceTable, Wanted};
+use crate::value::Value;
+use client::{CallError, Client};
+use serde_json::Value as Json;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// The record id pseudo-field.
+pub const ID_FIELD: &str = "@id";
+/// The record creation time pseudo-field (`2024-05-01T10:00:00.000Z`, UTC).
+pub const CREATED_TIME_FIELD: &str = "@createdTime";
+
+/// Is `s` a base id: `app` and 14 letters or digits?
+pub fn is_base_id(s: &str) -> bool {
+    s.len() == 17 && s.starts_with("app") && s[3..].bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+pub struct AirtableSource {
+    base: String,
+    schema: BaseSchema,
+    meta_json: String,
+    client: Arc<Client>,
+    runtime: Option<tokio::runtime::Runtime>,
+    spool: Spool,
+    /// Per table name: what was extracted.
+    tables: HashMap<String, Extracted>,
+    stats: Stats,
+}
+
+struct Extracted {
+    file: PathBuf,
+    fields: Vec<String>,
+    count: u64,
+}
+
+impl AirtableSource {
+    /// Connect to `base` and read its metadata.
+    pub fn open(
+        base: &str,
+        token: Token,
+        options: AirtableOptions,
+    ) -> anyhow::Result<AirtableSource> {
+        if !is_base_id(base) {
+            return Err(crate::error::usage(format!(
+                "`{base}` is not an Airtable base id (app followed by 14 letters or digits, as in \
+                 the base's URL https://airtable.com/appXXXXXXXXXXXXXX/…)"
+            )));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("cutover-airtable")
+            .enable_all()
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot start the Airtable I/O runtime: {e}"))?;
+        let client = {
+            let _guard = runtime.enter();
+            Arc::new(Client::new(base, token, options)?)
+        };
+        let spool = Spool::new()?;
+        let mut source = AirtableSource {
+            base: base.to_string(),
+            schema: BaseSchema { tables: Vec::new() },
+            meta_json: String::new(),
+            client,
+            runtime: Some(runtime),
+            spool,
+            tables: HashMap::new(),
+            stats: Stats::default(),
+        };
+        let c = source.client.clone();
+        let what = format!(
+            "Airtable base {base} at {}, reading its tables (metadata API)",
+            c.api()
+        );
+        let path = format!("/v0/meta/bases/{base}/tables");
+        let json = source
+            .block_on(async move { c.get(&path, &[], &what).await })?
+            .map_err(|e| match e {
+                CallError::Fatal(e) => e,
+                CallError::IteratorExpired => anyhow::anyhow!(
+                    "Airtable base {base}: the metadata API answered with an iterator error"
+                ),
+            })?;
+        source.schema = BaseSchema::parse(&json, &format!("Airtable base {base}"))?;
+        source.meta_json = serde_json::to_string_pretty(&json).unwrap_or_default();
+        Ok(source)
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Tables, fields, types and links from the metadata API.
+    pub fn schema(&self) -> &BaseSchema {
+        &self.schema
+    }
+
+    /// The metadata response as received (pretty-printed JSON).
+    pub fn meta_json(&self) -> &str {
+        &self.meta_json
+    }
+
+    /// Requests, 429s, retries and the achieved rate so far.
+    pub fn stats(&self) -> Stats {
+        let c = &self.client.counters;
+        Stats {
+            requests: c.requests.load(Ordering::Relaxed),
+            rate_limited: c.rate_limited.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            restarts: c.restarts.load(Ordering::Relaxed),
+            pages: c.pages.load(Ordering::Relaxed),
+            ..self.stats
+        }
+    }
+
+    /// Run a future on the source's runtime and wait for it (from any thread).
+    fn block_on<F, T>(&self, fut: F) -> anyhow::Result<T>
+    where
+        F: std::future::Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let rt = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the Airtable runtime is gone"))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        rt.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv()
+            .map_err(|_| anyhow::anyhow!("the Airtable extraction task stopped unexpectedly"))
+    }
+
+    fn table_schema(&self, name: &str) -> anyhow::Result<&TableSchema> {
+        self.schema.table(name).ok_or_else(|| {
+            let names: Vec<&str> = self.schema.tables.iter().map(|t| t.name.as_str()).collect();
+            crate::error::usage(format!(
+                "Airtable base {}: no table named {name:?} (tables: {})",
+                self.base,
+                names.join(", ")
+            ))
+        })
+    }
+
+    /// Extract `wanted` concurrently into the spool.
+    fn extract(&mut self, wanted: &[Wanted]) -> anyhow::Result<()> {
+        // One job per table, with the union of the fields asked for.
+        let mut jobs: Vec<(TableSchema, Vec<String>)> = Vec::new();
+        for w in wanted {
+            let t = self.table_schema(&w.table)?.clone();
+            for f in &w.fields {
+                if f != ID_FIELD && f != CREATED_TIME_FIELD && t.field(f).is_none() {
+                    let names: Vec<&str> = t.fields.iter().map(|f| f.name.as_str()).collect();
+                    return Err(crate::error::usage(format!(
+                        "Airtable base {}, table {:?}: no field named {f:?} (fields: {}, plus \
+                         {ID_FIELD} and {CREATED_TIME_FIELD})",
+                        self.base,
+                        t.name,
+                        names.join(", ")
+                    )));
+                }
+            }
+            let fields: Vec<String> = w
+                .fields
+                .iter()
+                .filter(|f| *f != ID_FIELD && *f != CREATED_TIME_FIELD)
+                .filter_map(|f| t.field(f).map(|x| x.name.clone()))
+                .collect();
+            match jobs.iter_mut().find(|(j, _)| j.id == t.id) {
+                Some((_, have)) => {
+                    for f in fields {
+                        if !have.contains(&f) {
+                            have.push(f);
+                        }
+                    }
+                }
+                None => {
+                    if !self.tables.contains_key(&t.name) {
+                        jobs.push((t, fields));
+                    }
+                }
+            }
+        }
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let start = std::time::Instant::now();
+        let before = self.client.counters.requests.load(Ordering::Relaxed);
+        let mut planned = Vec::new();
+        for (i, (t, fields)) in jobs.into_iter().enumerate() {
+            let file = self
+                .spool
+                .dir
+                .join(format!("{}-{}.jsonl", self.tables.len() + i, t.id));
+            planned.push((t, fields, file));
+        }
+        let client = self.client.clone();
+        let max_restarts = self.client.max_restarts();
+        let tasks = planned.clone();
+        let results = self.block_on(async move {
+            let handles: Vec<_> = tasks
+                .into_iter()
+                .map(|(t, fields, file)| {
+                    let client = client.clone();
+                    tokio::spawn(async move {
+                        extract_table(&client, &t, &fields, &file, max_restarts).await
+                    })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for h in handles {
+                out.push(match h.await {
+                    Ok(r) => r,
+                    Err(e) => Err(anyhow::anyhow!("an extraction task failed: {e}")),
+                });
+            }
+            out
+        })?;
+        let mut first_err = None;
+        for ((t, fields, file), r) in planned.into_iter().zip(results) {
+            match r {
+                Ok(count) => {
+                    self.stats.records += count;
+                    self.tables.insert(
+                        t.name.clone(),
+                        Extracted {
+                            file,
+                            fields,
+                            count,
+                        },
+                    );
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        self.stats.extract_seconds += start.elapsed().as_secs_f64();
+        self.stats.extract_requests +=
+            self.client.counters.requests.load(Ordering::Relaxed) - before;
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The extracted table, extracting it now if `prepare` did not ask for it (or for all
+    /// of these fields).
+    fn ensure(&mut self, table: &str, fields: &[String]) -> anyhow::Result<&Extracted> {
+        let name = self.table_schema(table)?.name.clone();
+        let missing = match self.tables.get(&name) {
+            None => true,
+            Some(x) => fields.iter().any(|f| {
+                f != ID_FIELD && f != CREATED_TIME_FIELD && !x.fields.iter().any(|have| have == f)
+            }),
+        };
+        if missing {
+            let mut all: Vec<String> = fields.to_vec();
+            if let Some(x) = self.tables.remove(&name) {
+                let _ = std::fs::remove_file(&x.file);
+                self.stats.records -= x.count;
+                all.extend(x.fields);
+            }
+            self.extract(&[Wanted {
+                table: name.clone(),
+                fields: all,
+            }])?;
+        }
+        self.tables
+            .get(&name)
+            .ok_or_else(|| anyhow::anyhow!("Airtable table {name:?} was not extracted"))
+    }
+}
+
+impl Drop for AirtableSource {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Page through one table into `file`; returns the record count.
+async fn extract_table(
+    client: &Client,
+    table: &TableSchema,
+    fields: &[String],
+    file: &Path,
+    max_restarts: u32,
+) -> anyhow::Result<u64> {
+    let path = format!("/v0/{}/{}", client.base, table.id);
+    // Ask only for the wanted fields, unless that would make the URL too long (Airtable's
+    // limit is 16,000 characters): then ask for all of them.
+    let encoded: usize = fields.iter().map(|f| f.len() * 3 + 12).sum();
+    let ask_fields = encoded < 12_000;
+    let mut restarts = 0u32;
+    'table: loop {
+        let mut out =
+            BufWriter::new(File::create(file).map_err(|e| {
+                anyhow::anyhow!("cannot write the spool file {}: {e}", file.display())
+            })?);
+        let mut count = 0u64;
+        let mut offset: Option<String> = None;
+        let mut page = 0u64;
+        loop {
+            page += 1;
+            let what = format!(
+                "Airtable base {}, table {:?}, page {page}",
+                client.base, table.name
+            );
+            let mut query: Vec<(&str, &str)> = vec![("pageSize", "100")];
+            if let Some(o) = &offset {
+                query.push(("offset", o));
+            }
+            if ask_fields {
+                for f in fields {
+                    query.push(("fields[]", f));
+                }
+            }
+            let body = match client.get(&path, &query, &what).await {
+                Ok(b) => b,
+                Err(CallError::IteratorExpired) => {
+                    restarts += 1;
+                    client.counters.restarts.fetch_add(1, Ordering::Relaxed);
+                    if restarts > max_restarts {
+                        return Err(crate::error::unavailable(format!(
+                            "{what}: the list iterator expired {restarts} times \
+                             (LIST_RECORDS_ITERATOR_NOT_AVAILABLE); giving up"
+                        )));
+                    }
+                    continue 'table;
+                }
+                Err(CallError::Fatal(e)) => return Err(e),
+            };
+            client.counters.pages.fetch_add(1, Ordering::Relaxed);
+            let (records, next) = validate_page(&body).map_err(|why| {
+                crate::error::unavailable(format!(
+                    "{what}: the response is not a list of records as documented: {why}"
+                ))
+            })?;
+            for r in records {
+                serde_json::to_writer(&mut out, r)
+                    .and_then(|_| out.write_all(b"\n").map_err(serde_json::Error::io))
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot write the spool file {}: {e}", file.display())
+                    })?;
+                count += 1;
+            }
+            match next {
+                Some(o) => offset = Some(o),
+                None => break,
+            }
+        }
+        out.flush()
+            .map_err(|e| anyhow::anyhow!("cannot write the spool file {}: {e}", file.display()))?;
+        return Ok(count);
+    }
+}
+
+/// Check a list-records page: `records` is an array of `{id: "rec…", createdTime: string,
+/// fields: object}`, `offset` is a string when present.
+fn validate_page(body: &Json) -> Result<(&Vec<Json>, Option<String>), String> {
+    let obj = body.as_object().ok_or("the body is not a JSON object")?;
+    let records = obj
+        .get("records")
+        .and_then(Json::as_array)
+        .ok_or("no `records` array")?;
+    for (i, r) in records.iter().enumerate() {
+        let id = r.get("id").and_then(Json::as_str);
+        match id {
+            Some(id) if id.starts_with("rec") && !id.is_empty() => {}
+            _ => return Err(format!("record #{} has no `rec…` id", i + 1)),
+        }
+        if !r.get("fields").is_some_and(Json::is_object) {
+            return Err(format!(
+                "record {} has no `fields` object",
+                id.unwrap_or("?")
+            ));
+        }
+        if !r.get("createdTime").is_none_or(Json::is_string) {
+            return Err(format!(
+                "record {}: `createdTime` is not a string",
+                id.unwrap_or("?")
+            ));
+        }
+    }
+    let offset = match obj.get("offset") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(_) => return Err("`offset` is not a non-empty string".to_string()),
+    };
+    Ok((records, offset))
+}
+
+impl Source for AirtableSource {
+    fn tables(&self) -> anyhow::Result<Vec<SourceTable>> {
+        Ok(self
+            .schema
+            .tables
+            .iter()
+            .map(|t| SourceTable {
+                name: t.name.clone(),
+                fields: [ID_FIELD.to_string(), CREATED_TIME_FIELD.to_string()]
+                    .into_iter()
+                    .chain(t.fields.iter().map(|f| f.name.clone()))
+                    .collect(),
+            })
+            .collect())
+    }
+
+    fn describe(&self) -> anyhow::Result<Vec<super::TableShape>> {
+        let schema = &self.schema;
+        Ok(schema
+            .tables
+            .iter()
+            .map(|t| {
+                let pseudo = super::FieldShape {
+                    name: CREATED_TIME_FIELD.to_string(),
+                    kind: "createdTime".to_string(),
+                    link: None,
+                };
+                let fields = std::iter::once(pseudo)
+                    .chain(t.fields.iter().map(|f| super::FieldShape {
+                        name: f.name.clone(),
+                        kind: f.field_type.clone(),
+                        link: f.link.as_ref().and_then(|l| {
+                            let other = schema.table_by_id(&l.linked_table_id)?;
+                            Some(super::LinkShape {
+                                table: other.name.clone(),
+                                many: !l.prefers_single_record_link,
+                                inverse: l
+                                    .inverse_link_field_id
+                                    .as_deref()
+                                    .and_then(|id| other.field(id))
+                                    .map(|f| f.name.clone()),
+                            })
+                        }),
+                    }))
+                    .collect();
+                super::TableShape {
+                    name: t.name.clone(),
+                    id_field: Some(ID_FIELD.to_string()),
+                    integer_id: false,
+                    fields,
+                }
+            })
+            .collect())
+    }
+
+    fn prepare(&mut self, wanted: &[Wanted]) -> anyhow::Result<()> {
+        self.extract(wanted)
+    }
+
+    fn count(&self, table: &str) -> anyhow::Result<u64> {
+        let name = &self.table_schema(table)?.name;
+        match self.tables.get(name) {
+            Some(x) => Ok(x.count),
+            None => Err(anyhow::anyhow!(
+                "Airtable base {}, table {name:?}: count before the table was extracted \
+                 (prepare was not told about it)",
+                self.base
+            )),
+        }
+    }
+
+    fn scan(
+        &mut self,
+        table: &str,
+        fields: &[String],
+        each: &mut dyn FnMut(&dyn Record) -> anyhow::Result<()>,
+    ) -> anyhow::Result<u64> {
+        let base = self.base.clone();
+        let schema = self.table_schema(table)?.clone();
+        let getters: Vec<Getter> = fields
+            .iter()
+            .map(|f| match f.as_str() {
+                ID_FIELD => Getter::Id,
+                CREATED_TIME_FIELD => Getter::Created,
+                name => {
+                    let fs = schema.field(name);
+                    Getter::Field {
+                        name: fs
+                            .map(|f| f.name.clone())
+                            .unwrap_or_else(|| name.to_string()),
+                        checkbox: fs.is_some_and(|f| f.field_type == "checkbox"),
+                    }
+                }
+            })
+            .collect();
+        let x = self.ensure(table, fields)?;
+        let path = x.file.clone();
+        let reader =
+            BufReader::new(File::open(&path).map_err(|e| {
+                anyhow::anyhow!("cannot read the spool file {}: {e}", path.display())
+            })?);
+        let mut n = 0u64;
+        for line in reader.lines() {
+            let line = line.map_err(|e| {
+                anyhow::anyhow!("cannot read the spool file {}: {e}", path.display())
+            })?;
+            n += 1;
+            let json: Json = serde_json::from_str(&line).map_err(|e| {
+                anyhow::anyhow!(
+                    "Airtable base {base}, table {:?}: spooled record {n} is unreadable: {e}",
+                    schema.name
+                )
+            })?;
+            let rec = AirtableRecord {
+                ordinal: n,
+                json: &json,
+                getters: &getters,
+            };
+            each(&rec)?;
+        }
+        Ok(n)
+    }
+}
+
+enum Getter {
+    Id,
+    Created,
+    Field { name: String, checkbox: bool },
+}
+
+struct AirtableRecord<'a> {
+    ordinal: u64,
+    json: &'a Json,
+    getters: &'a [Getter],
+}
+
+impl Record for AirtableRecord<'_> {
+    fn ordinal(&self) -> u64 {
+        self.ordinal
+    }
+
+    fn get(&self, i: usize) -> Value<'_> {
+        match self.getters.get(i) {
+            None => Value::Null,
+            Some(Getter::Id) => text(self.json.get("id")),
+            Some(Getter::Created) => text(self.json.get("createdTime")),
+            Some(Getter::Field { name, checkbox }) => {
+                match self.json.get("fields").and_then(|f| f.get(name.as_str())) {
+                    None | Some(Json::Null) if *checkbox => Value::Bool(false),
+                    v => cell(v),
+                }
+            }
+        }
+    }
+}
+
+fn text(v: Option<&Json>) -> Value<'_> {
+    match v {
+        Some(Json::String(s)) => Value::Text(s.as_bytes()),
+        _ => Value::Null,
+    }
+}
+
+/// One cell as a [`Value`]: strings are text, numbers are integers when integral, arrays and
+/// objects (links, selects, attachments, lookups, formula errors) stay JSON.
+pub fn cell(v: Option<&Json>) -> Value<'_> {
+    match v {
+        None | Some(Json::Null) => Value::Null,
+        Some(Json::Bool(b)) => Value::Bool(*b),
+        Some(Json::String(s)) => Value::Text(s.as_bytes()),
+        Some(Json::Number(n)) => {
+            if let Some(i) = n.as_i64() {
+                Value::Int(i)
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                if f.fract() == 0.0 && (-9.0e15..=9.0e15).contains(&f) {
+                    Value::Int(f as i64)
+                } else {
+                    Value::Float(f)
+                }
+            }
+        }
+        Some(j @ (Json::Array(_) | Json::Object(_))) => Value::Json(j),
+    }
+}
+
+/// A private temporary directory for spooled records, removed on drop.
+struct Spool {
+    dir: PathBuf,
+}
+
+impl Spool {
+    fn new() -> anyhow::Result<Spool> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let tmp = std::env::temp_dir();
+        for attempt in 0..100u32 {
+            let dir = tmp.join(format!(
+                "cutover-airtable-{}-{nanos:x}-{attempt}",
+                std::process::id()
+            ));
+            let mut b = std::fs::DirBuilder::new();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                b.mode(0o700);
+            }
+            match b.create(&dir) {
+                Ok(()) => return Ok(Spool { dir }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(anyhow::anyhow!(
+                        "cannot create a spool directory in {}: {e}",
+                        tmp.display()
+                    ));
+                }
+            }
+        }
+        Err(anyhow::anyhow!(
+            "cannot create a spool directory in {}",
+            tmp.display()
+        ))
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_ids() {
+        assert!(is_base_id("appAbCdEfGh123456"));
+        assert!(!is_base_id("appAbCdEfGh12345"));
+        assert!(!is_base_id("tblAbCdEfGh123456"));
+        assert!(!is_base_id("appAbCdEfGh12345é"));
+    }
+
+    #[test]
+    fn cells() {
+        let j: Json = serde_json::from_str(
+            r##"{"s":"x","i":3,"f":2.5,"g":4.0,"b":true,"a":["recA"],"e":{"error":"#ERROR!"}}"##,
+        )
+        .unwrap();
+        assert!(matches!(cell(j.get("s")), Value::Text(b"x")));
+        assert!(matches!(cell(j.get("i")), Value::Int(3)));
+        assert!(matches!(cell(j.get("f")), Value::Float(f) if f == 2.5));
+        assert!(matches!(cell(j.get("g")), Value::Int(4)));
+        assert!(matches!(cell(j.get("b")), Value::Bool(true)));
+        assert!(matches!(cell(j.get("a")), Value::Json(_)));
+        assert!(matches!(cell(j.get("e")), Value::Json(_)));
+        assert!(matches!(cell(j.get("missing")), Value::Null));
+    }
+
+    #[test]
+    fn page_shapes() {
+        let ok: Json = serde_json::from_str(
+            r#"{"records":[{"id":"recA","createdTime":"t","fields":{}}],"offset":"itr/rec"}"#,
+        )
+        .unwrap();
+        assert_eq!(validate_page(&ok).unwrap().1.as_deref(), Some("itr/rec"));
+        for bad in [
+            r#"[]"#,
+            r#"{"records":{}}"#,
+            r#"{"records":[{"id":"x","fields":{}}]}"#,
+            r#"{"records":[{"id":"recA","fields":[]}]}"#,
+            r#"{"records":[],"offset":5}"#,
+        ] {
+            let j: Json = serde_json::from_str(bad).unwrap();
+            assert!(validate_page(&j).is_err(), "{bad}");
+        }
+    }
+}
