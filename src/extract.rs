@@ -9,7 +9,7 @@
 
 use crate::convert::{self, Converter, Reject};
 use crate::mapping::Const;
-use crate::mapping::{Many, OnError};
+use crate::mapping::{Many, OnError, OnMissing};
 use crate::plan::{Plan, StageColumn, StageInput, TableKind, TablePlan};
 use crate::report::RejectRow;
 use crate::source::{Record, Source, Wanted};
@@ -38,7 +38,9 @@ pub struct Extracted {
     pub table: usize,
     pub read: u64,
     pub rejected: u64,
-    /// The first rejects in detail (bounded, see [`Limits`]).
+    /// Rows left out on purpose: a NOT NULL reference with `on_missing = "skip"` is empty.
+    pub skipped: u64,
+    /// The first rejects (and skips) in detail (bounded, see [`Limits`]).
     pub rejects: Vec<RejectRow>,
 }
 
@@ -96,7 +98,19 @@ pub fn run(
         let explode = table.stage.iter().position(|c| c.shape.explode);
         let read = source.scan(&table.from, &table.fields, &mut |rec: &dyn Record| {
             let mut one = |over: Option<(usize, Value<'_>)>, out: &mut BytesMut| {
-                if let Err((col, reject)) = encode_row(table, rec, over, &mut conv, out) {
+                if let Some(col) = empty_skipped_reference(table, rec, over) {
+                    ex.skipped += 1;
+                    if ex.rejects.len() < limits.keep_rejects {
+                        let c = &table.stage[col];
+                        let reason = format!(
+                            "skipped: no `{}` to reference (on_missing = \"skip\")",
+                            c.target
+                        );
+                        ex.rejects
+                            .push(reject_row(table, rec, col, Reject::new(reason)));
+                    }
+                    encode_dropped(table, rec, &mut conv, out);
+                } else if let Err((col, reject)) = encode_row(table, rec, over, &mut conv, out) {
                     ex.rejected += 1;
                     if ex.rejects.len() < limits.keep_rejects {
                         ex.rejects.push(reject_row(table, rec, col, reject));
@@ -179,6 +193,33 @@ fn encode_row(
         }
     }
     Ok(())
+}
+
+/// A NOT NULL reference whose policy is "skip" and whose source value is empty: the row is
+/// left out on purpose (a missing reference is missing whether it dangles or is blank).
+fn empty_skipped_reference(
+    table: &TablePlan,
+    rec: &dyn Record,
+    over: Option<(usize, Value<'_>)>,
+) -> Option<usize> {
+    table.stage.iter().enumerate().position(|(i, c)| {
+        let skip = c
+            .reference
+            .as_ref()
+            .is_some_and(|r| r.on_missing == OnMissing::Skip && r.not_null);
+        skip && {
+            let v = match over {
+                Some((e, v)) if e == i => v,
+                _ => input(rec, &c.input),
+            };
+            match v {
+                Value::Null => true,
+                Value::Text(t) => t.iter().all(u8::is_ascii_whitespace),
+                Value::Json(j) => j.as_array().is_some_and(|a| a.is_empty()),
+                _ => false,
+            }
+        }
+    })
 }
 
 /// A structured value made fit for its column before conversion: a formula error per

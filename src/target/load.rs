@@ -143,6 +143,7 @@ async fn load(
             source: table.from.clone(),
             read: ex.read,
             rejected: ex.rejected,
+            skipped: ex.skipped,
             ..TableReport::default()
         };
         rejects.extend(ex.rejects);

@@ -2,6 +2,7 @@
 mod harness;
 
 mod airtable;
+mod airtable_load;
 mod cli_errors;
 mod identifiers;
 mod inspect;

@@ -1,0 +1,193 @@
+//! The Podium cutover of seed 000 end to end: the recorded Airtable base, served by the
+//! in-process fake API, loaded into the Podium schema with mappings/podium.toml.
+
+use crate::harness::{Db, Run, repo, run_env};
+use cutover::source::airtable::fake::{FakeAirtable, FakeConfig};
+
+const BASE: &str = "appPodium00000001";
+const TOKEN: &str = "patFAKEtoken.0123456789abcdef0123456789abcdef";
+
+fn fake() -> FakeAirtable {
+    let config =
+        FakeConfig::from_dir(&repo().join("fixtures/podium-airtable"), BASE, TOKEN).unwrap();
+    FakeAirtable::start(config).unwrap().1
+}
+
+fn cutover(server: &FakeAirtable, db: &Db, cmd: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        cmd,
+        "-m",
+        "mappings/podium.toml",
+        "--target",
+        db.url.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    let url = server.url();
+    run_env(
+        &args,
+        &[
+            ("AIRTABLE_API_URL", url.as_str()),
+            ("AIRTABLE_TOKEN", TOKEN),
+        ],
+    )
+}
+
+#[test]
+fn podium_base_loads_with_links_resolved_or_reported() {
+    let server = fake();
+    let db = Db::new("airtable_podium");
+    let report = db.dir.join("report.json");
+    let rejects = db.dir.join("rejects.csv");
+    let r = cutover(
+        &server,
+        &db,
+        "load",
+        &[
+            "--report",
+            report.to_str().unwrap(),
+            "--rejects",
+            rejects.to_str().unwrap(),
+        ],
+    );
+    r.ok();
+    for (t, n) in [
+        ("users", 14),
+        ("events", 4),
+        ("event_attendees", 16),
+        ("projects", 9),
+        ("project_collaborators", 10),
+        ("referrals", 5),
+        ("votes", 24),
+    ] {
+        assert_eq!(
+            db.one(&format!("SELECT count(*) FROM {t}")),
+            n.to_string(),
+            "{t}\n{}",
+            r.all()
+        );
+    }
+    // Every row keeps its record id.
+    assert_eq!(
+        db.one(
+            "SELECT count(*) FROM users WHERE airtable_id LIKE 'rec%' AND length(airtable_id) = 17"
+        ),
+        "14"
+    );
+    // Values as the API gives them: omitted empty text is NULL or the mapping's default,
+    // an absent checkbox is false, a multiple select is a jsonb array, the fold instant kept.
+    assert_eq!(
+        db.one("SELECT email FROM users WHERE airtable_id = 'recnMqtNn2v65YFoO'"),
+        "NULL",
+        "the dangling referrer is not a user"
+    );
+    assert_eq!(db.one("SELECT count(*) FROM users WHERE is_admin"), "2");
+    assert_eq!(db.one("SELECT tags::text FROM projects WHERE name = (SELECT name FROM projects ORDER BY id LIMIT 1)"), "[\"rust\", \"cli\"]");
+    assert_eq!(
+        db.one("SELECT count(*) FROM projects WHERE status = 'submitted'"),
+        "5"
+    );
+    // Links: the dangling referrer became NULL, the vote for a deleted project and the blank
+    // vote were skipped; all reported.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let table = |name: &str| {
+        json["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["table"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(table("referrals")["nulled"], 1);
+    assert_eq!(table("votes")["read"], 26);
+    assert_eq!(table("votes")["skipped"], 2);
+    let csv = std::fs::read_to_string(&rejects).unwrap();
+    assert!(
+        csv.contains("votes,recPCJ0Zmtw16DAXs,project_id,rechMKP0rKNSOYrQm"),
+        "{csv}"
+    );
+    assert!(csv.contains("votes,recimFBSo9WrxMxej,project_id,"), "{csv}");
+    // Junctions come from one side only: no pair twice (the PK would refuse it anyway).
+    assert_eq!(
+        db.one("SELECT count(*) FROM (SELECT DISTINCT event_id, user_id FROM event_attendees) x"),
+        "16"
+    );
+    // The token is never printed.
+    assert!(!r.all().contains(TOKEN), "{}", r.all());
+    assert!(!std::fs::read_to_string(&report).unwrap().contains(TOKEN));
+
+    // Re-running changes nothing, and verify agrees.
+    let before = db.dump();
+    cutover(&server, &db, "load", &["--prune"]).ok();
+    assert_eq!(db.dump(), before);
+    let v = cutover(&server, &db, "verify", &[]);
+    v.ok();
+    assert!(!v.all().contains(TOKEN));
+    // The rate limit was never tripped.
+    let stats = server.stats();
+    assert_eq!(stats.rate_limited, 0, "{stats:?}");
+    assert!(stats.max_per_second <= 5, "{stats:?}");
+}
+
+#[test]
+fn inspect_drafts_an_airtable_mapping_from_metadata() {
+    let server = fake();
+    let db = Db::bare("airtable_inspect");
+    let draft = db.dir.join("draft.toml");
+    let url = server.url();
+    let r = run_env(
+        &[
+            "inspect",
+            "--source",
+            &format!("airtable:{BASE}"),
+            "--emit-mapping",
+            draft.to_str().unwrap(),
+        ],
+        &[
+            ("AIRTABLE_API_URL", url.as_str()),
+            ("AIRTABLE_TOKEN", TOKEN),
+        ],
+    );
+    r.ok();
+    assert!(r.stdout.contains("Attendees                        multipleRecordLinks  -> Users (many), inverse of Events Attending"), "{}", r.stdout);
+    let text = std::fs::read_to_string(&draft).unwrap();
+    let m = cutover::mapping::parse(&draft, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    // Each many-to-many link is drafted once, from one side.
+    let junctions: Vec<&str> = m
+        .tables
+        .iter()
+        .filter(|t| t.is_junction())
+        .map(|t| t.name.as_str())
+        .collect();
+    assert!(
+        junctions.contains(&"users_events_attending"),
+        "{junctions:?}"
+    );
+    assert!(!junctions.contains(&"events_attendees"), "{junctions:?}");
+    assert!(!r.all().contains(TOKEN));
+}
+
+#[test]
+fn bad_token_fails_fast_and_clearly() {
+    let server = fake();
+    let db = Db::new("airtable_bad_token");
+    let url = server.url();
+    let r = run_env(
+        &[
+            "load",
+            "-m",
+            "mappings/podium.toml",
+            "--target",
+            db.url.as_str(),
+        ],
+        &[
+            ("AIRTABLE_API_URL", url.as_str()),
+            ("AIRTABLE_TOKEN", "patWRONGtoken.secretsecret"),
+        ],
+    );
+    r.fails(3);
+    assert!(r.stderr.contains(BASE), "{}", r.all());
+    assert!(!r.all().contains("secretsecret"), "{}", r.all());
+    assert_eq!(db.one("SELECT count(*) FROM users"), "0");
+}
