@@ -684,8 +684,9 @@ fn render(r: &Results) -> String {
         Some(p) => {
             line(&mut s, "2. pgloader (shaped source, see notes)", p);
             if let Some(c) = &r.cutover {
-                for ((t, n), (_, cn)) in p.counts.iter().zip(&c.counts) {
-                    if n != cn {
+                for (t, n) in &p.counts {
+                    let cn = c.counts.iter().find(|x| &x.0 == t).map_or(0, |x| x.1);
+                    if *n != cn {
                         s.push_str(&format!(
                             "   pgloader loaded {n} rows into {t}, cutover {cn}\n"
                         ));
@@ -766,7 +767,7 @@ fn render(r: &Results) -> String {
         s.push_str(&format!(
             "\nslowest statements during {title} (PostgreSQL log, >= 100 ms; {} logged, {:.1} s in all):\n",
             list.len(),
-            total / 1000.0
+            total.max(0.0) / 1000.0
         ));
         for st in list.iter().take(10) {
             s.push_str(&format!("  {:>9.0} ms  {}\n", st.ms, st.sql));

@@ -235,7 +235,7 @@ fn podium(scale: f64, seed: u64, out: &Path) -> Result<()> {
     )?;
     // Exactly the legacy schema, taken from legacy.sql's CREATE TABLE statements.
     conn.execute_batch(LEGACY_SCHEMA)?;
-    let mut rng = Rng(seed ^ 0x5EED_0F_C0DE);
+    let mut rng = Rng(seed ^ 0x005E_ED0F_C0DE);
     let tx = conn.transaction()?;
     let mut counts = Vec::new();
 
