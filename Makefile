@@ -36,6 +36,8 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-bench:
-	@echo "make bench: the benchmark (cutover vs pgloader vs the COPY floor) is not built yet."
-	@exit 1
+# cutover vs pgloader vs the COPY floor on generated Podium data (release build, one
+# throwaway cluster). BENCH_ARGS e.g. "--scale 0.1 --skip-pgloader"; results in target/bench/.
+BENCH_ARGS ?=
+bench: pg-binaries build
+	./target/release/cutover-bench $(BENCH_ARGS)
