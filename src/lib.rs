@@ -3,6 +3,7 @@
 //! The data flows mapping → plan → source → convert (extract) → target (load) → report;
 //! each stage is a module named after it. `run` wires them together per command.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod convert;
 pub mod error;

@@ -148,6 +148,7 @@ async fn load(
         };
         rejects.extend(ex.rejects);
         let res = merge::resolve(&tx, index, table, &mut t, &mut rejects).await?;
+        crate::checkpoint::reached(&format!("merge:{}", table.name)).await;
         if verify_only {
             t.verify = Some(diff::diff(&tx, plan, index, table, &res, opts.examples, true).await?);
         } else {
@@ -169,6 +170,7 @@ async fn load(
             }
         }
         let tables: Vec<&str> = plan.tables.iter().map(|t| t.qualified.as_str()).collect();
+        crate::checkpoint::reached("sequences").await;
         report.sequences_reset = sequences::reset(&tx, &tables).await?;
 
         // Count check: every staged row that was not rejected or skipped is in the target.
@@ -221,6 +223,7 @@ async fn load(
 
     let commit = failure.is_none() && !opts.dry_run && !verify_only;
     if commit {
+        crate::checkpoint::reached("commit").await;
         tx.commit().await.map_err(|e| {
             unavailable(format!(
                 "COMMIT failed, nothing was loaded: {}",

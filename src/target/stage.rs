@@ -40,11 +40,16 @@ pub async fn copy(
         .await
         .map_err(|e| table_error(&e, table, "starting COPY"))?;
     let mut sink = std::pin::pin!(sink);
+    let mut first = true;
     loop {
         match rx.recv().await {
             Some(Msg::Chunk(bytes)) => {
                 if let Err(e) = sink.send(bytes).await {
                     return Err(table_error(&e, table, "COPY"));
+                }
+                if first {
+                    first = false;
+                    crate::checkpoint::reached(&format!("copy:{}", table.name)).await;
                 }
             }
             Some(Msg::End(ex)) => {

@@ -1,0 +1,26 @@
+//! Named points in a load where a fault-injection test can stop the process.
+//!
+//! With `CUTOVER_TEST_PAUSE_AT=<point>` in the environment, cutover prints
+//! `cutover: paused at <point>` on stderr when it reaches that point and waits there, so a
+//! test can kill it (SIGKILL, SIGINT) at exactly that moment and check that the target is
+//! either unchanged or fully loaded. Points: `copy:<table>` (a table's COPY has started and
+//! its first rows are sent), `merge:<table>` (before its rows are written to the target),
+//! `sequences` (before sequences are reset), `commit` (just before COMMIT). Unset, this costs
+//! one environment lookup per point.
+
+use std::io::Write;
+
+pub async fn reached(point: &str) {
+    let Ok(want) = std::env::var("CUTOVER_TEST_PAUSE_AT") else {
+        return;
+    };
+    if want != point {
+        return;
+    }
+    let mut err = std::io::stderr();
+    let _ = writeln!(err, "cutover: paused at {point}");
+    let _ = err.flush();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
+}
