@@ -46,6 +46,9 @@ pub struct Report {
     pub committed: bool,
     pub tables: Vec<TableReport>,
     pub sequences_reset: Vec<String>,
+    /// Foreign keys and indexes set aside for a bulk load and rebuilt before commit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebuilt: Option<String>,
     pub rejects_total: u64,
     pub max_rejects: u64,
 }

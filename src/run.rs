@@ -285,6 +285,9 @@ fn print_outcome(
     report_file: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     print!("{}", r.render());
+    if let Some(rebuilt) = &r.rebuilt {
+        println!("bulk load into empty tables: {rebuilt}");
+    }
     if !r.sequences_reset.is_empty() {
         println!("sequences reset: {}", r.sequences_reset.len());
     }

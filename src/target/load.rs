@@ -7,7 +7,7 @@
 //! rolls back.
 
 use super::diff::{self, TableDiff};
-use super::{merge, sequences, stage};
+use super::{bulk, merge, sequences, stage};
 use crate::error::{data, describe_pg, unavailable};
 use crate::extract::Msg;
 use crate::plan::Plan;
@@ -136,6 +136,55 @@ async fn load(
     let mut rejects: Vec<RejectRow> = Vec::new();
     let mut resolved = Vec::with_capacity(plan.tables.len());
 
+    // Tables empty at the start (all of them on cutover day, and after --mode replace) are
+    // bulk loaded: their foreign keys and secondary indexes are set aside and rebuilt once.
+    let mut empty = vec![false; plan.tables.len()];
+    let mut set_aside = bulk::SetAside::default();
+    if !verify_only {
+        for (i, t) in plan.tables.iter().enumerate() {
+            empty[i] = tx
+                .query_one(
+                    &format!("SELECT NOT EXISTS (SELECT 1 FROM {})", t.qualified),
+                    &[],
+                )
+                .await
+                .map_err(|e| unavailable(format!("reading `{}`: {}", t.name, describe_pg(&e))))?
+                .get(0);
+        }
+        let fresh: Vec<&str> = plan
+            .tables
+            .iter()
+            .zip(&empty)
+            .filter(|(_, e)| **e)
+            .map(|(t, _)| t.qualified.as_str())
+            .collect();
+        if !fresh.is_empty() {
+            tx.batch_execute("SET LOCAL maintenance_work_mem = '256MB'; SAVEPOINT cutover_bulk")
+                .await
+                .map_err(|e| {
+                    unavailable(format!("preparing the bulk load: {}", describe_pg(&e)))
+                })?;
+            // Only the tables' owner may drop their constraints; anyone else loads with the
+            // constraints in place (slower, same result).
+            match bulk::set_aside(&tx, &fresh).await {
+                Ok(set) => set_aside = set,
+                Err(e) => {
+                    tx.batch_execute("ROLLBACK TO SAVEPOINT cutover_bulk")
+                        .await
+                        .map_err(|e| {
+                            unavailable(format!(
+                                "after the bulk load setup failed: {}",
+                                describe_pg(&e)
+                            ))
+                        })?;
+                    report.rebuilt = Some(format!(
+                        "not possible ({e:#}); loaded with constraints in place"
+                    ));
+                }
+            }
+        }
+    }
+
     for (index, table) in plan.tables.iter().enumerate() {
         let ex = stage::copy(&tx, index, table, rx).await?;
         let mut t = TableReport {
@@ -152,7 +201,15 @@ async fn load(
         if verify_only {
             t.verify = Some(diff::diff(&tx, plan, index, table, &res, opts.examples, true).await?);
         } else {
-            merge::write(&tx, plan, table, &res, &mut t).await?;
+            merge::write(&tx, plan, table, &res, empty[index], &mut t).await?;
+            if empty[index] {
+                // Fresh statistics, so the joins of the tables that reference it plan well.
+                tx.batch_execute(&format!("ANALYZE {}", table.qualified))
+                    .await
+                    .map_err(|e| {
+                        unavailable(format!("analyzing `{}`: {}", table.name, describe_pg(&e)))
+                    })?;
+            }
             t.unchanged = merge::staged(&tx, index, table)
                 .await?
                 .saturating_sub(t.inserted + t.updated);
@@ -164,6 +221,14 @@ async fn load(
 
     let mut failure = None;
     if !verify_only {
+        // Constraints back before anything is deleted, so ON DELETE actions apply to pruning.
+        if !set_aside.is_empty() {
+            bulk::restore(&tx, &set_aside).await?;
+            report.rebuilt = Some(format!(
+                "{} set aside and rebuilt inside the transaction",
+                set_aside.describe()
+            ));
+        }
         if opts.prune {
             for (index, table) in plan.tables.iter().enumerate().rev() {
                 report.tables[index].deleted += merge::prune(&tx, index, table).await?;

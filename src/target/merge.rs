@@ -249,15 +249,17 @@ pub async fn resolve(
 }
 
 /// Update changed rows, insert new ones, and remove stale links. Runs under a savepoint so
-/// that a constraint violation can be traced back to the source rows behind it.
+/// that a constraint violation can be traced back to the source rows behind it. A table that
+/// was `empty` when the load started has nothing to update or match: every row is inserted.
 pub async fn write(
     tx: &Transaction<'_>,
     plan: &Plan,
     table: &TablePlan,
     res: &Resolved,
+    empty: bool,
     t: &mut TableReport,
 ) -> anyhow::Result<()> {
-    let update = (!res.value_cols.is_empty()).then(|| {
+    let update = (!res.value_cols.is_empty() && !empty).then(|| {
         let names: Vec<String> = res
             .value_cols
             .iter()
@@ -276,8 +278,16 @@ pub async fn write(
     });
     let targets: Vec<String> = table.stage.iter().map(|c| ident(&c.target)).collect();
     let values: Vec<String> = (0..table.stage.len()).map(|i| format!("r.r{i}")).collect();
+    let new_only = if empty {
+        String::new()
+    } else {
+        format!(
+            " WHERE NOT EXISTS (SELECT 1 FROM {} t WHERE {})",
+            table.qualified, res.key_match
+        )
+    };
     let insert = format!(
-        "INSERT INTO {tt} ({cols}){over} SELECT {vals} FROM ({sel}) r WHERE NOT EXISTS (SELECT 1 FROM {tt} t WHERE {key}) ORDER BY r.row_",
+        "INSERT INTO {tt} ({cols}){over} SELECT {vals} FROM ({sel}) r{new_only} ORDER BY r.row_",
         tt = table.qualified,
         cols = targets.join(", "),
         over = if table.overriding {
@@ -287,11 +297,13 @@ pub async fn write(
         },
         vals = values.join(", "),
         sel = res.select,
-        key = res.key_match,
     );
-    let unlink = res
-        .stale_links(plan, table)
-        .map(|stale| format!("DELETE FROM {} t WHERE {stale}", table.qualified));
+    let unlink = if empty {
+        None
+    } else {
+        res.stale_links(plan, table)
+            .map(|stale| format!("DELETE FROM {} t WHERE {stale}", table.qualified))
+    };
 
     tx.batch_execute("SAVEPOINT cutover_merge")
         .await

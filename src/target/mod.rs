@@ -1,4 +1,5 @@
 //! The PostgreSQL side: connecting, reading the catalog, and loading.
+pub mod bulk;
 pub mod catalog;
 pub mod copy;
 pub mod diagnose;

@@ -359,6 +359,12 @@ fn percent_encoded_password_works_and_is_never_printed() {
     let r = db.cutover_at(&url, "load", &[]);
     r.ok();
     assert_eq!(db.one("SELECT count(*) FROM votes"), "24");
+    // appuser does not own the tables, so it cannot set constraints aside: same load, slower.
+    assert!(
+        r.stdout.contains("not possible") && r.stdout.contains("must be owner"),
+        "{}",
+        r.all()
+    );
     for secret in [password, "k%2Ble%2CU2kG1Gb0cp_"] {
         assert!(!r.all().contains(secret), "password printed: {}", r.all());
     }
@@ -520,4 +526,74 @@ fn load_verify_fails_a_load_that_lands_differently() {
     let r = db.cutover("load", &["--verify"]);
     r.ok();
     assert!(r.stdout.contains("committed."), "{}", r.all());
+}
+
+fn schema_definitions(db: &Db) -> String {
+    let cons = db.one("SELECT string_agg(d, E'\\n' ORDER BY d) FROM (SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) AS d FROM pg_constraint WHERE connamespace = 'public'::regnamespace) x");
+    let idx = db.one("SELECT string_agg(indexdef, E'\\n' ORDER BY indexname) FROM pg_indexes WHERE schemaname = 'public'");
+    format!("{cons}\n{idx}")
+}
+
+#[test]
+fn bulk_load_puts_every_constraint_and_index_back_exactly() {
+    let db = Db::new("bulk_defs");
+    let before = schema_definitions(&db);
+    assert!(
+        before.contains("FOREIGN KEY") && before.contains("ix_votes_"),
+        "{before}"
+    );
+    let r = db.cutover("load", &[]);
+    r.ok();
+    assert!(
+        r.stdout.contains("foreign keys and")
+            && r.stdout
+                .contains("set aside and rebuilt inside the transaction"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(schema_definitions(&db), before);
+    // The same after a replace, and a merge into non-empty tables sets nothing aside.
+    db.cutover("load", &["--mode", "replace"]).ok();
+    assert_eq!(schema_definitions(&db), before);
+    let r = db.cutover("load", &[]);
+    assert!(!r.stdout.contains("set aside"), "{}", r.all());
+}
+
+#[test]
+fn a_broken_foreign_key_fails_the_bulk_load_and_commits_nothing() {
+    let db = Db::new("bulk_fk");
+    // A column the mapping fills as a plain value (not through `references`) that points
+    // nowhere: only the re-added foreign key can catch it.
+    let text = std::fs::read_to_string(crate::harness::repo().join("mappings/podium-sqlite.toml"))
+        .unwrap()
+        .replace(
+            "owner_id = { field = \"owner\", references = \"users\" }\nstarts_at",
+            "owner_id = \"owner\"\nstarts_at",
+        );
+    let mapping = write(&db.dir, "plain-owner.toml", &text);
+    db.edit_sqlite("UPDATE events SET owner = 999 WHERE id = 4;");
+    let before = db.dump();
+    let defs = schema_definitions(&db);
+    let source = format!("sqlite:{}", db.sqlite().display());
+    let r = run(&[
+        "load",
+        "-m",
+        mapping.to_str().unwrap(),
+        "--source",
+        &source,
+        "--target",
+        &db.url,
+    ]);
+    r.fails(1);
+    assert!(
+        r.stderr.contains("events_owner_id_fkey") && r.stderr.contains("(owner_id)=(999)"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(db.dump(), before);
+    assert_eq!(
+        schema_definitions(&db),
+        defs,
+        "a failed load leaves every constraint in place"
+    );
 }
