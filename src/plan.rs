@@ -39,6 +39,8 @@ pub struct TablePlan {
     pub stage: Vec<StageColumn>,
     /// Insert with OVERRIDING SYSTEM VALUE (an explicit id into GENERATED ALWAYS).
     pub overriding: bool,
+    /// No id is drawn from a sequence (ids kept, or a junction): insert order is free.
+    pub ids_from_source: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -548,6 +550,10 @@ fn bind_table(
         fields,
         stage,
         overriding,
+        ids_from_source: match &t.identity {
+            Identity::Legacy { keep_id, .. } => *keep_id,
+            Identity::Junction { .. } => true,
+        },
     })
 }
 

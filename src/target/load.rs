@@ -10,7 +10,7 @@ use super::diff::{self, TableDiff};
 use super::{bulk, merge, sequences, stage};
 use crate::error::{data, describe_pg, unavailable};
 use crate::extract::Msg;
-use crate::plan::Plan;
+use crate::plan::{Plan, TableKind};
 use crate::report::{RejectRow, Report, TableReport};
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, IsolationLevel, Transaction};
@@ -151,12 +151,18 @@ async fn load(
                 .map_err(|e| unavailable(format!("reading `{}`: {}", t.name, describe_pg(&e))))?
                 .get(0);
         }
-        let fresh: Vec<&str> = plan
+        let fresh: Vec<bulk::Fresh> = plan
             .tables
             .iter()
             .zip(&empty)
             .filter(|(_, e)| **e)
-            .map(|(t, _)| t.qualified.as_str())
+            .map(|(t, _)| bulk::Fresh {
+                table: t.qualified.as_str(),
+                match_column: match &t.kind {
+                    TableKind::Entity { match_column } => Some(match_column.as_str()),
+                    TableKind::Junction { .. } => None,
+                },
+            })
             .collect();
         if !fresh.is_empty() {
             tx.batch_execute("SET LOCAL maintenance_work_mem = '256MB'; SAVEPOINT cutover_bulk")
@@ -241,7 +247,7 @@ async fn load(
         // Count check: every staged row that was not rejected or skipped is in the target.
         for (index, table) in plan.tables.iter().enumerate() {
             let expected = merge::staged(&tx, index, table).await?;
-            let found = merge::loaded(&tx, table, &resolved[index]).await?;
+            let found = merge::loaded(&tx, table, &resolved[index], empty[index]).await?;
             report.tables[index].target = found;
             if expected != found && failure.is_none() {
                 failure = Some(data(format!(

@@ -287,7 +287,7 @@ pub async fn write(
         )
     };
     let insert = format!(
-        "INSERT INTO {tt} ({cols}){over} SELECT {vals} FROM ({sel}) r{new_only} ORDER BY r.row_",
+        "INSERT INTO {tt} ({cols}){over} SELECT {vals} FROM ({sel}) r{new_only}{order}",
         tt = table.qualified,
         cols = targets.join(", "),
         over = if table.overriding {
@@ -297,6 +297,12 @@ pub async fn write(
         },
         vals = values.join(", "),
         sel = res.select,
+        // Ids drawn from a sequence follow source order, so re-loads give the same ids.
+        order = if table.ids_from_source {
+            ""
+        } else {
+            " ORDER BY r.row_"
+        },
     );
     let unlink = if empty {
         None
@@ -386,22 +392,26 @@ pub async fn prune(tx: &Transaction<'_>, index: usize, table: &TablePlan) -> any
     .map_err(|e| table_error(&e, table, "pruning rows no longer in the source"))
 }
 
-/// Target rows carrying this run's legacy ids (or links).
+/// Target rows carrying this run's legacy ids (or links). A table that was empty holds
+/// nothing else.
 pub async fn loaded(
     tx: &Transaction<'_>,
     table: &TablePlan,
     res: &Resolved,
+    empty: bool,
 ) -> anyhow::Result<u64> {
-    let n: i64 = tx
-        .query_one(
-            &format!(
-                "SELECT count(*) FROM ({sel}) r WHERE EXISTS (SELECT 1 FROM {t} t WHERE {key})",
-                sel = res.select,
-                t = table.qualified,
-                key = res.key_match
-            ),
-            &[],
+    let sql = if empty {
+        format!("SELECT count(*) FROM {}", table.qualified)
+    } else {
+        format!(
+            "SELECT count(*) FROM ({sel}) r WHERE EXISTS (SELECT 1 FROM {t} t WHERE {key})",
+            sel = res.select,
+            t = table.qualified,
+            key = res.key_match
         )
+    };
+    let n: i64 = tx
+        .query_one(&sql, &[])
         .await
         .map_err(|e| table_error(&e, table, "checking row counts"))?
         .get(0);

@@ -57,9 +57,11 @@ pub async fn copy(
                     .finish()
                     .await
                     .map_err(|e| table_error(&e, table, "COPY"))?;
-                tx.batch_execute(&format!("CREATE INDEX ON {stage} (c0); ANALYZE {stage}"))
+                // Statistics, so the merge's joins are planned for the real row counts (hash
+                // joins need no index on the staging table).
+                tx.batch_execute(&format!("ANALYZE {stage}"))
                     .await
-                    .map_err(|e| table_error(&e, table, "indexing its staging table"))?;
+                    .map_err(|e| table_error(&e, table, "analyzing its staging table"))?;
                 return Ok(ex);
             }
             // The convert stage stopped; its own error is reported by the caller.
