@@ -219,10 +219,7 @@ async fn duplicates(tx: &Transaction<'_>, it: &Item) -> Option<String> {
 /// `CREATE UNIQUE INDEX … USING btree (lower((email)::text))` — the text inside the first
 /// balanced parentheses after the keyword. None for anything it cannot read plainly.
 fn key_of(def: &str) -> Option<String> {
-    let start = match def.find(" USING ") {
-        Some(u) => u,
-        None => 0,
-    };
+    let start = def.find(" USING ").unwrap_or_default();
     let open = start + def[start..].find('(')?;
     let mut depth = 0usize;
     for (i, ch) in def[open..].char_indices() {

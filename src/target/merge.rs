@@ -10,7 +10,7 @@ use super::diagnose;
 use super::sql::{ident, literal};
 use super::table_error;
 use crate::mapping::OnMissing;
-use crate::plan::{Plan, TableKind, TablePlan};
+use crate::plan::{Plan, RefPlan, TableKind, TablePlan};
 use crate::report::{RejectRow, TableReport};
 use tokio_postgres::Transaction;
 
@@ -119,7 +119,8 @@ pub async fn resolve(
     let s = table.stage_table(index);
     let legacy_text = staged_label(table, "s", "c");
 
-    // 1. Duplicate identities: keep the first, reject (for links: skip) the rest.
+    // 1. Duplicate identities: keep the first, reject (for links: skip) the rest. One cheap
+    // aggregate first: duplicates are rare, and marking them needs a sort.
     let partition: Vec<String> = table
         .stage
         .iter()
@@ -127,17 +128,29 @@ pub async fn resolve(
         .filter(|(_, c)| c.key)
         .map(|(i, _)| format!("c{i}"))
         .collect();
-    let dups = tx
-        .query(
+    let partition = partition.join(", ");
+    let any: bool = tx
+        .query_one(
+            &format!("SELECT EXISTS (SELECT 1 FROM {s} WHERE NOT drop_ GROUP BY {partition} HAVING count(*) > 1)"),
+            &[],
+        )
+        .await
+        .map_err(|e| table_error(&e, table, "finding duplicate legacy ids"))?
+        .get(0);
+    let dups = if any {
+        // Rows are told apart by ctid: the rows exploded from one record share its row_.
+        tx.query(
             &format!(
-                "WITH d AS (SELECT row_, row_number() OVER (PARTITION BY {p} ORDER BY row_) AS n FROM {s} WHERE NOT drop_)
-                 UPDATE {s} s SET drop_ = true FROM d WHERE s.row_ = d.row_ AND d.n > 1 RETURNING {legacy_text}",
-                p = partition.join(", ")
+                "WITH d AS (SELECT ctid AS id, row_number() OVER (PARTITION BY {partition} ORDER BY row_) AS n FROM {s} WHERE NOT drop_)
+                 UPDATE {s} s SET drop_ = true FROM d WHERE s.ctid = d.id AND d.n > 1 RETURNING {legacy_text}"
             ),
             &[],
         )
         .await
-        .map_err(|e| table_error(&e, table, "finding duplicate legacy ids"))?;
+        .map_err(|e| table_error(&e, table, "finding duplicate legacy ids"))?
+    } else {
+        Vec::new()
+    };
     if table.is_junction() {
         t.skipped += dups.len() as u64;
     } else {
@@ -154,7 +167,101 @@ pub async fn resolve(
         }
     }
 
-    // 2. References that do not resolve, per policy.
+    // 2. References that do not resolve, per policy: one pass joining every parent finds the
+    // rows with any dangling reference (usually none); each is then judged column by column
+    // in stage order, as the mapping's policies say.
+    let refs: Vec<(usize, &RefPlan)> = table
+        .stage
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.reference.as_ref().map(|r| (i, r)))
+        .collect();
+    if !refs.is_empty() {
+        let mut joins = String::new();
+        let mut flags = Vec::new();
+        let mut values = Vec::new();
+        for (i, r) in &refs {
+            let m = ident(&r.match_column);
+            joins.push_str(&format!(
+                " LEFT JOIN {} p{i} ON p{i}.{m} = s.c{i}",
+                r.qualified
+            ));
+            flags.push(format!("(s.c{i} IS NOT NULL AND p{i}.{m} IS NULL)"));
+            values.push(format!("s.c{i}::text"));
+        }
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT s.ctid::text, {legacy_text}, {flags}, {values} FROM {s} s{joins} WHERE NOT s.drop_ AND ({any}) LIMIT {}",
+                    DANGLING_IN_MEMORY + 1,
+                    flags = flags.join(", "),
+                    values = values.join(", "),
+                    any = flags.join(" OR "),
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| table_error(&e, table, "resolving references"))?;
+        if rows.len() > DANGLING_IN_MEMORY {
+            dangling_set_based(tx, table, &s, &legacy_text, t, rejects).await?;
+            return finish_resolve(table, &s);
+        }
+        let n = refs.len();
+        let mut dropped: Vec<String> = Vec::new();
+        for row in &rows {
+            for (k, (i, r)) in refs.iter().enumerate() {
+                if !row.get::<_, bool>(2 + k) {
+                    continue;
+                }
+                let value: String = row.get::<_, Option<String>>(2 + n + k).unwrap_or_default();
+                match r.on_missing {
+                    OnMissing::Null => {
+                        t.nulled += 1;
+                        continue;
+                    }
+                    OnMissing::Skip => t.skipped += 1,
+                    OnMissing::Error => t.rejected += 1,
+                }
+                let skip = r.on_missing == OnMissing::Skip;
+                rejects.push(RejectRow {
+                    table: table.name.clone(),
+                    legacy_id: row.get(1),
+                    column: table.stage[*i].target.clone(),
+                    reason: format!(
+                        "{}references `{}` legacy id {value}, which is not in the target{}",
+                        if skip { "skipped: " } else { "" },
+                        r.table,
+                        if skip { "" } else { " (set on_missing = \"null\" or \"skip\" in the mapping to load the rest)" }
+                    ),
+                    value,
+                });
+                dropped.push(row.get(0));
+                break;
+            }
+        }
+        if !dropped.is_empty() {
+            tx.execute(
+                &format!("UPDATE {s} SET drop_ = true WHERE ctid = ANY ($1::text[]::tid[])"),
+                &[&dropped],
+            )
+            .await
+            .map_err(|e| table_error(&e, table, "resolving references"))?;
+        }
+    }
+
+    finish_resolve(table, &s)
+}
+
+/// Many dangling references: mark them with one UPDATE per reference column, in stage order,
+/// keeping only the first rejects in detail.
+async fn dangling_set_based(
+    tx: &Transaction<'_>,
+    table: &TablePlan,
+    s: &str,
+    legacy_text: &str,
+    t: &mut TableReport,
+    rejects: &mut Vec<RejectRow>,
+) -> anyhow::Result<()> {
     for (i, c) in table.stage.iter().enumerate() {
         let Some(r) = &c.reference else { continue };
         let unresolved = format!(
@@ -162,49 +269,65 @@ pub async fn resolve(
             p = r.qualified,
             m = ident(&r.match_column)
         );
-        match r.on_missing {
-            OnMissing::Null => {
-                let n: i64 = tx
-                    .query_one(
-                        &format!("SELECT count(*) FROM {s} s WHERE {unresolved}"),
-                        &[],
-                    )
-                    .await
-                    .map_err(|e| table_error(&e, table, "resolving references"))?
-                    .get(0);
-                t.nulled += n as u64;
-            }
-            OnMissing::Error | OnMissing::Skip => {
-                let rows = tx
-                    .query(&format!("UPDATE {s} s SET drop_ = true WHERE {unresolved} RETURNING {legacy_text}, s.c{i}::text"), &[])
-                    .await
-                    .map_err(|e| table_error(&e, table, "resolving references"))?;
-                let skip = r.on_missing == OnMissing::Skip;
-                if skip {
-                    t.skipped += rows.len() as u64;
-                } else {
-                    t.rejected += rows.len() as u64;
-                }
-                for row in rows {
-                    let value: String = row.get(1);
-                    rejects.push(RejectRow {
-                        table: table.name.clone(),
-                        legacy_id: row.get(0),
-                        column: c.target.clone(),
-                        reason: format!(
-                            "{}references `{}` legacy id {value}, which is not in the target{}",
-                            if skip { "skipped: " } else { "" },
-                            r.table,
-                            if skip { "" } else { " (set on_missing = \"null\" or \"skip\" in the mapping to load the rest)" }
-                        ),
-                        value,
-                    });
-                }
-            }
+        let counted = |e| table_error(&e, table, "resolving references");
+        if r.on_missing == OnMissing::Null {
+            let n: i64 = tx
+                .query_one(
+                    &format!("SELECT count(*) FROM {s} s WHERE {unresolved}"),
+                    &[],
+                )
+                .await
+                .map_err(counted)?
+                .get(0);
+            t.nulled += n as u64;
+            continue;
+        }
+        let skip = r.on_missing == OnMissing::Skip;
+        let examples = tx
+            .query(
+                &format!(
+                    "SELECT {legacy_text}, s.c{i}::text FROM {s} s WHERE {unresolved} LIMIT 1000"
+                ),
+                &[],
+            )
+            .await
+            .map_err(counted)?;
+        for row in examples {
+            let value: String = row.get(1);
+            rejects.push(RejectRow {
+                table: table.name.clone(),
+                legacy_id: row.get(0),
+                column: c.target.clone(),
+                reason: format!(
+                    "{}references `{}` legacy id {value}, which is not in the target",
+                    if skip { "skipped: " } else { "" },
+                    r.table
+                ),
+                value,
+            });
+        }
+        let n = tx
+            .execute(
+                &format!("UPDATE {s} s SET drop_ = true WHERE {unresolved}"),
+                &[],
+            )
+            .await
+            .map_err(counted)?;
+        if skip {
+            t.skipped += n;
+        } else {
+            t.rejected += n;
         }
     }
+    Ok(())
+}
 
-    // 3. The resolved rows: references joined to their parents' primary keys.
+/// More dangling rows than this are marked set-based, one reference column at a time,
+/// rather than judged row by row in memory.
+const DANGLING_IN_MEMORY: usize = 100_000;
+
+/// 3. The resolved rows: references joined to their parents' primary keys.
+fn finish_resolve(table: &TablePlan, s: &str) -> anyhow::Result<Resolved> {
     let mut select = vec!["s.row_".to_string()];
     let mut joins = String::new();
     for (i, c) in table.stage.iter().enumerate() {

@@ -194,3 +194,46 @@ fn bad_token_fails_fast_and_clearly() {
     assert!(!r.all().contains("secretsecret"), "{}", r.all());
     assert_eq!(db.one("SELECT count(*) FROM users"), "0");
 }
+
+#[test]
+fn a_link_listed_twice_loads_once_and_its_siblings_stay() {
+    // Events.Attendees of one event lists the same user twice: the exploded rows share the
+    // record's position, so only the duplicate may be dropped, not its siblings.
+    let mut config =
+        FakeConfig::from_dir(&repo().join("fixtures/podium-airtable"), BASE, TOKEN).unwrap();
+    let table_id = config
+        .tables
+        .iter()
+        .find(|t| t["name"] == "Events")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let events = config.records.get_mut(&table_id).unwrap();
+    let event = events
+        .iter_mut()
+        .find(|e| {
+            e["fields"]["Attendees"]
+                .as_array()
+                .is_some_and(|a| a.len() >= 3)
+        })
+        .unwrap();
+    let id = event["id"].as_str().unwrap().to_string();
+    let attendees = event["fields"]["Attendees"].as_array_mut().unwrap();
+    let n = attendees.len();
+    let first = attendees[0].clone();
+    attendees.push(first);
+    let server = FakeAirtable::start(config).unwrap().1;
+    let db = Db::new("airtable_dup_link");
+    let r = cutover(&server, &db, "load", &[]);
+    r.ok();
+    assert_eq!(db.one(&format!("SELECT count(*) FROM event_attendees a JOIN events e ON e.id = a.event_id WHERE e.airtable_id = '{id}'")), n.to_string(), "{}", r.all());
+    assert_eq!(db.one("SELECT count(*) FROM event_attendees"), "16");
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("event_attendees") && l.split_whitespace().nth(7) == Some("1")),
+        "one duplicate link skipped:\n{}",
+        r.stdout
+    );
+}

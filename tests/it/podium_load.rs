@@ -545,7 +545,8 @@ fn bulk_load_puts_every_constraint_and_index_back_exactly() {
     let r = db.cutover("load", &[]);
     r.ok();
     assert!(
-        r.stdout.contains("13 foreign keys, 14 primary/unique keys and 14 indexes")
+        r.stdout
+            .contains("13 foreign keys, 14 primary/unique keys and 14 indexes")
             && r.stdout
                 .contains("set aside and rebuilt inside the transaction"),
         "{}",
