@@ -7,4 +7,5 @@ mod cli_errors;
 mod identifiers;
 mod inspect;
 mod podium_load;
+mod properties;
 mod snapshot;
