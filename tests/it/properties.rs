@@ -131,7 +131,8 @@ const ATOMS: &[&str] = &[
 fn text(rng: &mut Rng) -> String {
     let mut s = String::new();
     for _ in 0..rng.below(6) {
-        s.push_str(*rng.pick(ATOMS));
+        let atom = *rng.pick::<&str>(ATOMS);
+        s.push_str(atom);
         if rng.chance(10) {
             s.push(char::from_u32(rng.below(0x11_0000) as u32).unwrap_or('?'));
         }
