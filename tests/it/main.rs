@@ -8,4 +8,5 @@ mod identifiers;
 mod inspect;
 mod podium_load;
 mod properties;
+mod security;
 mod snapshot;
