@@ -3,6 +3,7 @@ mod harness;
 
 mod airtable;
 mod airtable_load;
+mod bad_input;
 mod cli_errors;
 mod identifiers;
 mod inspect;
