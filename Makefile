@@ -4,7 +4,7 @@
 CARGO ?= cargo
 FIXTURE := target/fixtures/podium.sqlite
 
-.PHONY: demo test lint bench fixture build pg-binaries
+.PHONY: demo test test-faults lint bench fixture build pg-binaries
 
 # PostgreSQL's server binaries (initdb, postgres) must be installed; no server needs to run.
 pg-binaries:
@@ -31,6 +31,13 @@ demo: pg-binaries fixture
 # Unit tests, and integration tests against a real PostgreSQL the harness starts itself.
 test: pg-binaries
 	$(CARGO) test
+
+# Fault injection (tests/faults): cutover killed, interrupted, cut off from its server, timed
+# out and raced; a misbehaving Airtable API; a full disk under export. Needs root (it mounts a
+# tiny tmpfs). Not part of `cargo test` ([[test]] faults has test = false), so it is linted here.
+test-faults: pg-binaries
+	$(CARGO) clippy --test faults -- -D warnings
+	$(CARGO) test --test faults
 
 lint:
 	$(CARGO) fmt --check

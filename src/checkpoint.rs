@@ -7,6 +7,10 @@
 //! its first rows are sent), `merge:<table>` (before its rows are written to the target),
 //! `sequences` (before sequences are reset), `commit` (just before COMMIT). Unset, this costs
 //! one environment lookup per point.
+//!
+//! With `CUTOVER_TEST_RESUME_FILE=<path>` as well, the pause ends (and the load carries on)
+//! as soon as that file exists, so a test can inject a fault (stop the server, terminate
+//! the backend, start a second load) while cutover is paused and then watch it react.
 
 use std::io::Write;
 
@@ -20,7 +24,15 @@ pub async fn reached(point: &str) {
     let mut err = std::io::stderr();
     let _ = writeln!(err, "cutover: paused at {point}");
     let _ = err.flush();
+    let resume = std::env::var_os("CUTOVER_TEST_RESUME_FILE").map(std::path::PathBuf::from);
     loop {
-        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        match &resume {
+            Some(file) if file.exists() => {
+                let _ = writeln!(err, "cutover: resumed at {point}");
+                return;
+            }
+            Some(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            None => tokio::time::sleep(std::time::Duration::from_secs(3600)).await,
+        }
     }
 }

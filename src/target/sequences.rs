@@ -1,8 +1,10 @@
 //! Sequences behind loaded tables: `serial`, `bigserial` and identity columns alike
 //! (`pg_get_serial_sequence` finds them all). After a load each is set past the largest id so
 //! the application's next INSERT succeeds — an empty table's too (pgloader misses identity
-//! columns and empty tables: REFERENCE.md §2). Sequences are not transactional, so their
-//! state is saved first and put back when a load is rolled back (dry run or failure).
+//! columns and empty tables: REFERENCE.md §2). The reset itself is an `ALTER SEQUENCE …
+//! RESTART`, which rolls back with the load's transaction; `setval` (the fallback for a role
+//! that does not own the sequence) does not, so the state is also saved first and put back
+//! when a load is rolled back (dry run or failure).
 
 use super::sql::ident;
 use crate::error::{describe_pg, unavailable};
@@ -78,23 +80,55 @@ pub async fn reset(client: &impl GenericClient, tables: &[&str]) -> anyhow::Resu
     let mut done = Vec::new();
     for t in tables {
         for (col, seq) in find(client, t).await? {
+            let fail = |e: tokio_postgres::Error| {
+                unavailable(format!(
+                    "resetting sequence {seq} of {t}.{col}: {}",
+                    describe_pg(&e)
+                ))
+            };
             let sql = format!(
-                "SELECT setval($1::text::regclass,
-                               GREATEST(COALESCE((SELECT max({c}) FROM {t}), 0) + 1,
-                                        (SELECT seqstart FROM pg_sequence WHERE seqrelid = $1::text::regclass)),
-                               false)",
+                "SELECT GREATEST(COALESCE((SELECT max({c}) FROM {t}), 0) + 1,
+                                 (SELECT seqstart FROM pg_sequence WHERE seqrelid = $1::text::regclass))",
                 c = ident(&col)
             );
-            let next: i64 = client
-                .query_one(&sql, &[&seq])
+            let next: i64 = client.query_one(&sql, &[&seq]).await.map_err(fail)?.get(0);
+            // ALTER SEQUENCE … RESTART is transactional, so a load that is killed or rolled
+            // back before COMMIT leaves the sequence as it was. setval is not: on its own it
+            // would leave the sequence moved — backwards, below rows that still exist, when
+            // --prune had deleted the largest ids. ALTER needs the sequence's owner; a role
+            // that may only UPDATE it falls back to setval (the caller restores it on a
+            // rollback it sees, but not after a crash).
+            client
+                .batch_execute("SAVEPOINT cutover_sequence")
                 .await
-                .map_err(|e| {
-                    unavailable(format!(
-                        "resetting sequence {seq} of {t}.{col}: {}",
-                        describe_pg(&e)
-                    ))
-                })?
-                .get(0);
+                .map_err(fail)?;
+            // `seq` comes from the catalog already quoted; `next` is an integer.
+            match client
+                .batch_execute(&format!("ALTER SEQUENCE {seq} RESTART WITH {next}"))
+                .await
+            {
+                Ok(()) => client
+                    .batch_execute("RELEASE SAVEPOINT cutover_sequence")
+                    .await
+                    .map_err(fail)?,
+                Err(e)
+                    if e.code()
+                        == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
+                {
+                    client
+                        .batch_execute("ROLLBACK TO SAVEPOINT cutover_sequence; RELEASE SAVEPOINT cutover_sequence")
+                        .await
+                        .map_err(fail)?;
+                    client
+                        .execute(
+                            "SELECT setval($1::text::regclass, $2, false)",
+                            &[&seq, &next],
+                        )
+                        .await
+                        .map_err(fail)?;
+                }
+                Err(e) => return Err(fail(e)),
+            }
             done.push(format!("{t}.{col} -> next {next}"));
         }
     }

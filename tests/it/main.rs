@@ -3,8 +3,11 @@ mod harness;
 
 mod airtable;
 mod airtable_load;
+mod bad_input;
 mod cli_errors;
 mod identifiers;
 mod inspect;
 mod podium_load;
+mod properties;
+mod security;
 mod snapshot;

@@ -470,7 +470,16 @@ impl Source for AirtableSource {
     }
 
     fn prepare(&mut self, wanted: &[Wanted]) -> anyhow::Result<()> {
-        self.extract(wanted)
+        self.extract(wanted)?;
+        // Faults that were survived are still worth knowing about: say so, once.
+        let s = self.stats();
+        if s.retries > 0 || s.rate_limited > 0 || s.restarts > 0 {
+            eprintln!(
+                "note: Airtable base {}: {} requests, {} retried (5xx, timeouts, dropped or invalid responses, 429s), {} rate-limited (429), {} tables restarted after an expired iterator; every record was read",
+                self.base, s.requests, s.retries, s.rate_limited, s.restarts
+            );
+        }
+        Ok(())
     }
 
     fn count(&self, table: &str) -> anyhow::Result<u64> {
