@@ -54,19 +54,26 @@ pub async fn run(
     rx: &mut mpsc::Receiver<Msg>,
     opts: &Options,
 ) -> anyhow::Result<Outcome> {
-    let tables: Vec<&str> = plan.tables.iter().map(|t| t.qualified.as_str()).collect();
-    let saved = sequences::snapshot(client, &tables).await?;
-    match load(client, plan, rx, opts).await {
+    // Sequences are not transactional: their state is saved once this run holds the load
+    // lock (so no other cutover load moves them meanwhile) and put back if it then does not
+    // commit. A run that never got the lock never touches them.
+    let mut saved = None;
+    let result = load(client, plan, rx, opts, &mut saved).await;
+    let restore = |saved: Option<Vec<sequences::SequenceState>>| async move {
+        match saved {
+            Some(s) => sequences::restore(client, &s).await,
+            None => Ok(()),
+        }
+    };
+    match result {
         Ok(mut outcome) => {
             if !outcome.report.committed {
-                // Rolled back: sequences are not transactional, put them back as they were.
-                sequences::restore(client, &saved).await?;
+                restore(saved).await?;
             }
             Ok(outcome.take())
         }
         Err(e) => {
-            // The transaction was dropped (rolled back); undo any sequence advance.
-            let _ = sequences::restore(client, &saved).await;
+            let _ = restore(saved).await;
             Err(e)
         }
     }
@@ -87,6 +94,7 @@ async fn load(
     plan: &Plan,
     rx: &mut mpsc::Receiver<Msg>,
     opts: &Options,
+    saved: &mut Option<Vec<sequences::SequenceState>>,
 ) -> anyhow::Result<Outcome> {
     let verify_only = opts.mode == Mode::Verify;
     let isolation = if verify_only {
@@ -110,6 +118,8 @@ async fn load(
             "another `cutover load` is running against this database (it holds cutover's advisory lock); wait for it to finish, then run again",
         ));
     }
+    let tables: Vec<&str> = plan.tables.iter().map(|t| t.qualified.as_str()).collect();
+    *saved = Some(sequences::snapshot(&tx, &tables).await?);
     check_revision(&tx, opts.expect_revision.as_deref()).await?;
 
     if opts.mode == Mode::Replace {
@@ -240,7 +250,6 @@ async fn load(
                 report.tables[index].deleted += merge::prune(&tx, index, table).await?;
             }
         }
-        let tables: Vec<&str> = plan.tables.iter().map(|t| t.qualified.as_str()).collect();
         crate::checkpoint::reached("sequences").await;
         report.sequences_reset = sequences::reset(&tx, &tables).await?;
 

@@ -36,7 +36,10 @@ async fn find(client: &impl GenericClient, table: &str) -> anyhow::Result<Vec<(S
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-pub async fn snapshot(client: &Client, tables: &[&str]) -> anyhow::Result<Vec<SequenceState>> {
+pub async fn snapshot(
+    client: &impl GenericClient,
+    tables: &[&str],
+) -> anyhow::Result<Vec<SequenceState>> {
     let mut out = Vec::new();
     for t in tables {
         for (_, seq) in find(client, t).await? {

@@ -271,7 +271,6 @@ fn statement_timeout_fails_clearly_and_changes_nothing() {
 #[test]
 fn a_second_load_fails_fast_and_does_not_interleave() {
     let db = Db::new("f_concurrent");
-    let before = state(&db);
     let resume = db.dir.join("resume");
     let args = podium_args(&db, "load", &db.url, &[]);
     let first = spawn_paused(&strs(&args), &[], "merge:users", Some(&resume));
@@ -290,8 +289,21 @@ fn a_second_load_fails_fast_and_does_not_interleave() {
         "{}",
         second.all()
     );
-    // Nothing of either is visible yet.
-    assert_eq!(state(&db), before);
+    // Nothing of either is visible yet. The first load bulk-loads the empty tables, which
+    // holds them locked until it commits: a reader waits (here: times out) or sees them empty.
+    for t in ["users", "votes"] {
+        match crate::harness::try_sql(
+            &db.url,
+            &format!("SET lock_timeout = '500ms'; SELECT count(*) FROM {t}"),
+        ) {
+            Ok(rows) => assert_eq!(
+                rows[0][0].as_deref(),
+                Some("0"),
+                "{t} visible before commit"
+            ),
+            Err(e) => assert!(e.contains("lock timeout"), "{t}: {e}"),
+        }
+    }
     touch(&resume);
     let r = first.wait(Duration::from_secs(60));
     r.ok();

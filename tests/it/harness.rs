@@ -49,6 +49,32 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Run SQL and return every row as text cells, or the database's error message.
+#[allow(dead_code)]
+pub fn try_sql(url: &str, query: &str) -> Result<Vec<Vec<Option<String>>>, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let target = cutover::target::url::TargetUrl::parse(url).unwrap();
+        let client = target.connect().await.map_err(|e| format!("{e:#}"))?;
+        let msgs = client
+            .simple_query(query)
+            .await
+            .map_err(|e| cutover::error::describe_pg(&e))?;
+        Ok(msgs
+            .into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                }
+                _ => None,
+            })
+            .collect())
+    })
+}
+
 /// Run SQL (simple query protocol) and return every row as text cells.
 pub fn sql(url: &str, query: &str) -> Vec<Vec<Option<String>>> {
     let rt = tokio::runtime::Builder::new_current_thread()

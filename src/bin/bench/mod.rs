@@ -2,6 +2,7 @@
 //! peak RSS from `wait4`), running SQL on the scratch cluster, and reading the server log's
 //! slow-statement lines. The contenders live in `pgloader.rs` and `floor.rs`.
 
+pub mod airtable;
 pub mod floor;
 pub mod pgloader;
 
