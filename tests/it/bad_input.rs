@@ -78,3 +78,35 @@ fn huge_and_awkward_values_load_or_are_rejected_by_name() {
     assert!(csv.contains("events,1,max_votes_per_user,"), "{csv}");
     assert_eq!(db.dump(), before);
 }
+
+#[test]
+fn invalid_utf8_text_is_a_reject_naming_the_row() {
+    let db = Db::new("bad_utf8");
+    // Bob's name with a byte that is not UTF-8 (SQLite stores whatever it is given).
+    db.edit_sqlite("UPDATE people SET name = CAST(X'426F62FF' AS TEXT) WHERE id = 2;");
+    let before = db.dump();
+    let rejects = db.dir.join("rejects.csv");
+    let r = db.cutover("load", &["--rejects", rejects.to_str().unwrap()]);
+    r.fails(1);
+    let csv = std::fs::read_to_string(&rejects).unwrap();
+    assert!(csv.contains("users,2,display_name,") && csv.contains("invalid UTF-8"), "{csv}");
+    assert_eq!(db.dump(), before, "nothing committed");
+}
+
+#[test]
+fn a_locked_sqlite_database_is_waited_for_then_read() {
+    let db = Db::new("locked_sqlite");
+    // Another process holds a write lock for a moment, as the old application might.
+    let path = db.sqlite();
+    let locker = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute_batch("BEGIN EXCLUSIVE; UPDATE people SET name = name WHERE id = 1;").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        conn.execute_batch("COMMIT").unwrap();
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let r = db.cutover("load", &[]);
+    locker.join().unwrap();
+    r.ok();
+    assert_eq!(db.one("SELECT count(*) FROM votes"), "24");
+}
