@@ -453,7 +453,8 @@ fn bind_table(
                     }
                     Identity::Junction { .. } => (None, None),
                 };
-                let (Some(match_col), Some(pk)) = (match_col, pk) else {
+                let (Some(match_col), Some(pk), 1) = (match_col, pk, parent.primary_key.len())
+                else {
                     problems.push(Problem {
                         line: c.line,
                         key: format!("{k}.references"),
@@ -464,17 +465,6 @@ fn bind_table(
                     });
                     continue;
                 };
-                if parent.primary_key.len() != 1 {
-                    problems.push(Problem {
-                        line: c.line,
-                        key: format!("{k}.references"),
-                        message: format!(
-                            "`{}` has no single-column primary key to point at",
-                            r.table
-                        ),
-                    });
-                    continue;
-                }
                 let int = |t: &PgType| matches!(t, PgType::Int2 | PgType::Int4 | PgType::Int8);
                 if int(&pk.ty) != int(&ci.ty) && !matches!(ci.ty, PgType::Text { .. }) {
                     problems.push(Problem {

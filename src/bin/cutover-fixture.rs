@@ -234,7 +234,7 @@ fn podium(scale: f64, seed: u64, out: &Path) -> Result<()> {
         "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA page_size = 8192;",
     )?;
     // Exactly the legacy schema, taken from legacy.sql's CREATE TABLE statements.
-    conn.execute_batch(LEGACY_SCHEMA)?;
+    conn.execute_batch(legacy_schema())?;
     let mut rng = Rng(seed ^ 0x005E_ED0F_C0DE);
     let tx = conn.transaction()?;
     let mut counts = Vec::new();
@@ -532,66 +532,11 @@ fn ascii(s: &str) -> String {
     if a.is_empty() { "x".into() } else { a }
 }
 
-/// The CREATE TABLE statements of fixtures/podium/legacy.sql, verbatim.
-const LEGACY_SCHEMA: &str = "
-CREATE TABLE people (
-    id       INTEGER PRIMARY KEY,
-    email    TEXT,
-    name     TEXT,
-    first    TEXT,
-    last     TEXT,
-    phone    TEXT,
-    is_admin INTEGER,
-    verified TEXT,
-    created
-);
-CREATE TABLE events (
-    id          INTEGER PRIMARY KEY,
-    title       TEXT,
-    slug        TEXT,
-    about       TEXT,
-    owner       INTEGER,
-    starts      TEXT,
-    votable     TEXT,
-    leaderboard INTEGER,
-    max_votes   INTEGER,
-    created_ms  INTEGER
-);
-CREATE TABLE event_people (
-    event  INTEGER,
-    person INTEGER
-);
-CREATE TABLE projects (
-    id          INTEGER PRIMARY KEY,
-    title       TEXT,
-    description TEXT,
-    repo        TEXT,
-    demo        TEXT,
-    image       TEXT,
-    hours,
-    state       TEXT,
-    tags        TEXT,
-    owner       INTEGER,
-    event       INTEGER,
-    created     TEXT
-);
-CREATE TABLE project_people (
-    project INTEGER,
-    person  INTEGER
-);
-CREATE TABLE referrals (
-    id       INTEGER PRIMARY KEY,
-    referrer INTEGER,
-    referred INTEGER,
-    event    INTEGER,
-    created  TEXT
-);
-CREATE TABLE votes (
-    id      INTEGER PRIMARY KEY,
-    voter   INTEGER,
-    project INTEGER,
-    event   INTEGER,
-    points  INTEGER,
-    cast_at INTEGER
-);
-";
+/// The CREATE TABLE statements of fixtures/podium/legacy.sql (from its first CREATE TABLE to
+/// its first INSERT), so the generated database has exactly the fixture's legacy schema.
+fn legacy_schema() -> &'static str {
+    const LEGACY: &str = include_str!("../../fixtures/podium/legacy.sql");
+    let start = LEGACY.find("CREATE TABLE").unwrap_or(0);
+    let end = LEGACY.find("INSERT INTO").unwrap_or(LEGACY.len()).max(start);
+    &LEGACY[start..end]
+}

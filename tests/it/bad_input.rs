@@ -89,7 +89,10 @@ fn invalid_utf8_text_is_a_reject_naming_the_row() {
     let r = db.cutover("load", &["--rejects", rejects.to_str().unwrap()]);
     r.fails(1);
     let csv = std::fs::read_to_string(&rejects).unwrap();
-    assert!(csv.contains("users,2,display_name,") && csv.contains("invalid UTF-8"), "{csv}");
+    assert!(
+        csv.contains("users,2,display_name,") && csv.contains("invalid UTF-8"),
+        "{csv}"
+    );
     assert_eq!(db.dump(), before, "nothing committed");
 }
 
@@ -100,7 +103,8 @@ fn a_locked_sqlite_database_is_waited_for_then_read() {
     let path = db.sqlite();
     let locker = std::thread::spawn(move || {
         let conn = rusqlite::Connection::open(path).unwrap();
-        conn.execute_batch("BEGIN EXCLUSIVE; UPDATE people SET name = name WHERE id = 1;").unwrap();
+        conn.execute_batch("BEGIN EXCLUSIVE; UPDATE people SET name = name WHERE id = 1;")
+            .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(1500));
         conn.execute_batch("COMMIT").unwrap();
     });
