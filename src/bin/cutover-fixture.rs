@@ -537,6 +537,9 @@ fn ascii(s: &str) -> String {
 fn legacy_schema() -> &'static str {
     const LEGACY: &str = include_str!("../../fixtures/podium/legacy.sql");
     let start = LEGACY.find("CREATE TABLE").unwrap_or(0);
-    let end = LEGACY.find("INSERT INTO").unwrap_or(LEGACY.len()).max(start);
+    let end = LEGACY
+        .find("INSERT INTO")
+        .unwrap_or(LEGACY.len())
+        .max(start);
     &LEGACY[start..end]
 }

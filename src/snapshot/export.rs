@@ -225,6 +225,21 @@ pub fn write(
             .with_context(|| format!("exporting source table `{}`", t.name))?;
         entries.push(entry);
     }
+    // The source's own schema description (Airtable: the metadata response), kept beside.
+    let mut extra = Vec::new();
+    if let Some((file, text)) = source.metadata() {
+        let path = tmp.path.join(file);
+        let io = |e: std::io::Error| unavailable(format!("writing {}: {e}", path.display()));
+        let mut f = File::create(&path).map_err(io)?;
+        f.write_all(text.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        let mut hash = Sha256::new();
+        hash.update(text.as_bytes());
+        extra.push(super::ExtraEntry {
+            file: file.to_string(),
+            sha256: super::hex_digest(hash),
+        });
+    }
     let manifest = Manifest {
         format: FORMAT.to_string(),
         format_version: FORMAT_VERSION,
@@ -232,6 +247,7 @@ pub fn write(
         extracted_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         source: info.clone(),
         tables: entries,
+        extra,
     };
     let path = tmp.path.join(MANIFEST);
     let io = |e: std::io::Error| unavailable(format!("writing {}: {e}", path.display()));

@@ -33,6 +33,16 @@ pub struct Manifest {
     pub extracted_at: String,
     pub source: SourceInfo,
     pub tables: Vec<TableEntry>,
+    /// Files kept beside the tables, such as Airtable's metadata (`airtable-meta.json`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<ExtraEntry>,
+}
+
+/// A file beside the tables: its name and SHA-256.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExtraEntry {
+    pub file: String,
+    pub sha256: String,
 }
 
 /// Where the data came from: the kind and location only, never a credential.

@@ -97,6 +97,26 @@ impl SnapshotSource {
         for t in &source.manifest.tables {
             source.check_table(t)?;
         }
+        for x in &source.manifest.extra {
+            let file = dir.join(&x.file);
+            let bytes = match super::safe_file_name(&x.file).then(|| std::fs::read(&file)) {
+                Some(Ok(b)) => b,
+                _ => {
+                    return Err(unavailable(format!(
+                        "{}: listed in the manifest but missing or unreadable; {REMEDY}",
+                        file.display()
+                    )));
+                }
+            };
+            let mut hash = Sha256::new();
+            hash.update(&bytes);
+            if super::hex_digest(hash) != x.sha256 {
+                return Err(unavailable(format!(
+                    "{}: its SHA-256 does not match the manifest (changed or damaged since export); {REMEDY}",
+                    file.display()
+                )));
+            }
+        }
         Ok(source)
     }
 

@@ -109,6 +109,11 @@ pub struct Wanted {
 
 pub trait Source: Send {
     fn tables(&self) -> anyhow::Result<Vec<SourceTable>>;
+    /// The source's own description of its schema, to keep beside a snapshot:
+    /// (file name, text). Airtable: the metadata API's response. Default: none.
+    fn metadata(&self) -> Option<(&'static str, String)> {
+        None
+    }
     /// Tables, field types and links, for `inspect`. Default: names only.
     fn describe(&self) -> anyhow::Result<Vec<TableShape>> {
         Ok(self

@@ -237,3 +237,83 @@ fn a_link_listed_twice_loads_once_and_its_siblings_stay() {
         r.stdout
     );
 }
+
+#[test]
+fn airtable_snapshot_loads_exactly_like_the_base_itself() {
+    let server = fake();
+    // Straight from the API.
+    let direct = Db::new("airtable_direct");
+    cutover(&server, &direct, "load", &[]).ok();
+    // Exported once, then loaded from the snapshot: no API involved any more.
+    let db = Db::new("airtable_snapshot");
+    let out = db.dir.join("snap");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let url = server.url();
+    let r = run_env(
+        &[
+            "export",
+            "-m",
+            "mappings/podium.toml",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[
+            ("AIRTABLE_API_URL", url.as_str()),
+            ("AIRTABLE_TOKEN", TOKEN),
+        ],
+    );
+    r.ok();
+    // The base's metadata is kept beside the tables, listed with its checksum.
+    let meta = std::fs::read_to_string(out.join("airtable-meta.json")).unwrap();
+    assert!(meta.contains("multipleRecordLinks"), "{meta}");
+    let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    assert!(manifest.contains("\"airtable-meta.json\""), "{manifest}");
+    for f in std::fs::read_dir(&out).unwrap() {
+        let text = std::fs::read_to_string(f.unwrap().path()).unwrap_or_default();
+        assert!(!text.contains(TOKEN), "the token is in the snapshot");
+    }
+    let source = format!("snapshot:{}", out.display());
+    run_env(
+        &[
+            "load",
+            "-m",
+            "mappings/podium.toml",
+            "--source",
+            &source,
+            "--target",
+            db.url.as_str(),
+        ],
+        &[],
+    )
+    .ok();
+    assert_eq!(db.dump(), direct.dump());
+    run_env(
+        &[
+            "verify",
+            "-m",
+            "mappings/podium.toml",
+            "--source",
+            &source,
+            "--target",
+            direct.url.as_str(),
+        ],
+        &[],
+    )
+    .ok();
+    // A changed metadata file is refused, named.
+    std::fs::write(
+        out.join("airtable-meta.json"),
+        meta.replace("Users", "Userz"),
+    )
+    .unwrap();
+    let r = run_env(
+        &["check", "-m", "mappings/podium.toml", "--source", &source],
+        &[],
+    );
+    r.fails(3);
+    assert!(
+        r.stderr.contains("airtable-meta.json") && r.stderr.contains("SHA-256"),
+        "{}",
+        r.all()
+    );
+}

@@ -469,6 +469,10 @@ impl Source for AirtableSource {
             .collect())
     }
 
+    fn metadata(&self) -> Option<(&'static str, String)> {
+        Some(("airtable-meta.json", self.meta_json().to_string()))
+    }
+
     fn prepare(&mut self, wanted: &[Wanted]) -> anyhow::Result<()> {
         self.extract(wanted)?;
         // Faults that were survived are still worth knowing about: say so, once.
