@@ -28,6 +28,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
+/// Progress notes go to a terminal only: with --quiet, or when stderr is not a terminal
+/// (a log, CI), a run prints nothing but its summary and its errors.
+fn chatty(c: &Common) -> bool {
+    !c.quiet && std::io::stderr().is_terminal()
+}
+
 /// The target: a URL, or a scratch cluster that lives as long as this value.
 struct Target {
     url: TargetUrl,
@@ -86,7 +92,7 @@ impl Target {
                 describe_pg(&e)
             ))
         })?;
-        if !c.quiet {
+        if chatty(c) {
             eprintln!(
                 "scratch: PostgreSQL cluster started, schema {} applied",
                 schema.display()
@@ -109,7 +115,7 @@ impl Target {
                 println!("scratch cluster kept running: {}", s.url("cutover"));
             } else {
                 s.stop()?;
-                if !quiet {
+                if !quiet && std::io::stderr().is_terminal() {
                     eprintln!("scratch: cluster stopped and removed");
                 }
             }
@@ -237,7 +243,7 @@ async fn load_command(a: LoadArgs) -> anyhow::Result<i32> {
         verify: a.verify,
         examples: 10,
     };
-    if !c.quiet {
+    if chatty(c) {
         eprintln!(
             "load: {} -> {}{}",
             source_spec(&m, c)?,
