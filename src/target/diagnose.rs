@@ -6,7 +6,8 @@
 //! definition (read from the catalog) is evaluated over them to find the legacy ids. Best
 //! effort: when the definition cannot be evaluated over the staged columns, None.
 
-use super::sql::{ident, literal};
+use super::merge::Resolved;
+use super::sql::ident;
 use crate::plan::{TableKind, TablePlan};
 use tokio_postgres::Transaction;
 use tokio_postgres::error::DbError;
@@ -17,25 +18,10 @@ const SHOWN: usize = 5;
 pub async fn offenders(
     tx: &Transaction<'_>,
     table: &TablePlan,
-    resolved: &str,
+    res: &Resolved,
     db: &DbError,
 ) -> Option<String> {
-    // The staged rows, as the target would have them, plus how to name each.
-    let label = match &table.kind {
-        TableKind::Entity { .. } => "r.r0::text".to_string(),
-        TableKind::Junction { .. } => table
-            .stage
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                format!(
-                    "{} || '=' || coalesce(r.r{i}::text, 'NULL')",
-                    literal(&c.target)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" || ' ' || "),
-    };
+    // The staged rows, as the target would have them, named as merge names them.
     let cols: Vec<String> = table
         .stage
         .iter()
@@ -43,8 +29,10 @@ pub async fn offenders(
         .map(|(i, c)| format!("r.r{i} AS {}", ident(&c.target)))
         .collect();
     let view = format!(
-        "CREATE OR REPLACE TEMP VIEW {VIEW} AS SELECT {label} AS cutover_label_, {} FROM ({resolved}) r",
-        cols.join(", ")
+        "CREATE OR REPLACE TEMP VIEW {VIEW} AS SELECT {label} AS cutover_label_, {} FROM ({select}) r",
+        cols.join(", "),
+        label = res.label,
+        select = res.select
     );
     tx.batch_execute(&view).await.ok()?;
 

@@ -222,17 +222,11 @@ pub async fn resolve(
                     OnMissing::Skip => t.skipped += 1,
                     OnMissing::Error => t.rejected += 1,
                 }
-                let skip = r.on_missing == OnMissing::Skip;
                 rejects.push(RejectRow {
                     table: table.name.clone(),
                     legacy_id: row.get(1),
                     column: table.stage[*i].target.clone(),
-                    reason: format!(
-                        "{}references `{}` legacy id {value}, which is not in the target{}",
-                        if skip { "skipped: " } else { "" },
-                        r.table,
-                        if skip { "" } else { " (set on_missing = \"null\" or \"skip\" in the mapping to load the rest)" }
-                    ),
+                    reason: dangling_reason(r, &value),
                     value,
                 });
                 dropped.push(row.get(0));
@@ -298,11 +292,7 @@ async fn dangling_set_based(
                 table: table.name.clone(),
                 legacy_id: row.get(0),
                 column: c.target.clone(),
-                reason: format!(
-                    "{}references `{}` legacy id {value}, which is not in the target",
-                    if skip { "skipped: " } else { "" },
-                    r.table
-                ),
+                reason: dangling_reason(r, &value),
                 value,
             });
         }
@@ -320,6 +310,20 @@ async fn dangling_set_based(
         }
     }
     Ok(())
+}
+
+/// Why a row with a dangling reference was left out, and what to do about it.
+fn dangling_reason(r: &RefPlan, value: &str) -> String {
+    match r.on_missing {
+        OnMissing::Skip => format!(
+            "skipped: references `{}` legacy id {value}, which is not in the target",
+            r.table
+        ),
+        _ => format!(
+            "references `{}` legacy id {value}, which is not in the target (set on_missing = \"null\" or \"skip\" in the mapping to load the rest)",
+            r.table
+        ),
+    }
 }
 
 /// More dangling rows than this are marked set-based, one reference column at a time,
@@ -456,7 +460,7 @@ pub async fn write(
                         .await
                         .is_ok()
                 {
-                    ids = diagnose::offenders(tx, table, &res.select, db).await;
+                    ids = diagnose::offenders(tx, table, res, db).await;
                 }
                 let doing = match ids {
                     Some(ids) => format!("{doing} (source rows with legacy ids {ids})"),
