@@ -14,8 +14,9 @@ pg-binaries:
 		exit 1; \
 	fi
 
+# The shipped binary plus the fixture generator and the benchmark (workspace members).
 build:
-	$(CARGO) build --release
+	$(CARGO) build --release --workspace
 
 # The legacy Podium SQLite database, built from its readable text source.
 fixture: build
@@ -30,7 +31,7 @@ demo: pg-binaries fixture
 
 # Unit tests, and integration tests against a real PostgreSQL the harness starts itself.
 test: pg-binaries
-	$(CARGO) test
+	$(CARGO) test --workspace
 
 # Fault injection (tests/faults): cutover killed, interrupted, cut off from its server, timed
 # out and raced; a misbehaving Airtable API; a full disk under export. Needs root (it mounts a
@@ -40,8 +41,8 @@ test-faults: pg-binaries
 	$(CARGO) test --test faults
 
 lint:
-	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # cutover vs pgloader vs the COPY floor on generated Podium data (release build, one
 # throwaway cluster). BENCH_ARGS e.g. "--scale 0.1 --skip-pgloader"; results in target/bench/.

@@ -7,14 +7,14 @@
 //! be converted makes its row a reject; the row is still staged, flagged as dropped, with
 //! only its legacy id, so that `--prune` never deletes the target row of a rejected record.
 
+use crate::convert::reject::RejectRow;
 use crate::convert::{self, Converter, Reject};
 use crate::mapping::Const;
 use crate::mapping::{Many, OnError, OnMissing};
+use crate::pg::PgType;
+use crate::plan::staging as copy;
 use crate::plan::{Plan, StageColumn, StageInput, TableKind, TablePlan};
-use crate::report::RejectRow;
 use crate::source::{Record, Source, Wanted};
-use crate::target::copy;
-use crate::target::pgtype::PgType;
 use crate::value::Value;
 use bytes::{BufMut, Bytes, BytesMut};
 use indicatif::ProgressBar;

@@ -1,61 +1,14 @@
 //! What a run did, per table: printed as a table for people, written as JSON for machines
 //! (`--report`), and the rejects as CSV (`--rejects`).
 
-use serde::Serialize;
+use crate::convert::reject::RejectRow;
+use crate::load::Report;
 use std::io::Write;
 use std::path::Path;
 
-/// One rejected (or skipped) source row.
-#[derive(Debug, Clone, Serialize)]
-pub struct RejectRow {
-    pub table: String,
-    pub legacy_id: String,
-    pub column: String,
-    pub value: String,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct TableReport {
-    pub table: String,
-    pub source: String,
-    /// Rows read from the source.
-    pub read: u64,
-    pub inserted: u64,
-    pub updated: u64,
-    pub unchanged: u64,
-    pub deleted: u64,
-    /// Rows not loaded because a value did not convert, a reference did not resolve under
-    /// the error policy, or the legacy id was a duplicate.
-    pub rejected: u64,
-    /// Rows left out on purpose (`on_missing = "skip"`), or duplicate junction links.
-    pub skipped: u64,
-    /// References that did not resolve and were set to NULL (`on_missing = "null"`).
-    pub nulled: u64,
-    /// Target rows carrying this run's legacy ids (or links) after the load.
-    pub target: u64,
-    /// The row-by-row comparison, for `verify` and `load --verify`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub verify: Option<crate::target::diff::TableDiff>,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Report {
-    pub mode: String,
-    pub dry_run: bool,
-    pub committed: bool,
-    pub tables: Vec<TableReport>,
-    pub sequences_reset: Vec<String>,
-    /// Foreign keys and indexes set aside for a bulk load and rebuilt before commit.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rebuilt: Option<String>,
-    pub rejects_total: u64,
-    pub max_rejects: u64,
-}
-
-impl Report {
-    /// The summary table.
-    pub fn render(&self) -> String {
+/// The summary table.
+pub(crate) fn render(report: &Report) -> String {
+    {
         let headers = [
             "table",
             "read",
@@ -68,7 +21,7 @@ impl Report {
             "nulled",
             "target",
         ];
-        let rows: Vec<[String; 10]> = self
+        let rows: Vec<[String; 10]> = report
             .tables
             .iter()
             .map(|t| {
@@ -110,15 +63,16 @@ impl Report {
         }
         s
     }
+}
 
-    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
-        let text = serde_json::to_string_pretty(self)?;
-        write_atomically(path, text.as_bytes())
-    }
+/// Write the report as JSON (`--report`).
+pub(crate) fn write_json(report: &Report, path: &Path) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(report)?;
+    write_atomically(path, text.as_bytes())
 }
 
 /// Write the rejects as CSV: table, legacy_id, column, value, reason.
-pub fn write_rejects(path: &Path, rows: &[RejectRow]) -> anyhow::Result<()> {
+pub(crate) fn write_rejects(path: &Path, rows: &[RejectRow]) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(["table", "legacy_id", "column", "value", "reason"])?;
     for r in rows {
@@ -158,6 +112,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::TableReport;
 
     #[test]
     fn renders_aligned_rows() {
@@ -171,7 +126,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let s = r.render();
+        let s = render(&r);
         let lines: Vec<&str> = s.lines().collect();
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("table"));

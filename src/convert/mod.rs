@@ -5,8 +5,9 @@
 //! row can be set aside instead of failing the whole load. It runs for every
 //! value of a backfill, so the common paths allocate nothing: scratch buffers
 //! live in the `Converter` and are reused.
-pub mod numeric;
-pub mod time;
+pub(crate) mod numeric;
+pub(crate) mod reject;
+pub(crate) mod time;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -14,7 +15,7 @@ use std::io::Write as _;
 use bytes::{BufMut, BytesMut};
 use chrono_tz::Tz;
 
-use crate::target::pgtype::PgType;
+use crate::pg::PgType;
 use crate::value::Value;
 
 /// How integers (and all-digit text) in date/time columns count time since 1970-01-01 UTC.

@@ -3,10 +3,10 @@
 //! A mapping is read from TOML by walking the parsed document by hand rather than through
 //! serde, so that every problem is collected at once (not just the first) and each one names
 //! the file, the line, the key and, for a misspelt name, the closest real one. What the
-//! mapping says is checked here on its own; `crate::plan` checks it against the source and
+//! mapping says is checked here on its own; the plan checks it against the source and
 //! the target catalog.
 
-pub mod suggest;
+pub(crate) mod suggest;
 
 use crate::convert::{Epoch, JsonMode, Rules};
 use crate::source::SourceSpec;
@@ -920,7 +920,7 @@ fn check_references(m: &Mapping, problems: &mut Vec<Problem>) {
         })
         .collect();
     if let Some(cycle) =
-        crate::plan::find_cycle(m.tables.len(), edges.iter().map(|&(a, b, _)| (a, b)))
+        crate::graph::find_cycle(m.tables.len(), edges.iter().map(|&(a, b, _)| (a, b)))
     {
         let path: Vec<&str> = cycle.iter().map(|&i| m.tables[i].name.as_str()).collect();
         let line = edges

@@ -2,8 +2,9 @@
 //! records, each a legacy id plus field values borrowed from the source's own row buffer
 //! (so reading allocates nothing per row).
 
-pub mod airtable;
-pub mod sqlite;
+pub(crate) mod airtable;
+pub(crate) mod snapshot;
+pub(crate) mod sqlite;
 
 use crate::value::Value;
 use std::fmt;
@@ -165,9 +166,9 @@ pub struct OpenOptions {
 pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> anyhow::Result<Box<dyn Source>> {
     match spec {
         SourceSpec::Sqlite(path) => Ok(Box::new(sqlite::SqliteSource::open(path)?)),
-        SourceSpec::Snapshot(dir) => Ok(Box::new(crate::snapshot::source::SnapshotSource::open(
-            dir,
-        )?)),
+        SourceSpec::Snapshot(dir) => Ok(Box::new(
+            crate::source::snapshot::reader::SnapshotSource::open(dir)?,
+        )),
         SourceSpec::Airtable { base } => {
             let mut options = airtable::AirtableOptions::default();
             if let Some(rps) = opts.airtable_rps {

@@ -4,7 +4,7 @@
 
 use super::{Record, Source, SourceTable};
 use crate::error::unavailable;
-use crate::target::sql::ident;
+use crate::pg::sql::ident;
 use crate::value::Value;
 use anyhow::Context;
 use rusqlite::types::ValueRef;

@@ -3,7 +3,7 @@
 //! clean run gives.
 
 use crate::harness::{Db, Run, run_env};
-use cutover::source::airtable::fake::{FakeAirtable, FakeConfig, Faults, fake_id};
+use cutover_testkit::fake_airtable::{FakeAirtable, FakeConfig, Faults, fake_id};
 use serde_json::json;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -40,7 +40,7 @@ fn base() -> FakeConfig {
 }
 
 /// One load through a fresh fake server (a fresh rate-limit window) with `faults`.
-fn load(db: &Db, faults: Faults) -> (Run, cutover::source::airtable::fake::FakeStats) {
+fn load(db: &Db, faults: Faults) -> (Run, cutover_testkit::fake_airtable::FakeStats) {
     let mut c = base();
     c.faults = faults;
     let (url, server) = FakeAirtable::start(c).unwrap();

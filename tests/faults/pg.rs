@@ -3,7 +3,7 @@
 
 use crate::harness::{Db, one, sql};
 use crate::{clean_dump, other_backends, podium_args, spawn_paused, state, strs, touch};
-use cutover::target::scratch::{Scratch, find_bindir};
+use cutover_testkit::{Scratch, find_bindir};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! in-process fake API, loaded into the Podium schema with mappings/podium.toml.
 
 use crate::harness::{Db, Run, repo, run_env};
-use cutover::source::airtable::fake::{FakeAirtable, FakeConfig};
+use cutover_testkit::fake_airtable::{FakeAirtable, FakeConfig};
 
 const BASE: &str = "appPodium00000001";
 const TOKEN: &str = "patFAKEtoken.0123456789abcdef0123456789abcdef";
@@ -155,13 +155,23 @@ fn inspect_drafts_an_airtable_mapping_from_metadata() {
     r.ok();
     assert!(r.stdout.contains("Attendees                        multipleRecordLinks  -> Users (many), inverse of Events Attending"), "{}", r.stdout);
     let text = std::fs::read_to_string(&draft).unwrap();
-    let m = cutover::mapping::parse(&draft, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    // The draft is a valid mapping for this base.
+    run_env(
+        &["check", "-m", draft.to_str().unwrap()],
+        &[
+            ("AIRTABLE_API_URL", url.as_str()),
+            ("AIRTABLE_TOKEN", TOKEN),
+        ],
+    )
+    .ok();
+    let doc: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     // Each many-to-many link is drafted once, from one side.
-    let junctions: Vec<&str> = m
-        .tables
+    let junctions: Vec<&str> = doc["tables"]
+        .as_table()
+        .unwrap()
         .iter()
-        .filter(|t| t.is_junction())
-        .map(|t| t.name.as_str())
+        .filter(|(_, t)| t.get("junction").and_then(toml::Value::as_bool) == Some(true))
+        .map(|(name, _)| name.as_str())
         .collect();
     assert!(
         junctions.contains(&"users_events_attending"),

@@ -3,7 +3,9 @@
 //! per test, the Podium fixture built per test, and the real `cutover` binary run as a user
 //! would run it. A test that cannot get its database fails: nothing here skips.
 
-use cutover::target::scratch::Scratch;
+use cutover_testkit::Scratch;
+#[allow(unused_imports)]
+pub use cutover_testkit::pg::{one, sql, try_sql};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
@@ -47,67 +49,6 @@ pub struct Db {
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Run SQL and return every row as text cells, or the database's error message.
-#[allow(dead_code)]
-pub fn try_sql(url: &str, query: &str) -> Result<Vec<Vec<Option<String>>>, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let target = cutover::target::url::TargetUrl::parse(url).unwrap();
-        let client = target.connect().await.map_err(|e| format!("{e:#}"))?;
-        let msgs = client
-            .simple_query(query)
-            .await
-            .map_err(|e| cutover::error::describe_pg(&e))?;
-        Ok(msgs
-            .into_iter()
-            .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => {
-                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-                }
-                _ => None,
-            })
-            .collect())
-    })
-}
-
-/// Run SQL (simple query protocol) and return every row as text cells.
-pub fn sql(url: &str, query: &str) -> Vec<Vec<Option<String>>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let target = cutover::target::url::TargetUrl::parse(url).unwrap();
-        let client = target
-            .connect()
-            .await
-            .unwrap_or_else(|e| panic!("connect to test database: {e:#}"));
-        let msgs = client
-            .simple_query(query)
-            .await
-            .unwrap_or_else(|e| panic!("{query}: {e:?}"));
-        msgs.into_iter()
-            .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => {
-                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-                }
-                _ => None,
-            })
-            .collect()
-    })
-}
-
-/// A single value.
-pub fn one(url: &str, query: &str) -> String {
-    sql(url, query)
-        .first()
-        .and_then(|r| r.first().cloned().flatten())
-        .unwrap_or_else(|| "NULL".into())
 }
 
 impl Db {

@@ -1,13 +1,12 @@
 //! Integration tests: the real binary against a real PostgreSQL (see harness.rs).
 mod harness;
 
-mod airtable;
 mod airtable_load;
 mod bad_input;
 mod cli_errors;
 mod identifiers;
 mod inspect;
 mod podium_load;
-mod properties;
+
 mod security;
 mod snapshot;

@@ -2,8 +2,8 @@
 //! leaves nothing behind.
 
 use crate::harness::{Db, Run, repo, run_env, tcp_port};
-use cutover::source::airtable::fake::{FakeAirtable, FakeConfig};
-use cutover::target::scratch::Scratch;
+use cutover_testkit::Scratch;
+use cutover_testkit::fake_airtable::{FakeAirtable, FakeConfig};
 use std::path::Path;
 use std::time::{Duration, Instant};
 

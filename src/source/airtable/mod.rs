@@ -9,9 +9,8 @@
 //! The source is used from a blocking thread; it owns a small tokio runtime and waits on it
 //! with a plain channel, so it works whether or not the caller is inside another runtime.
 
-pub mod client;
-pub mod fake;
-pub mod meta;
+pub(crate) mod client;
+pub(crate) mod meta;
 
 pub use client::{AirtableOptions, Stats, Token};
 pub use meta::{BaseSchema, FieldSchema, LinkOptions, TableSchema};

@@ -1,0 +1,223 @@
+//! What the target schema really is, read from the PostgreSQL catalog: tables, column types,
+//! nullability, defaults, identity and generated columns, primary and foreign keys.
+//! Column types always come from here, never from the mapping.
+
+use super::types::PgType;
+use anyhow::Context;
+use std::collections::HashMap;
+use tokio_postgres::Client;
+
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub schema: String,
+    tables: Vec<TableInfo>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    pub name: String,
+    pub columns: Vec<ColumnInfo>,
+    pub primary_key: Vec<String>,
+    pub foreign_keys: Vec<ForeignKey>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ColumnInfo {
+    pub name: String,
+    pub ty: PgType,
+    /// `format_type()`: what a staging column is declared as.
+    pub sql_type: String,
+    pub not_null: bool,
+    pub has_default: bool,
+    /// 'a' GENERATED ALWAYS AS IDENTITY, 'd' BY DEFAULT, '\0' none.
+    pub identity: char,
+    /// GENERATED ALWAYS AS (expr) STORED.
+    pub generated: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ForeignKey {
+    pub columns: Vec<String>,
+    pub ref_table: String,
+}
+
+impl Catalog {
+    pub fn table(&self, name: &str) -> Option<&TableInfo> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tables.iter().map(|t| t.name.as_str())
+    }
+}
+
+impl TableInfo {
+    pub fn column(&self, name: &str) -> Option<&ColumnInfo> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+/// Read the catalog of one schema.
+pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
+        .await
+        .context("reading the target catalog")?;
+    if exists.is_none() {
+        return Err(crate::error::usage(format!(
+            "schema `{schema}` does not exist in the target database: apply the application's migrations first (e.g. `alembic upgrade head`)"
+        )));
+    }
+    let rows = client
+        .query(
+            "SELECT c.relname, a.attname, a.attnotnull, a.atthasdef, a.attidentity::text, a.attgenerated::text,
+                    format_type(a.atttypid, a.atttypmod),
+                    bt.typname, bt.typtype::text, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
+                    bt.oid, et.typname, et.typtype::text, bt.typelem, et.oid,
+                    CASE WHEN bt.typtype = 'e' THEN bt.oid WHEN et.typtype = 'e' THEN et.oid END
+               FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+               JOIN pg_type t ON t.oid = a.atttypid
+               JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+               LEFT JOIN pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A'
+              WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+              ORDER BY c.relname, a.attnum",
+            &[&schema],
+        )
+        .await
+        .context("reading the target catalog")?;
+    let enums = client
+        .query(
+            "SELECT enumtypid, enumlabel FROM pg_enum ORDER BY enumtypid, enumsortorder",
+            &[],
+        )
+        .await
+        .context("reading enum labels")?;
+    let mut labels: HashMap<u32, Vec<String>> = HashMap::new();
+    for r in enums {
+        labels.entry(r.get::<_, u32>(0)).or_default().push(r.get(1));
+    }
+
+    let mut tables: Vec<TableInfo> = Vec::new();
+    for r in rows {
+        let table: String = r.get(0);
+        let identity: String = r.get(4);
+        let generated: String = r.get(5);
+        let typname: String = r.get(7);
+        let typtype: String = r.get(8);
+        let typmod: i32 = r.get(9);
+        let elem_name: Option<String> = r.get(11);
+        let elem_type: Option<String> = r.get(12);
+        let elem_oid: Option<u32> = r.get(14);
+        let enum_oid: Option<u32> = r.get(15);
+        let enum_labels = enum_oid
+            .and_then(|o| labels.get(&o))
+            .cloned()
+            .unwrap_or_default();
+        let ty = match (elem_name, elem_type, elem_oid) {
+            (Some(en), Some(et), Some(eo)) => PgType::Array {
+                elem: Box::new(pg_type(&en, &et, -1, enum_labels)),
+                elem_oid: eo,
+            },
+            _ => pg_type(&typname, &typtype, typmod, enum_labels),
+        };
+        let col = ColumnInfo {
+            name: r.get(1),
+            not_null: r.get(2),
+            has_default: r.get(3),
+            identity: identity.chars().next().unwrap_or('\0'),
+            generated: !generated.is_empty(),
+            sql_type: r.get(6),
+            ty,
+        };
+        match tables.last_mut() {
+            Some(t) if t.name == table => t.columns.push(col),
+            _ => tables.push(TableInfo {
+                name: table,
+                columns: vec![col],
+                primary_key: vec![],
+                foreign_keys: vec![],
+            }),
+        }
+    }
+
+    let cons = client
+        .query(
+            "SELECT c.relname, k.contype::text,
+                    ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY u(n, o)
+                          JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.o),
+                    fc.relname
+               FROM pg_constraint k
+               JOIN pg_class c ON c.oid = k.conrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               LEFT JOIN pg_class fc ON fc.oid = k.confrelid
+               LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
+              WHERE n.nspname = $1 AND k.contype IN ('p', 'f') AND (k.contype = 'p' OR fn.nspname = $1)",
+            &[&schema],
+        )
+        .await
+        .context("reading primary and foreign keys")?;
+    for r in cons {
+        let table: String = r.get(0);
+        let kind: String = r.get(1);
+        let cols: Vec<String> = r.get(2);
+        let Some(t) = tables.iter_mut().find(|t| t.name == table) else {
+            continue;
+        };
+        if kind == "p" {
+            t.primary_key = cols;
+        } else if let Some(ref_table) = r.get::<_, Option<String>>(3) {
+            t.foreign_keys.push(ForeignKey {
+                columns: cols,
+                ref_table,
+            });
+        }
+    }
+    Ok(Catalog {
+        schema: schema.to_string(),
+        tables,
+    })
+}
+
+/// The catalog's type name and modifier as a [`PgType`].
+fn pg_type(typname: &str, typtype: &str, typmod: i32, labels: Vec<String>) -> PgType {
+    if typtype == "e" {
+        return PgType::Enum { labels };
+    }
+    let chars = (typmod >= 4).then(|| (typmod - 4) as usize);
+    match typname {
+        "bool" => PgType::Bool,
+        "int2" => PgType::Int2,
+        "int4" => PgType::Int4,
+        "int8" => PgType::Int8,
+        "float4" => PgType::Float4,
+        "float8" => PgType::Float8,
+        "numeric" => {
+            if typmod >= 4 {
+                let m = (typmod - 4) as u32;
+                PgType::Numeric {
+                    precision: Some((m >> 16) & 0xffff),
+                    scale: Some(m & 0xffff),
+                }
+            } else {
+                PgType::Numeric {
+                    precision: None,
+                    scale: None,
+                }
+            }
+        }
+        "text" | "citext" | "name" => PgType::Text { max_chars: None },
+        "varchar" | "bpchar" => PgType::Text { max_chars: chars },
+        "bytea" => PgType::Bytea,
+        "uuid" => PgType::Uuid,
+        "date" => PgType::Date,
+        "time" => PgType::Time,
+        "timestamp" => PgType::Timestamp,
+        "timestamptz" => PgType::Timestamptz,
+        "json" => PgType::Json,
+        "jsonb" => PgType::Jsonb,
+        other => PgType::Other {
+            name: other.to_string(),
+        },
+    }
+}

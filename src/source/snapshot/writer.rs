@@ -1,0 +1,475 @@
+//! Writing a snapshot: every table asked for, read from a source, into a new directory.
+//!
+//! The files are written into a temporary directory beside `--out`, each fsynced, the
+//! manifest last, and the directory is renamed into place only when all of it is on disk. A
+//! failure at any point (disk full, unreadable source) leaves `--out` as it was and removes
+//! the temporary directory: nothing that looks like a complete snapshot appears.
+
+use super::format::{self, ColumnType};
+use super::{
+    ColumnEntry, FORMAT, FORMAT_VERSION, HashWriter, MANIFEST, Manifest, SourceInfo, TableEntry,
+};
+use crate::error::{unavailable, usage};
+use crate::source::{Record, Source, SourceSpec, SourceTable, Wanted};
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+/// How to write a snapshot.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Replace a non-empty `--out`.
+    pub force: bool,
+    /// No progress bars or per-table notes.
+    pub quiet: bool,
+}
+
+/// Kind and location of a source for the manifest. A spec's text form never holds a
+/// credential (tokens and passwords come from the environment), so it is safe to record.
+pub fn source_info(spec: &SourceSpec) -> SourceInfo {
+    let text = spec.to_string();
+    let (kind, location) = text.split_once(':').unwrap_or(("unknown", text.as_str()));
+    let location = match kind {
+        "sqlite" | "snapshot" => std::fs::canonicalize(location)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| location.to_string()),
+        _ => location.to_string(),
+    };
+    SourceInfo {
+        kind: kind.to_string(),
+        location,
+    }
+}
+
+/// `--out` must not exist, or be an empty directory, or (with `--force`) a directory of
+/// files only: a snapshot never has subdirectories, so `--force` cannot wipe a home or a
+/// project directory given by mistake.
+pub fn check_out(out: &Path, force: bool) -> anyhow::Result<()> {
+    let meta = match std::fs::symlink_metadata(out) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(unavailable(format!(
+                "cannot use --out {}: {e}",
+                out.display()
+            )));
+        }
+    };
+    if !meta.is_dir() {
+        return Err(usage(format!(
+            "--out {} exists and is not a directory: choose a directory for the snapshot",
+            out.display()
+        )));
+    }
+    let mut entries = std::fs::read_dir(out)
+        .map_err(|e| unavailable(format!("cannot read --out {}: {e}", out.display())))?;
+    let Some(_) = entries.next() else {
+        return Ok(());
+    };
+    if !force {
+        return Err(usage(format!(
+            "--out {} is not empty: choose a new directory, or pass --force to replace it and everything in it",
+            out.display()
+        )));
+    }
+    for entry in std::fs::read_dir(out)
+        .map_err(|e| unavailable(format!("cannot read --out {}: {e}", out.display())))?
+    {
+        let entry = entry.with_context(|| format!("reading --out {}", out.display()))?;
+        if entry.file_type().map(|t| t.is_dir()).unwrap_or(true) {
+            return Err(usage(format!(
+                "--force will not replace {}: it holds a directory ({}), which a snapshot never does; remove it yourself or choose another --out",
+                out.display(),
+                entry.file_name().to_string_lossy()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Removes the temporary directory unless the snapshot was installed.
+struct TempDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Write a snapshot of `tables` (every field of each) from `source` to `out`.
+pub fn write(
+    source: &mut dyn Source,
+    info: &SourceInfo,
+    tables: &[SourceTable],
+    out: &Path,
+    opts: Options,
+) -> anyhow::Result<Manifest> {
+    check_out(out, opts.force)?;
+    let name = out
+        .file_name()
+        .ok_or_else(|| usage(format!("--out {} names no directory", out.display())))?
+        .to_string_lossy()
+        .into_owned();
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| {
+        unavailable(format!(
+            "cannot create {} for --out {}: {e}",
+            parent.display(),
+            out.display()
+        ))
+    })?;
+    let tmp = TempDir {
+        path: parent.join(format!(".{name}.cutover-tmp-{}", std::process::id())),
+        keep: false,
+    };
+    // Left over from an earlier run of this same process id: ours to remove.
+    let _ = std::fs::remove_dir_all(&tmp.path);
+    std::fs::create_dir(&tmp.path).map_err(|e| {
+        unavailable(format!(
+            "cannot write the snapshot beside --out {}: creating {}: {e}",
+            out.display(),
+            tmp.path.display()
+        ))
+    })?;
+
+    let wanted: Vec<Wanted> = tables
+        .iter()
+        .map(|t| Wanted {
+            table: t.name.clone(),
+            fields: t.fields.clone(),
+        })
+        .collect();
+    source.prepare(&wanted)?;
+
+    let mut taken = std::collections::HashSet::new();
+    taken.insert(MANIFEST.to_string());
+    let mut entries = Vec::with_capacity(tables.len());
+    for t in tables {
+        let file = super::file_name(&t.name, &mut taken);
+        let entry = write_table(source, t, &tmp.path.join(&file), &file, opts)
+            .with_context(|| format!("exporting source table `{}`", t.name))?;
+        entries.push(entry);
+    }
+    // The source's own schema description (Airtable: the metadata response), kept beside.
+    let mut extra = Vec::new();
+    if let Some((file, text)) = source.metadata() {
+        let path = tmp.path.join(file);
+        let io = |e: std::io::Error| unavailable(format!("writing {}: {e}", path.display()));
+        let mut f = File::create(&path).map_err(io)?;
+        f.write_all(text.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        let mut hash = Sha256::new();
+        hash.update(text.as_bytes());
+        extra.push(super::ExtraEntry {
+            file: file.to_string(),
+            sha256: super::hex_digest(hash),
+        });
+    }
+    let manifest = Manifest {
+        format: FORMAT.to_string(),
+        format_version: FORMAT_VERSION,
+        cutover_version: env!("CARGO_PKG_VERSION").to_string(),
+        extracted_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        source: info.clone(),
+        tables: entries,
+        extra,
+    };
+    let path = tmp.path.join(MANIFEST);
+    let io = |e: std::io::Error| unavailable(format!("writing {}: {e}", path.display()));
+    let mut text = serde_json::to_string_pretty(&manifest).context("encoding the manifest")?;
+    text.push('\n');
+    let mut f = File::create(&path).map_err(io)?;
+    f.write_all(text.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    drop(f);
+    sync_dir(&tmp.path)?;
+    install(&tmp.path, out, &parent, &name)?;
+    let mut tmp = tmp;
+    tmp.keep = true;
+    Ok(manifest)
+}
+
+/// Make a directory's entries (new files, renames) durable.
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| unavailable(format!("syncing directory {}: {e}", dir.display())))
+}
+
+/// Rename the finished temporary directory to `out`, replacing what is there (checked by
+/// [`check_out`]) only once the new snapshot is in place.
+fn install(tmp: &Path, out: &Path, parent: &Path, name: &str) -> anyhow::Result<()> {
+    let rename = |from: &Path, to: &Path| {
+        std::fs::rename(from, to).map_err(|e| {
+            unavailable(format!(
+                "cannot move the snapshot into place ({} -> {}): {e}",
+                from.display(),
+                to.display()
+            ))
+        })
+    };
+    if std::fs::symlink_metadata(out).is_ok() {
+        let old = parent.join(format!(".{name}.cutover-old-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&old);
+        rename(out, &old)?;
+        if let Err(e) = rename(tmp, out) {
+            let _ = std::fs::rename(&old, out);
+            return Err(e);
+        }
+        sync_dir(parent)?;
+        std::fs::remove_dir_all(&old).map_err(|e| {
+            unavailable(format!(
+                "the snapshot is in place, but the old contents of {} could not be removed from {}: {e}",
+                out.display(),
+                old.display()
+            ))
+        })?;
+    } else {
+        rename(tmp, out)?;
+    }
+    sync_dir(parent)
+}
+
+fn bar(name: &str, rows: u64, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(rows), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix:>24} {bar:30} {pos}/{len} rows {per_sec}")
+    {
+        bar.set_style(style);
+    }
+    bar.set_prefix(name.to_string());
+    bar
+}
+
+/// Each column's type: the variant most of its non-NULL values have (the first seen wins a
+/// tie), so that most cells are plain and only the exceptions are tagged. This reads the
+/// table once more; the choice only decides which cells are tagged, so a source that
+/// changed in between still round-trips exactly.
+fn column_types(source: &mut dyn Source, t: &SourceTable) -> anyhow::Result<Vec<ColumnType>> {
+    const ORDER: [ColumnType; 6] = [
+        ColumnType::Text,
+        ColumnType::Integer,
+        ColumnType::Real,
+        ColumnType::Boolean,
+        ColumnType::Blob,
+        ColumnType::Json,
+    ];
+    // Per column: (count, first row seen) per type in ORDER.
+    let mut seen = vec![[(0u64, u64::MAX); 6]; t.fields.len()];
+    source.scan(&t.name, &t.fields, &mut |rec: &dyn Record| {
+        for (i, col) in seen.iter_mut().enumerate() {
+            let ty = ColumnType::of(&rec.get(i));
+            if let Some(k) = ORDER.iter().position(|o| *o == ty) {
+                col[k].0 += 1;
+                col[k].1 = col[k].1.min(rec.ordinal());
+            }
+        }
+        Ok(())
+    })?;
+    Ok(seen
+        .iter()
+        .map(|col| {
+            (0..ORDER.len())
+                .filter(|&k| col[k].0 > 0)
+                .max_by_key(|&k| (col[k].0, std::cmp::Reverse(col[k].1)))
+                .map_or(ColumnType::Null, |k| ORDER[k])
+        })
+        .collect())
+}
+
+/// Write one table's CSV file, fsynced, and describe it for the manifest.
+fn write_table(
+    source: &mut dyn Source,
+    t: &SourceTable,
+    path: &Path,
+    file: &str,
+    opts: Options,
+) -> anyhow::Result<TableEntry> {
+    if t.fields.is_empty() {
+        return Err(unavailable(format!(
+            "source table `{}` has no fields; a CSV file cannot hold it",
+            t.name
+        )));
+    }
+    let io = |e: std::io::Error| unavailable(format!("writing {}: {e}", path.display()));
+    let total = source.count(&t.name)?;
+    let progress = bar(&t.name, total, opts.quiet);
+    let f = File::create(path).map_err(io)?;
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(HashWriter {
+            inner: BufWriter::with_capacity(256 * 1024, f),
+            hash: Sha256::new(),
+        });
+    let csv_err = |e: csv::Error| unavailable(format!("writing {}: {e}", path.display()));
+    w.write_record(&t.fields).map_err(csv_err)?;
+    let types = column_types(source, t)?;
+    let mut cells = vec![String::new(); t.fields.len()];
+    let rows = source.scan(&t.name, &t.fields, &mut |rec: &dyn Record| {
+        for (i, cell) in cells.iter_mut().enumerate() {
+            format::encode(&rec.get(i), types[i], cell);
+        }
+        w.write_record(&cells).map_err(csv_err)?;
+        if rec.ordinal().is_multiple_of(4096) {
+            progress.set_position(rec.ordinal());
+        }
+        Ok(())
+    })?;
+    let hw = w
+        .into_inner()
+        .map_err(|e| io(std::io::Error::other(e.error().to_string())))?;
+    let digest = hw.hash;
+    let f = hw
+        .inner
+        .into_inner()
+        .map_err(|e| io(std::io::Error::other(e.error().to_string())))?;
+    f.sync_all().map_err(io)?;
+    progress.set_position(rows);
+    progress.finish();
+    if !opts.quiet && progress.is_hidden() {
+        eprintln!("export: {:<24} {rows:>10} rows -> {file}", t.name);
+    }
+    Ok(TableEntry {
+        name: t.name.clone(),
+        file: file.to_string(),
+        columns: t
+            .fields
+            .iter()
+            .zip(types)
+            .map(|(name, ty)| ColumnEntry {
+                name: name.clone(),
+                ty,
+            })
+            .collect(),
+        rows,
+        sha256: super::hex_digest(digest),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Value;
+
+    /// A source of two tables whose second fails after some rows, as a disk or network
+    /// failure midway would.
+    struct Failing;
+
+    struct Row(u64);
+
+    impl Record for Row {
+        fn ordinal(&self) -> u64 {
+            self.0
+        }
+        fn get(&self, i: usize) -> Value<'_> {
+            if i == 0 {
+                Value::Int(self.0 as i64)
+            } else {
+                Value::Text(b"x")
+            }
+        }
+    }
+
+    impl Source for Failing {
+        fn tables(&self) -> anyhow::Result<Vec<SourceTable>> {
+            Ok(["good", "bad"]
+                .iter()
+                .map(|n| SourceTable {
+                    name: n.to_string(),
+                    fields: vec!["id".into(), "v".into()],
+                })
+                .collect())
+        }
+        fn count(&self, _: &str) -> anyhow::Result<u64> {
+            Ok(10)
+        }
+        fn scan(
+            &mut self,
+            table: &str,
+            _: &[String],
+            each: &mut dyn FnMut(&dyn Record) -> anyhow::Result<()>,
+        ) -> anyhow::Result<u64> {
+            for i in 1..=10 {
+                if table == "bad" && i == 5 {
+                    anyhow::bail!("the source went away");
+                }
+                each(&Row(i))?;
+            }
+            Ok(10)
+        }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("cutover-unit-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_failure_midway_leaves_no_snapshot() {
+        let dir = scratch("midway");
+        let info = SourceInfo {
+            kind: "test".into(),
+            location: "here".into(),
+        };
+        let tables = Failing.tables().unwrap();
+        // Into a new directory, and over an existing snapshot with --force.
+        for (out, force) in [(dir.join("new"), false), (dir.join("old"), true)] {
+            if force {
+                std::fs::create_dir_all(&out).unwrap();
+                std::fs::write(out.join(MANIFEST), "{}").unwrap();
+            }
+            let opts = Options { force, quiet: true };
+            let err = write(&mut Failing, &info, &tables, &out, opts).unwrap_err();
+            let text = format!("{err:#}");
+            assert!(
+                text.contains("`bad`") && text.contains("went away"),
+                "{text}"
+            );
+            if force {
+                // The old snapshot is untouched.
+                assert_eq!(std::fs::read_to_string(out.join(MANIFEST)).unwrap(), "{}");
+            } else {
+                assert!(!out.exists());
+            }
+        }
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "temporary directories left: {left:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_complete_export_is_installed_and_reads_back() {
+        let dir = scratch("complete");
+        let out = dir.join("snap");
+        let info = SourceInfo {
+            kind: "test".into(),
+            location: "here".into(),
+        };
+        let tables = vec![Failing.tables().unwrap().remove(0)];
+        let m = write(&mut Failing, &info, &tables, &out, Options::default()).unwrap();
+        assert_eq!(m.tables[0].rows, 10);
+        assert_eq!(m.tables[0].columns[0].ty, ColumnType::Integer);
+        let src = crate::source::snapshot::reader::SnapshotSource::open(&out).unwrap();
+        assert_eq!(src.count("good").unwrap(), 10);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,7 @@
+//! Tests that reach inside the crate rather than run the binary: the converter and the
+//! mapping parser under random input, the Airtable source against the fake API, and
+//! snapshot values compared one by one with the source they came from.
+
+mod airtable_source;
+mod properties;
+mod snapshot_values;
