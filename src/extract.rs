@@ -35,7 +35,6 @@ pub enum Msg {
 /// The outcome of reading one table.
 #[derive(Debug, Default)]
 pub struct Extracted {
-    pub table: usize,
     pub read: u64,
     pub rejected: u64,
     /// Rows left out on purpose: a NOT NULL reference with `on_missing = "skip"` is empty.
@@ -85,13 +84,12 @@ pub fn run(
         .collect();
     source.prepare(&wanted)?;
     let mut conv = Converter::new();
-    for (index, table) in plan.tables.iter().enumerate() {
+    for table in &plan.tables {
         let total = source.count(&table.from)?;
         let bar = progress.table(&table.name, total);
         let mut out = BytesMut::with_capacity(CHUNK + 64 * 1024);
         copy::header(&mut out);
         let mut ex = Extracted {
-            table: index,
             ..Extracted::default()
         };
         let mut failed: Option<anyhow::Error> = None;
@@ -349,7 +347,6 @@ mod tests {
             target: "owner_id".into(),
             input: StageInput::Field(0),
             plan: ColumnPlan {
-                name: "owner_id".into(),
                 ty,
                 not_null: false,
                 rules: Rules::default(),

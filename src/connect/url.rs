@@ -4,7 +4,7 @@
 //! an error message or `Debug` output, even when the URL is malformed.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
@@ -70,25 +70,30 @@ impl TargetUrl {
         self.config.get_user()
     }
 
+    #[cfg(test)]
     pub fn sslmode(&self) -> SslMode {
         self.sslmode
     }
 
-    pub fn sslrootcert(&self) -> Option<&Path> {
+    #[cfg(test)]
+    pub fn sslrootcert(&self) -> Option<&std::path::Path> {
         self.sslrootcert.as_deref()
     }
 
     /// `None` means no timeout.
+    #[cfg(test)]
     pub fn connect_timeout(&self) -> Option<Duration> {
         self.connect_timeout
     }
 
     /// The underlying tokio-postgres configuration (contains the password).
+    #[cfg(test)]
     pub fn config(&self) -> &Config {
         &self.config
     }
 
     /// The same server and settings, another database.
+    #[cfg(test)]
     pub fn with_dbname(&self, db: &str) -> TargetUrl {
         let mut t = self.clone();
         t.config.dbname(db);
@@ -690,6 +695,7 @@ fn decode_str(s: &str) -> Result<String, ()> {
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
+#[cfg(test)]
 pub fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for &b in s.as_bytes() {
@@ -857,7 +863,7 @@ mod tests {
             "postgresql://h/x?sslmode=verify-full&sslrootcert=/etc/ca.pem&port=6000&user=bob&password=s%26cret&dbname=other&application_name=me&connect_timeout=3&options=-c%20search_path%3Dapp",
         );
         assert_eq!(t.sslmode(), SslMode::VerifyFull);
-        assert_eq!(t.sslrootcert(), Some(Path::new("/etc/ca.pem")));
+        assert_eq!(t.sslrootcert(), Some(std::path::Path::new("/etc/ca.pem")));
         assert_eq!(t.config().get_ports(), [6000]);
         assert_eq!(t.user(), Some("bob"));
         assert_eq!(t.config().get_password(), Some(&b"s&cret"[..]));

@@ -77,7 +77,6 @@ impl Default for Rules {
 /// One target column: its name, type, nullability and the mapping's rules.
 #[derive(Debug, Clone)]
 pub struct ColumnPlan {
-    pub name: String,
     pub ty: PgType,
     pub not_null: bool,
     pub rules: Rules,
@@ -1151,7 +1150,6 @@ mod tests {
 
     fn col(ty: PgType) -> ColumnPlan {
         ColumnPlan {
-            name: "c".into(),
             ty,
             not_null: false,
             rules: Rules::default(),

@@ -127,6 +127,7 @@ impl TableMap {
     pub fn is_junction(&self) -> bool {
         matches!(self.identity, Identity::Junction { .. })
     }
+    #[cfg(test)]
     pub fn column(&self, name: &str) -> Option<&ColumnMap> {
         self.columns.iter().find(|c| c.name == name)
     }

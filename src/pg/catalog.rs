@@ -9,7 +9,6 @@ use tokio_postgres::Client;
 
 #[derive(Debug, Clone)]
 pub struct Catalog {
-    pub schema: String,
     tables: Vec<TableInfo>,
 }
 
@@ -37,7 +36,6 @@ pub struct ColumnInfo {
 
 #[derive(Debug, Clone)]
 pub struct ForeignKey {
-    pub columns: Vec<String>,
     pub ref_table: String,
 }
 
@@ -167,16 +165,10 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
         if kind == "p" {
             t.primary_key = cols;
         } else if let Some(ref_table) = r.get::<_, Option<String>>(3) {
-            t.foreign_keys.push(ForeignKey {
-                columns: cols,
-                ref_table,
-            });
+            t.foreign_keys.push(ForeignKey { ref_table });
         }
     }
-    Ok(Catalog {
-        schema: schema.to_string(),
-        tables,
-    })
+    Ok(Catalog { tables })
 }
 
 /// The catalog's type name and modifier as a [`PgType`].

@@ -24,7 +24,6 @@ use crate::graph::order;
 
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub schema: String,
     /// Tables in load order.
     pub tables: Vec<TablePlan>,
 }
@@ -194,7 +193,6 @@ pub fn bind(m: &Mapping, catalog: &Catalog, source: &[SourceTable]) -> Result<Pl
     }
     tables.sort_by_key(|(p, _)| *p);
     Ok(Plan {
-        schema: m.schema.clone(),
         tables: tables.into_iter().map(|(_, t)| t).collect(),
     })
 }
@@ -410,7 +408,6 @@ fn bind_table(
                 }
                 // The staging column holds the parent's legacy id, typed like its match column.
                 let mut plan = ColumnPlan {
-                    name: c.name.clone(),
                     ty: match_col.ty.clone(),
                     not_null: ci.not_null,
                     rules: c.rules.clone(),
@@ -481,7 +478,6 @@ fn stage_column(ci: &ColumnInfo, input: StageInput, rules: Rules, key: bool) -> 
         target: ci.name.clone(),
         input,
         plan: ColumnPlan {
-            name: ci.name.clone(),
             ty: ci.ty.clone(),
             not_null: ci.not_null || key,
             rules,

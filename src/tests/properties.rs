@@ -249,7 +249,6 @@ fn converter_never_panics() {
     ];
     while start.elapsed() < BUDGET {
         let col = ColumnPlan {
-            name: "c".into(),
             ty: pgtype(&mut rng, 0),
             not_null: rng.chance(30),
             rules: rules(&mut rng),

@@ -254,12 +254,21 @@ fn tls_require_and_verify_full_work_and_a_wrong_host_fails() {
     r.ok();
     assert_eq!(tdb.one("SELECT count(*) FROM votes"), "24");
     // The server really did TLS for it.
+    // The server really did TLS for it (asked through psql, which speaks sslmode=require).
+    let psql = cutover_testkit::find_bindir().unwrap().join("psql");
+    let out = std::process::Command::new(psql)
+        .arg(&require)
+        .args([
+            "-Atc",
+            "SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(
-        crate::harness::one(
-            &require,
-            "SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
-        ),
-        "true"
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "true",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     let full = format!(
         "postgresql://tlsuser:tls-pw-123@localhost:{port}/podium?sslmode=verify-full&sslrootcert={root}"

@@ -167,17 +167,6 @@ pub struct Stats {
     pub extract_requests: u64,
 }
 
-impl Stats {
-    /// Achieved requests per second during `prepare`.
-    pub fn requests_per_second(&self) -> f64 {
-        if self.extract_seconds > 0.0 {
-            self.extract_requests as f64 / self.extract_seconds
-        } else {
-            0.0
-        }
-    }
-}
-
 /// Why a call failed.
 #[derive(Debug)]
 pub(crate) enum CallError {

@@ -13,7 +13,7 @@ pub(crate) mod client;
 pub(crate) mod meta;
 
 pub use client::{AirtableOptions, Stats, Token};
-pub use meta::{BaseSchema, FieldSchema, LinkOptions, TableSchema};
+pub use meta::{BaseSchema, TableSchema};
 
 use super::{Record, Source, SourceTable, Wanted};
 use crate::value::Value;
@@ -107,11 +107,8 @@ impl AirtableSource {
         Ok(source)
     }
 
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     /// Tables, fields, types and links from the metadata API.
+    #[cfg(test)]
     pub fn schema(&self) -> &BaseSchema {
         &self.schema
     }

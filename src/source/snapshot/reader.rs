@@ -120,11 +120,6 @@ impl SnapshotSource {
         Ok(source)
     }
 
-    /// The manifest read when the snapshot was opened.
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
-    }
-
     fn entry(&self, table: &str) -> anyhow::Result<&TableEntry> {
         self.manifest
             .tables

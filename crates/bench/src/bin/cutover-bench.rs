@@ -299,7 +299,6 @@ fn run(args: &Args) -> Result<()> {
         None => "not measured (--airtable-records 0, or it failed: see notes)".into(),
     };
 
-    drop(pg);
     if let Err(e) = scratch.stop() {
         notes.push(format!("stopping the scratch cluster: {e:#}"));
     }
