@@ -1,4 +1,4 @@
-//! The Podium cutover of seed 000 end to end: the recorded Airtable base, served by the
+//! The Podium cutover from Airtable end to end: the recorded Airtable base, served by the
 //! in-process fake API, loaded into the Podium schema with mappings/podium.toml.
 
 use crate::harness::{Db, Run, repo, run_env};

@@ -88,7 +88,8 @@ fn podium_loaded_from_a_snapshot_equals_a_direct_load() {
     r.ok();
     assert!(r.stdout.contains("snapshot written"), "{}", r.all());
 
-    // The manifest says what the brief asks for, and the files are spreadsheet CSV.
+    // The manifest names the source and each table's columns, rows and checksum, and the
+    // files are spreadsheet CSV.
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(snap.join("manifest.json")).unwrap())
             .unwrap();

@@ -1,5 +1,5 @@
 //! HTTP to the Airtable API for one base: the bearer token, one shared rate limiter for every
-//! request to the base, and the retry rules of REFERENCE §1 (wait out a 429, back off on 5xx
+//! request to the base, and the retry rules of Airtable's API documentation (wait out a 429, back off on 5xx
 //! and broken connections, fail at once on what waiting cannot fix).
 //!
 //! Why a limiter that spaces requests evenly rather than a 5-per-second bucket: a bucket

@@ -1,4 +1,4 @@
-//! `cutover-bench` (run by `make bench`): the measuring instrument of issue 5. It answers "is
+//! `cutover-bench` (run by `make bench`): the measuring instrument. It answers "is
 //! cutover the fastest way to do this job, with flat memory?" on one throwaway cluster, with a
 //! fresh database and the full Podium schema per contender:
 //!
