@@ -1,7 +1,7 @@
 //! "Did you mean …?" for misspelt names: the closest candidate by edit distance.
 
 /// The candidate closest to `name`, if it is close enough to be a plausible typo.
-pub fn closest<'a, I>(name: &str, candidates: I) -> Option<&'a str>
+pub(crate) fn closest<'a, I>(name: &str, candidates: I) -> Option<&'a str>
 where
     I: IntoIterator<Item = &'a str>,
 {
@@ -20,7 +20,7 @@ where
 }
 
 /// " (did you mean `x`?)", or nothing.
-pub fn hint<'a, I>(name: &str, candidates: I) -> String
+pub(crate) fn hint<'a, I>(name: &str, candidates: I) -> String
 where
     I: IntoIterator<Item = &'a str>,
 {

@@ -1,4 +1,6 @@
 use super::*;
+use crate::convert::Epoch;
+use crate::source::SourceSpec;
 
 fn parse_str(text: &str) -> Result<Mapping, Problems> {
     parse(Path::new("mappings/t.toml"), text)

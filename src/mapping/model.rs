@@ -1,0 +1,130 @@
+//! What a mapping says, once read: the tables, how each target row is tied to its source
+//! row, and how each target column is fed. Plain data with a few look-ups; reading it from
+//! TOML is `parse`, the rules across tables are `check`.
+
+use crate::convert::Rules;
+use crate::source::SourceSpec;
+use std::path::PathBuf;
+
+/// A parsed, self-consistent mapping.
+#[derive(Debug, Clone)]
+pub(crate) struct Mapping {
+    pub(crate) file: PathBuf,
+    pub(crate) source: Option<SourceSpec>,
+    /// Target schema (`public` unless the mapping says otherwise).
+    pub(crate) schema: String,
+    /// The `alembic_version` the target must be at, if the mapping pins one.
+    pub(crate) expect_revision: Option<String>,
+    /// Tables in file order (the tie-break of the load order).
+    pub(crate) tables: Vec<TableMap>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct TableMap {
+    /// Target table name.
+    pub(crate) name: String,
+    /// Source table name.
+    pub(crate) from: String,
+    pub(crate) line: usize,
+    pub(crate) identity: Identity,
+    pub(crate) columns: Vec<ColumnMap>,
+}
+
+/// How a target row is tied to its source row.
+#[derive(Debug, Clone)]
+pub(crate) enum Identity {
+    /// An entity: the source field `field` holds the legacy id; it is stored in target column
+    /// `column` and/or kept as the target's primary key (`keep_id`).
+    Legacy {
+        field: String,
+        column: Option<String>,
+        keep_id: bool,
+    },
+    /// A junction (many-to-many) table: rows are identified by their reference columns, and
+    /// `owner` (a reference column) says whose links the source fully describes.
+    Junction { owner: String },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ColumnMap {
+    /// Target column name.
+    pub(crate) name: String,
+    pub(crate) line: usize,
+    pub(crate) input: Input,
+    pub(crate) rules: Rules,
+    pub(crate) reference: Option<Reference>,
+    pub(crate) shape: Shape,
+}
+
+/// What to do with structured source values (Airtable arrays and formula errors) before
+/// they are converted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Shape {
+    /// An array where the column holds one value (a single link, a lookup).
+    pub(crate) many: Many,
+    /// A formula, rollup or lookup error (`{"error": "#ERROR!"}`, `{"specialValue": "NaN"}`).
+    pub(crate) on_error: OnError,
+    /// One row per element of this column's array (a junction fed from a link field).
+    pub(crate) explode: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Many {
+    /// Several values where one is expected is a reject.
+    #[default]
+    Reject,
+    /// Take the first.
+    First,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum OnError {
+    #[default]
+    Reject,
+    Null,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Input {
+    Field(String),
+    Const(Const),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Const {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Reference {
+    /// The mapped target table whose legacy id the source value holds.
+    pub(crate) table: String,
+    pub(crate) on_missing: OnMissing,
+}
+
+/// What to do when a reference does not resolve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnMissing {
+    Error,
+    Null,
+    Skip,
+}
+
+impl TableMap {
+    pub(crate) fn is_junction(&self) -> bool {
+        matches!(self.identity, Identity::Junction { .. })
+    }
+    #[cfg(test)]
+    pub(crate) fn column(&self, name: &str) -> Option<&ColumnMap> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+impl Mapping {
+    pub(crate) fn table(&self, name: &str) -> Option<&TableMap> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+}
