@@ -437,6 +437,8 @@ pub fn to_time(v: Value<'_>) -> Result<i64, Reject> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::convert::testing::{col_r, enc, err, ok, t};
+    use crate::pg::PgType;
 
     const DAY: i64 = MICROS_PER_DAY;
     const HOUR: i64 = 3_600_000_000;
@@ -651,5 +653,62 @@ mod tests {
         assert_eq!(to_time(Value::Text(b" 01:00 ")).unwrap(), HOUR);
         assert!(to_time(Value::Int(5)).is_err());
         assert!(to_time(Value::Text(b"2000-01-01 01:00")).is_err());
+    }
+
+    #[test]
+    fn dates_times_through_converter() {
+        assert_eq!(ok(t("2000-01-02"), PgType::Date), 1i32.to_be_bytes());
+        assert_eq!(
+            ok(t("2000-01-01 00:00:01"), PgType::Timestamp),
+            1_000_000i64.to_be_bytes()
+        );
+        assert_eq!(
+            ok(t("2000-01-01T00:00:01Z"), PgType::Timestamptz),
+            1_000_000i64.to_be_bytes()
+        );
+        assert_eq!(ok(t("00:00:01"), PgType::Time), 1_000_000i64.to_be_bytes());
+        assert_eq!(
+            ok(t("infinity"), PgType::Timestamptz),
+            i64::MAX.to_be_bytes()
+        );
+        assert_eq!(ok(t("-infinity"), PgType::Date), i32::MIN.to_be_bytes());
+        let r = err(Value::Int(1_700_000_000), PgType::Timestamptz);
+        assert_eq!(
+            r,
+            "integer 1700000000 in a timestamptz column: set `epoch = \"seconds\"` or `\"milliseconds\"` in the mapping"
+        );
+        let c = col_r(
+            PgType::Timestamptz,
+            Rules {
+                epoch: Some(Epoch::Millis),
+                ..Rules::default()
+            },
+        );
+        assert_eq!(
+            enc(Value::Int(946_684_800_001), &c).unwrap()[4..],
+            1000i64.to_be_bytes()
+        );
+        assert_eq!(
+            enc(t("946684800001"), &c).unwrap()[4..],
+            1000i64.to_be_bytes()
+        );
+        let c = col_r(
+            PgType::Timestamptz,
+            Rules {
+                timezone: chrono_tz::Europe::Berlin,
+                ..Rules::default()
+            },
+        );
+        assert!(
+            enc(t("2024-03-31 02:30"), &c)
+                .unwrap_err()
+                .reason
+                .contains("Europe/Berlin")
+        );
+        assert_eq!(
+            enc(t("2000-01-01 01:00"), &c).unwrap()[4..],
+            0i64.to_be_bytes(),
+            "Berlin is UTC+1 in winter"
+        );
     }
 }
