@@ -33,7 +33,7 @@ const EXP_CLAMP: i64 = 1_000_000_000;
 /// last one non-zero, empty for zero) live in a caller-owned buffer so that
 /// parsing allocates nothing once the buffer has grown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decimal {
+enum Decimal {
     NaN,
     Inf {
         neg: bool,
@@ -47,7 +47,7 @@ pub enum Decimal {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NumericError {
+enum NumericError {
     /// Too many integer digits for numeric(p, s).
     Overflow,
     /// Infinity into a numeric with a precision or scale.
@@ -59,7 +59,7 @@ pub enum NumericError {
 /// Parse decimal text as PostgreSQL's numeric_in does: surrounding spaces,
 /// optional sign, digits with an optional point, optional exponent, or
 /// NaN / Infinity / inf spellings (case-insensitive). None if not a number.
-pub fn parse(text: &[u8], digits: &mut Vec<u8>) -> Option<Decimal> {
+fn parse(text: &[u8], digits: &mut Vec<u8>) -> Option<Decimal> {
     let s = text.trim_ascii();
     digits.clear();
     if s.eq_ignore_ascii_case(b"nan") {
@@ -161,7 +161,7 @@ pub fn parse(text: &[u8], digits: &mut Vec<u8>) -> Option<Decimal> {
 }
 
 /// An integer, exactly.
-pub fn from_i64(n: i64, digits: &mut Vec<u8>) -> Decimal {
+fn from_i64(n: i64, digits: &mut Vec<u8>) -> Decimal {
     digits.clear();
     let mut u = n.unsigned_abs();
     while u > 0 {
@@ -182,7 +182,7 @@ pub fn from_i64(n: i64, digits: &mut Vec<u8>) -> Decimal {
 
 /// A float via its shortest round-trip decimal form (what Rust's `Display`
 /// prints), so 0.1 becomes exactly 0.1. NaN and infinities map to numeric's.
-pub fn from_f64(f: f64, buf: &mut Vec<u8>, digits: &mut Vec<u8>) -> Decimal {
+fn from_f64(f: f64, buf: &mut Vec<u8>, digits: &mut Vec<u8>) -> Decimal {
     if f.is_nan() {
         digits.clear();
         return Decimal::NaN;
@@ -203,7 +203,7 @@ pub fn from_f64(f: f64, buf: &mut Vec<u8>, digits: &mut Vec<u8>) -> Decimal {
 /// Apply numeric(precision, scale) and write the value in binary send format
 /// (without the field length). `scale` None with `precision` Some means scale 0,
 /// as in PostgreSQL; both None is unconstrained numeric.
-pub fn encode(
+fn encode(
     d: Decimal,
     digits: &mut Vec<u8>,
     precision: Option<u32>,

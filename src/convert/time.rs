@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use super::{Epoch, Reject, Rules, describe};
 use crate::value::Value;
 
-pub const MICROS_PER_DAY: i64 = 86_400_000_000;
+const MICROS_PER_DAY: i64 = 86_400_000_000;
 /// Seconds from 1970-01-01 to 2000-01-01.
 const PG_EPOCH_UNIX_SECS: i64 = 946_684_800;
 const PG_EPOCH_UNIX_MICROS: i64 = PG_EPOCH_UNIX_SECS * 1_000_000;
@@ -24,7 +24,7 @@ const END_DATE: i64 = 2_147_483_494 - 2_451_545;
 
 /// A parsed date or date-time, before time-zone rules are applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Parsed {
+enum Parsed {
     Infinity,
     NegInfinity,
     /// Local wall-clock µs since 2000-01-01 00:00 (for a date alone: midnight),
@@ -39,7 +39,7 @@ pub enum Parsed {
 /// optional `Z`, `+HH`, `+HHMM` or `+HH:MM` (one space may precede it), or
 /// `infinity` / `-infinity`. Surrounding ASCII whitespace is ignored.
 /// Fractions are rounded half up to microseconds. None if not of that shape.
-pub fn parse_datetime(text: &[u8]) -> Option<Parsed> {
+fn parse_datetime(text: &[u8]) -> Option<Parsed> {
     let s = text.trim_ascii();
     if s.eq_ignore_ascii_case(b"infinity") || s.eq_ignore_ascii_case(b"+infinity") {
         return Some(Parsed::Infinity);
@@ -83,7 +83,7 @@ pub fn parse_datetime(text: &[u8]) -> Option<Parsed> {
 }
 
 /// Parse `HH:MM[:SS[.fraction]]` into µs since midnight (24:00:00 allowed).
-pub fn parse_time(text: &[u8]) -> Option<i64> {
+fn parse_time(text: &[u8]) -> Option<i64> {
     let mut c = Cursor {
         s: text.trim_ascii(),
         i: 0,
@@ -388,7 +388,7 @@ fn check_timestamp(ts: i64, v: Value<'_>, what: &str) -> Result<i64, Reject> {
 
 /// A `timestamp` (`with_tz` false: wall-clock time in `rules.timezone`) or
 /// `timestamptz` (`with_tz` true: UTC) value.
-pub fn to_timestamp(v: Value<'_>, rules: &Rules, with_tz: bool) -> Result<i64, Reject> {
+pub(crate) fn to_timestamp(v: Value<'_>, rules: &Rules, with_tz: bool) -> Result<i64, Reject> {
     let what = if with_tz { "timestamptz" } else { "timestamp" };
     let ts = match interpret(v, rules, what)? {
         Instant::Infinity => return Ok(i64::MAX),
@@ -402,7 +402,7 @@ pub fn to_timestamp(v: Value<'_>, rules: &Rules, with_tz: bool) -> Result<i64, R
 }
 
 /// A `date`: the calendar date in `rules.timezone`.
-pub fn to_date(v: Value<'_>, rules: &Rules) -> Result<i32, Reject> {
+pub(crate) fn to_date(v: Value<'_>, rules: &Rules) -> Result<i32, Reject> {
     let what = "date";
     let local = match interpret(v, rules, what)? {
         Instant::Infinity => return Ok(i32::MAX),
@@ -419,7 +419,7 @@ pub fn to_date(v: Value<'_>, rules: &Rules) -> Result<i32, Reject> {
 }
 
 /// A `time` (without time zone).
-pub fn to_time(v: Value<'_>) -> Result<i64, Reject> {
+pub(crate) fn to_time(v: Value<'_>) -> Result<i64, Reject> {
     match v {
         Value::Text(t) => parse_time(t).ok_or_else(|| {
             Reject::new(format!(
