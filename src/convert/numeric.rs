@@ -6,8 +6,16 @@
 //! Wire format (numeric_send): i16 ndigits, i16 weight, u16 sign, u16 dscale,
 //! then ndigits base-10000 digits, most significant first, no leading or
 //! trailing zero groups; value = sum(digit[i] * 10000^(weight - i)).
+//!
+//! `write_numeric` takes a source value there and words the rejects for values that do not
+//! fit the column.
 use bytes::{BufMut, BytesMut};
 use std::io::Write as _;
+
+use super::reject::{type_name, wrong_type};
+use super::{Reject, Work, describe};
+use crate::pg::PgType;
+use crate::value::Value;
 
 const SIGN_POS: u16 = 0x0000;
 const SIGN_NEG: u16 = 0x4000;
@@ -25,7 +33,7 @@ const EXP_CLAMP: i64 = 1_000_000_000;
 /// last one non-zero, empty for zero) live in a caller-owned buffer so that
 /// parsing allocates nothing once the buffer has grown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decimal {
+enum Decimal {
     NaN,
     Inf {
         neg: bool,
@@ -39,7 +47,7 @@ pub enum Decimal {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NumericError {
+enum NumericError {
     /// Too many integer digits for numeric(p, s).
     Overflow,
     /// Infinity into a numeric with a precision or scale.
@@ -51,7 +59,7 @@ pub enum NumericError {
 /// Parse decimal text as PostgreSQL's numeric_in does: surrounding spaces,
 /// optional sign, digits with an optional point, optional exponent, or
 /// NaN / Infinity / inf spellings (case-insensitive). None if not a number.
-pub fn parse(text: &[u8], digits: &mut Vec<u8>) -> Option<Decimal> {
+fn parse(text: &[u8], digits: &mut Vec<u8>) -> Option<Decimal> {
     let s = text.trim_ascii();
     digits.clear();
     if s.eq_ignore_ascii_case(b"nan") {
@@ -153,7 +161,7 @@ pub fn parse(text: &[u8], digits: &mut Vec<u8>) -> Option<Decimal> {
 }
 
 /// An integer, exactly.
-pub fn from_i64(n: i64, digits: &mut Vec<u8>) -> Decimal {
+fn from_i64(n: i64, digits: &mut Vec<u8>) -> Decimal {
     digits.clear();
     let mut u = n.unsigned_abs();
     while u > 0 {
@@ -174,7 +182,7 @@ pub fn from_i64(n: i64, digits: &mut Vec<u8>) -> Decimal {
 
 /// A float via its shortest round-trip decimal form (what Rust's `Display`
 /// prints), so 0.1 becomes exactly 0.1. NaN and infinities map to numeric's.
-pub fn from_f64(f: f64, buf: &mut Vec<u8>, digits: &mut Vec<u8>) -> Decimal {
+fn from_f64(f: f64, buf: &mut Vec<u8>, digits: &mut Vec<u8>) -> Decimal {
     if f.is_nan() {
         digits.clear();
         return Decimal::NaN;
@@ -195,7 +203,7 @@ pub fn from_f64(f: f64, buf: &mut Vec<u8>, digits: &mut Vec<u8>) -> Decimal {
 /// Apply numeric(precision, scale) and write the value in binary send format
 /// (without the field length). `scale` None with `precision` Some means scale 0,
 /// as in PostgreSQL; both None is unconstrained numeric.
-pub fn encode(
+fn encode(
     d: Decimal,
     digits: &mut Vec<u8>,
     precision: Option<u32>,
@@ -315,9 +323,55 @@ fn round(digits: &mut Vec<u8>, pt: &mut i64, scale: i64) {
     }
 }
 
+/// A numeric column: integers and floats exactly, decimal text and JSON numbers as written.
+pub(crate) fn write_numeric(
+    v: Value<'_>,
+    ty: &PgType,
+    precision: Option<u32>,
+    scale: Option<u32>,
+    work: &mut Work,
+    out: &mut BytesMut,
+) -> Result<(), Reject> {
+    let not_a_number = || Reject::new(format!("{} is not a number", describe(v)));
+    let d = match v {
+        Value::Int(n) => from_i64(n, &mut work.digits),
+        Value::Float(f) => from_f64(f, &mut work.buf, &mut work.digits),
+        Value::Text(t) => parse(t, &mut work.digits).ok_or_else(not_a_number)?,
+        Value::Json(serde_json::Value::Number(n)) => {
+            work.buf.clear();
+            let _ = write!(work.buf, "{n}");
+            parse(&work.buf, &mut work.digits).ok_or_else(not_a_number)?
+        }
+        Value::Bool(_) => {
+            return Err(Reject::new(format!(
+                "boolean {} in a numeric column: map it with `map` (e.g. true = \"1\")",
+                describe(v)
+            )));
+        }
+        _ => return Err(wrong_type(v, ty)),
+    };
+    encode(d, &mut work.digits, precision, scale, out).map_err(|e| match e {
+        NumericError::Overflow => Reject::new(format!(
+            "numeric field overflow: {} does not fit {}",
+            describe(v),
+            type_name(ty)
+        )),
+        NumericError::Infinite => Reject::new(format!(
+            "numeric field overflow: {} is infinite and does not fit {}",
+            describe(v),
+            type_name(ty)
+        )),
+        NumericError::OutOfRange => Reject::new(format!(
+            "{} is out of range for PostgreSQL numeric (at most 131072 digits before and 16383 after the point)",
+            describe(v)
+        )),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::convert::testing::{err, num, ok, t};
 
     fn enc_text(s: &str, p: Option<u32>, sc: Option<u32>) -> Result<Vec<u8>, NumericError> {
         let mut digits = Vec::new();
@@ -515,5 +569,42 @@ mod tests {
         );
         let z = format!("{}1", "0".repeat(1_000_000));
         assert_eq!(enc_text(&z, None, None).unwrap(), wire(0, 0, 0, &[1]));
+    }
+
+    #[test]
+    fn numerics_through_converter() {
+        // 123.45 = ndigits 2, weight 0, sign 0, dscale 2, [123, 4500]
+        assert_eq!(
+            ok(t("123.45"), num(None, None)),
+            [0, 2, 0, 0, 0, 0, 0, 2, 0, 123, 0x11, 0x94]
+        );
+        assert_eq!(
+            ok(Value::Int(-1), num(None, None)),
+            [0, 1, 0, 0, 0x40, 0, 0, 0, 0, 1]
+        );
+        assert_eq!(
+            ok(Value::Float(0.5), num(Some(5), Some(0))),
+            [0, 1, 0, 0, 0, 0, 0, 0, 0, 1]
+        );
+        assert_eq!(
+            ok(Value::Float(f64::NAN), num(None, None)),
+            [0, 0, 0, 0, 0xC0, 0, 0, 0]
+        );
+        assert_eq!(
+            err(t("12345.6"), num(Some(4), Some(1))),
+            "numeric field overflow: '12345.6' does not fit numeric(4,1)"
+        );
+        assert!(err(Value::Int(i64::MAX), num(Some(18), Some(0))).contains("overflow"));
+        assert!(err(t("1,5"), num(None, None)).contains("is not a number"));
+        assert!(err(Value::Bool(true), num(None, None)).contains("map"));
+        assert!(err(t("inf"), num(Some(5), None)).contains("infinite"));
+        assert!(err(t("1e999999"), num(None, None)).contains("out of range"));
+        let big = serde_json::json!(u64::MAX);
+        assert_eq!(
+            ok(Value::Json(&big), num(None, None)),
+            [
+                0, 5, 0, 4, 0, 0, 0, 0, 0x07, 0x34, 0x1a, 0x58, 0x02, 0xe1, 0x03, 0xbb, 0x06, 0x4f
+            ]
+        );
     }
 }

@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use super::{Epoch, Reject, Rules, describe};
 use crate::value::Value;
 
-pub const MICROS_PER_DAY: i64 = 86_400_000_000;
+const MICROS_PER_DAY: i64 = 86_400_000_000;
 /// Seconds from 1970-01-01 to 2000-01-01.
 const PG_EPOCH_UNIX_SECS: i64 = 946_684_800;
 const PG_EPOCH_UNIX_MICROS: i64 = PG_EPOCH_UNIX_SECS * 1_000_000;
@@ -24,7 +24,7 @@ const END_DATE: i64 = 2_147_483_494 - 2_451_545;
 
 /// A parsed date or date-time, before time-zone rules are applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Parsed {
+enum Parsed {
     Infinity,
     NegInfinity,
     /// Local wall-clock µs since 2000-01-01 00:00 (for a date alone: midnight),
@@ -39,7 +39,7 @@ pub enum Parsed {
 /// optional `Z`, `+HH`, `+HHMM` or `+HH:MM` (one space may precede it), or
 /// `infinity` / `-infinity`. Surrounding ASCII whitespace is ignored.
 /// Fractions are rounded half up to microseconds. None if not of that shape.
-pub fn parse_datetime(text: &[u8]) -> Option<Parsed> {
+fn parse_datetime(text: &[u8]) -> Option<Parsed> {
     let s = text.trim_ascii();
     if s.eq_ignore_ascii_case(b"infinity") || s.eq_ignore_ascii_case(b"+infinity") {
         return Some(Parsed::Infinity);
@@ -83,7 +83,7 @@ pub fn parse_datetime(text: &[u8]) -> Option<Parsed> {
 }
 
 /// Parse `HH:MM[:SS[.fraction]]` into µs since midnight (24:00:00 allowed).
-pub fn parse_time(text: &[u8]) -> Option<i64> {
+fn parse_time(text: &[u8]) -> Option<i64> {
     let mut c = Cursor {
         s: text.trim_ascii(),
         i: 0,
@@ -388,7 +388,7 @@ fn check_timestamp(ts: i64, v: Value<'_>, what: &str) -> Result<i64, Reject> {
 
 /// A `timestamp` (`with_tz` false: wall-clock time in `rules.timezone`) or
 /// `timestamptz` (`with_tz` true: UTC) value.
-pub fn to_timestamp(v: Value<'_>, rules: &Rules, with_tz: bool) -> Result<i64, Reject> {
+pub(crate) fn to_timestamp(v: Value<'_>, rules: &Rules, with_tz: bool) -> Result<i64, Reject> {
     let what = if with_tz { "timestamptz" } else { "timestamp" };
     let ts = match interpret(v, rules, what)? {
         Instant::Infinity => return Ok(i64::MAX),
@@ -402,7 +402,7 @@ pub fn to_timestamp(v: Value<'_>, rules: &Rules, with_tz: bool) -> Result<i64, R
 }
 
 /// A `date`: the calendar date in `rules.timezone`.
-pub fn to_date(v: Value<'_>, rules: &Rules) -> Result<i32, Reject> {
+pub(crate) fn to_date(v: Value<'_>, rules: &Rules) -> Result<i32, Reject> {
     let what = "date";
     let local = match interpret(v, rules, what)? {
         Instant::Infinity => return Ok(i32::MAX),
@@ -419,7 +419,7 @@ pub fn to_date(v: Value<'_>, rules: &Rules) -> Result<i32, Reject> {
 }
 
 /// A `time` (without time zone).
-pub fn to_time(v: Value<'_>) -> Result<i64, Reject> {
+pub(crate) fn to_time(v: Value<'_>) -> Result<i64, Reject> {
     match v {
         Value::Text(t) => parse_time(t).ok_or_else(|| {
             Reject::new(format!(
@@ -437,6 +437,8 @@ pub fn to_time(v: Value<'_>) -> Result<i64, Reject> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::convert::testing::{col_r, enc, err, ok, t};
+    use crate::pg::PgType;
 
     const DAY: i64 = MICROS_PER_DAY;
     const HOUR: i64 = 3_600_000_000;
@@ -651,5 +653,62 @@ mod tests {
         assert_eq!(to_time(Value::Text(b" 01:00 ")).unwrap(), HOUR);
         assert!(to_time(Value::Int(5)).is_err());
         assert!(to_time(Value::Text(b"2000-01-01 01:00")).is_err());
+    }
+
+    #[test]
+    fn dates_times_through_converter() {
+        assert_eq!(ok(t("2000-01-02"), PgType::Date), 1i32.to_be_bytes());
+        assert_eq!(
+            ok(t("2000-01-01 00:00:01"), PgType::Timestamp),
+            1_000_000i64.to_be_bytes()
+        );
+        assert_eq!(
+            ok(t("2000-01-01T00:00:01Z"), PgType::Timestamptz),
+            1_000_000i64.to_be_bytes()
+        );
+        assert_eq!(ok(t("00:00:01"), PgType::Time), 1_000_000i64.to_be_bytes());
+        assert_eq!(
+            ok(t("infinity"), PgType::Timestamptz),
+            i64::MAX.to_be_bytes()
+        );
+        assert_eq!(ok(t("-infinity"), PgType::Date), i32::MIN.to_be_bytes());
+        let r = err(Value::Int(1_700_000_000), PgType::Timestamptz);
+        assert_eq!(
+            r,
+            "integer 1700000000 in a timestamptz column: set `epoch = \"seconds\"` or `\"milliseconds\"` in the mapping"
+        );
+        let c = col_r(
+            PgType::Timestamptz,
+            Rules {
+                epoch: Some(Epoch::Millis),
+                ..Rules::default()
+            },
+        );
+        assert_eq!(
+            enc(Value::Int(946_684_800_001), &c).unwrap()[4..],
+            1000i64.to_be_bytes()
+        );
+        assert_eq!(
+            enc(t("946684800001"), &c).unwrap()[4..],
+            1000i64.to_be_bytes()
+        );
+        let c = col_r(
+            PgType::Timestamptz,
+            Rules {
+                timezone: chrono_tz::Europe::Berlin,
+                ..Rules::default()
+            },
+        );
+        assert!(
+            enc(t("2024-03-31 02:30"), &c)
+                .unwrap_err()
+                .reason
+                .contains("Europe/Berlin")
+        );
+        assert_eq!(
+            enc(t("2000-01-01 01:00"), &c).unwrap()[4..],
+            0i64.to_be_bytes(),
+            "Berlin is UTC+1 in winter"
+        );
     }
 }

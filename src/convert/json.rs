@@ -1,0 +1,174 @@
+//! json and jsonb columns: text is checked to be JSON (or, with `json = "string"`, made a
+//! JSON string), scalars and JSON values are serialised. jsonb cannot hold the escape
+//! \u0000, so it is rejected there; the jsonb version byte is written by
+//! `write_value` in `mod.rs`.
+use std::io::Write as _;
+
+use bytes::BytesMut;
+
+use super::{JsonMode, Reject, Rules, Work, describe};
+use crate::value::Value;
+
+/// True if JSON text contains the escape \u0000, which jsonb rejects.
+fn has_nul_escape(json: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(rest) = json.get(from..) {
+        let Some(p) = rest
+            .windows(6)
+            .position(|w| w.eq_ignore_ascii_case(b"\\u0000"))
+        else {
+            return false;
+        };
+        let at = from + p;
+        // The backslash starts an escape only if preceded by an even run of backslashes.
+        let run = json
+            .get(..at)
+            .unwrap_or_default()
+            .iter()
+            .rev()
+            .take_while(|b| **b == b'\\')
+            .count();
+        if run % 2 == 0 {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
+}
+
+fn nul_in_jsonb() -> Reject {
+    Reject::new(
+        "contains a NUL character (\\u0000), which jsonb cannot hold: use a json column or strip it in the source",
+    )
+}
+
+pub(crate) fn write_json(
+    v: Value<'_>,
+    rules: &Rules,
+    jsonb: bool,
+    work: &mut Work,
+    out: &mut BytesMut,
+) -> Result<(), Reject> {
+    match v {
+        Value::Text(t) | Value::Blob(t) => match rules.json {
+            JsonMode::Parse => {
+                // serde_json skips over strings it ignores without checking
+                // their UTF-8, so check it first.
+                std::str::from_utf8(t).map_err(|e| {
+                    Reject::new(format!(
+                        "not valid JSON: invalid UTF-8 at byte {}",
+                        e.valid_up_to()
+                    ))
+                })?;
+                serde_json::from_slice::<serde::de::IgnoredAny>(t).map_err(|e| {
+                    Reject::new(format!(
+                        "not valid JSON: {e} (set `json = \"string\"` to store text as a JSON string)"
+                    ))
+                })?;
+                if jsonb && has_nul_escape(t) {
+                    return Err(nul_in_jsonb());
+                }
+                out.extend_from_slice(t);
+            }
+            JsonMode::String => {
+                let s = std::str::from_utf8(t).map_err(|e| {
+                    Reject::new(format!(
+                        "invalid UTF-8 at byte {}: JSON text must be UTF-8",
+                        e.valid_up_to()
+                    ))
+                })?;
+                if jsonb && s.contains('\0') {
+                    return Err(nul_in_jsonb());
+                }
+                work.buf.clear();
+                serde_json::to_writer(&mut work.buf, s)
+                    .map_err(|e| Reject::new(format!("cannot serialise JSON string: {e}")))?;
+                out.extend_from_slice(&work.buf);
+            }
+        },
+        Value::Int(n) => {
+            work.buf.clear();
+            let _ = write!(work.buf, "{n}");
+            out.extend_from_slice(&work.buf);
+        }
+        Value::Float(f) => {
+            if !f.is_finite() {
+                return Err(Reject::new(format!(
+                    "{} cannot be stored in JSON, which has no NaN or Infinity",
+                    describe(v)
+                )));
+            }
+            work.buf.clear();
+            serde_json::to_writer(&mut work.buf, &f)
+                .map_err(|e| Reject::new(format!("cannot serialise number: {e}")))?;
+            out.extend_from_slice(&work.buf);
+        }
+        Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+        Value::Json(j) => {
+            work.buf.clear();
+            serde_json::to_writer(&mut work.buf, j)
+                .map_err(|e| Reject::new(format!("cannot serialise JSON value: {e}")))?;
+            if jsonb && has_nul_escape(&work.buf) {
+                return Err(nul_in_jsonb());
+            }
+            out.extend_from_slice(&work.buf);
+        }
+        Value::Null => return Err(Reject::new("NULL reached a JSON conversion")),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::convert::testing::{col_r, enc, err, ok, t};
+    use crate::pg::PgType;
+
+    #[test]
+    fn json_and_jsonb() {
+        assert_eq!(ok(t(r#"{"a": 1}"#), PgType::Json), br#"{"a": 1}"#);
+        assert_eq!(ok(t(r#"[1,2]"#), PgType::Jsonb), b"\x01[1,2]");
+        assert!(err(t("{bad"), PgType::Json).starts_with("not valid JSON: "));
+        assert!(err(Value::Text(b"\"\xff\""), PgType::Json).starts_with("not valid JSON"));
+        // trailing garbage
+        assert!(err(t("1 2"), PgType::Jsonb).starts_with("not valid JSON"));
+        // deep nesting is rejected, not a stack overflow
+        let deep = "[".repeat(100_000);
+        assert!(err(t(&deep), PgType::Jsonb).starts_with("not valid JSON"));
+        // \u0000: fine for json, not for jsonb; an escaped backslash is not an escape
+        assert_eq!(ok(t(r#""a\u0000""#), PgType::Json), br#""a\u0000""#);
+        assert!(err(t(r#""a\u0000""#), PgType::Jsonb).contains("NUL"));
+        assert_eq!(ok(t(r#""a\\u0000""#), PgType::Jsonb), b"\x01\"a\\\\u0000\"");
+        let s = Rules {
+            json: JsonMode::String,
+            ..Rules::default()
+        };
+        assert_eq!(
+            enc(t("he said \"hi\"\n"), &col_r(PgType::Json, s.clone())).unwrap()[4..],
+            *br#""he said \"hi\"\n""#
+        );
+        assert!(enc(t("a\0"), &col_r(PgType::Jsonb, s.clone())).is_err());
+        assert!(
+            enc(Value::Text(b"\xff"), &col_r(PgType::Jsonb, s))
+                .unwrap_err()
+                .reason
+                .contains("invalid UTF-8")
+        );
+        assert_eq!(ok(Value::Int(-5), PgType::Jsonb), b"\x01-5");
+        assert_eq!(ok(Value::Float(0.25), PgType::Json), b"0.25");
+        assert_eq!(ok(Value::Bool(true), PgType::Json), b"true");
+        assert!(err(Value::Float(f64::NAN), PgType::Json).contains("no NaN"));
+        let j = serde_json::json!({"k": ["v", null, 1.5]});
+        assert_eq!(
+            ok(Value::Json(&j), PgType::Jsonb),
+            b"\x01{\"k\":[\"v\",null,1.5]}"
+        );
+        let js = serde_json::json!("str");
+        assert_eq!(ok(Value::Json(&js), PgType::Json), b"\"str\"");
+        let jn = serde_json::json!("a\u{0}");
+        assert!(err(Value::Json(&jn), PgType::Jsonb).contains("NUL"));
+        assert!(has_nul_escape(br#"\\\u0000"#));
+        assert!(!has_nul_escape(br#"\\u0000"#));
+        assert!(has_nul_escape(br#"\U0000"#));
+    }
+}
