@@ -19,8 +19,8 @@ pub(crate) use outcome::{Outcome, Report, TableReport};
 use crate::convert::reject::RejectRow;
 use crate::error::{data, describe_pg, unavailable};
 use crate::extract::Msg;
-use crate::plan::TablePlan;
-use crate::plan::{Plan, TableKind};
+use crate::plan::staging::Staging;
+use crate::plan::{Plan, TableKind, TablePlan};
 use diff::TableDiff;
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, IsolationLevel, Transaction};
@@ -136,7 +136,7 @@ async fn load(
         ..Report::default()
     };
     let mut rejects: Vec<RejectRow> = Vec::new();
-    let mut resolved = Vec::with_capacity(plan.tables.len());
+    let staging = Staging::all(plan);
 
     // Tables empty at the start (all of them on cutover day, and after --mode replace) are
     // bulk loaded: their foreign keys and secondary indexes are set aside and rebuilt once.
@@ -194,7 +194,7 @@ async fn load(
     }
 
     for (index, table) in plan.tables.iter().enumerate() {
-        let ex = stage::copy(&tx, index, table, rx).await?;
+        let ex = stage::copy(&tx, &staging[index], rx).await?;
         let mut t = TableReport {
             table: table.name.clone(),
             source: table.from.clone(),
@@ -204,12 +204,12 @@ async fn load(
             ..TableReport::default()
         };
         rejects.extend(ex.rejects);
-        let res = merge::resolve(&tx, index, table, &mut t, &mut rejects).await?;
+        merge::resolve(&tx, &staging[index], &mut t, &mut rejects).await?;
         crate::hooks::reached(&format!("merge:{}", table.name)).await;
         if verify_only {
-            t.verify = Some(diff::diff(&tx, plan, index, table, &res, opts.examples, true).await?);
+            t.verify = Some(diff::diff(&tx, plan, &staging[index], opts.examples, true).await?);
         } else {
-            merge::write(&tx, plan, table, &res, empty[index], &mut t).await?;
+            merge::write(&tx, plan, &staging[index], empty[index], &mut t).await?;
             if empty[index] {
                 // Fresh statistics, so the joins of the tables that reference it plan well.
                 tx.batch_execute(&format!("ANALYZE {}", table.qualified))
@@ -218,13 +218,12 @@ async fn load(
                         unavailable(format!("analyzing `{}`: {}", table.name, describe_pg(&e)))
                     })?;
             }
-            t.unchanged = merge::staged(&tx, index, table)
+            t.unchanged = merge::staged(&tx, &staging[index])
                 .await?
                 .saturating_sub(t.inserted + t.updated);
         }
         report.rejects_total += t.rejected;
         report.tables.push(t);
-        resolved.push(res);
     }
 
     let mut failure = None;
@@ -238,8 +237,8 @@ async fn load(
             ));
         }
         if opts.prune {
-            for (index, table) in plan.tables.iter().enumerate().rev() {
-                report.tables[index].deleted += merge::prune(&tx, index, table).await?;
+            for index in (0..plan.tables.len()).rev() {
+                report.tables[index].deleted += merge::prune(&tx, &staging[index]).await?;
             }
         }
         crate::hooks::reached("sequences").await;
@@ -247,8 +246,8 @@ async fn load(
 
         // Count check: every staged row that was not rejected or skipped is in the target.
         for (index, table) in plan.tables.iter().enumerate() {
-            let expected = merge::staged(&tx, index, table).await?;
-            let found = merge::loaded(&tx, table, &resolved[index], empty[index]).await?;
+            let expected = merge::staged(&tx, &staging[index]).await?;
+            let found = merge::loaded(&tx, &staging[index], empty[index]).await?;
             report.tables[index].target = found;
             if expected != found && failure.is_none() {
                 failure = Some(data(format!(
@@ -260,16 +259,8 @@ async fn load(
         if opts.verify {
             let mut bad = Vec::new();
             for (index, table) in plan.tables.iter().enumerate() {
-                let d: TableDiff = diff::diff(
-                    &tx,
-                    plan,
-                    index,
-                    table,
-                    &resolved[index],
-                    opts.examples,
-                    opts.prune,
-                )
-                .await?;
+                let d: TableDiff =
+                    diff::diff(&tx, plan, &staging[index], opts.examples, opts.prune).await?;
                 if !d.is_clean() {
                     bad.push(format!(
                         "{}: {} differ, {} missing, {} extra",

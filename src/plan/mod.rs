@@ -38,7 +38,8 @@ pub struct TablePlan {
     pub kind: TableKind,
     /// Source fields read, in order; `StageColumn::input` indexes into this.
     pub fields: Vec<String>,
-    /// The staging table's columns (after the row ordinal and the drop flag).
+    /// The staging table's columns (after the row ordinal and the drop flag; see
+    /// [`staging::Staging`]).
     pub stage: Vec<StageColumn>,
     /// Insert with OVERRIDING SYSTEM VALUE (an explicit id into GENERATED ALWAYS).
     pub overriding: bool,
@@ -96,13 +97,6 @@ pub struct RefPlan {
 impl TablePlan {
     pub fn is_junction(&self) -> bool {
         matches!(self.kind, TableKind::Junction { .. })
-    }
-    /// Name of staging column `i`.
-    pub fn stage_col(i: usize) -> String {
-        format!("c{i}")
-    }
-    pub fn stage_table(&self, index: usize) -> String {
-        format!("cutover_stage_{index}")
     }
 }
 
