@@ -1,10 +1,10 @@
 //! Sequences behind loaded tables: `serial`, `bigserial` and identity columns alike
 //! (`pg_get_serial_sequence` finds them all). After a load each is set past the largest id so
 //! the application's next INSERT succeeds — an empty table's too (pgloader misses identity
-//! columns and empty tables: REFERENCE.md §2). The reset itself is an `ALTER SEQUENCE …
-//! RESTART`, which rolls back with the load's transaction; `setval` (the fallback for a role
-//! that does not own the sequence) does not, so the state is also saved first and put back
-//! when a load is rolled back (dry run or failure).
+//! columns and empty tables). The reset itself is an `ALTER SEQUENCE … RESTART`, which rolls
+//! back with the load's transaction; `setval` (the fallback for a role that does not own the
+//! sequence) does not, so the state is also saved first and put back when a load is rolled
+//! back (dry run or failure).
 
 use crate::error::{describe_pg, unavailable};
 use crate::pg::sql::ident;
