@@ -31,7 +31,7 @@ pub(crate) async fn command(a: ExportArgs) -> anyhow::Result<i32> {
         quiet: a.quiet,
     };
     // Refuse a bad --out before reading anything (it is checked again before writing).
-    check_out(&a.out, opts.force)?;
+    check_out(&a.out, opts.force, &source_info(&spec))?;
     if !opts.quiet {
         eprintln!("export: {spec} -> {}", a.out.display());
     }
