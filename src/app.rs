@@ -1,6 +1,8 @@
 //! The one place a run ends: parse the command line, run the command on an async runtime
-//! (Ctrl-C rolls back), print the whole error chain, and pick the exit code.
+//! (Ctrl-C rolls back), show its outcome — text on stdout, errors with their whole chain on
+//! stderr — and pick the exit code from it.
 
+use crate::commands::{self, Part};
 use clap::Parser;
 
 /// Run `cutover` with the process's arguments; the exit code to end with.
@@ -12,13 +14,14 @@ pub fn main() -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return 3;
+            return show(vec![Part::Error(crate::error::unavailable(format!(
+                "cannot start the async runtime: {e}"
+            )))]);
         }
     };
     let result = runtime.block_on(async {
         tokio::select! {
-            r = crate::commands::run(cli) => r,
+            r = commands::run(cli) => r,
             // Ctrl-C: dropping the command drops its transaction, so PostgreSQL rolls it back
             // (and a scratch cluster is stopped and removed).
             _ = tokio::signal::ctrl_c() => Err(crate::error::interrupted()),
@@ -26,11 +29,43 @@ pub fn main() -> i32 {
     });
     // Do not wait for background tasks (connections) to wind down.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    match result {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            crate::error::exit_code(&err)
+    show(match result {
+        Ok(outcome) => outcome.show(),
+        Err(err) => vec![Part::Error(err)],
+    })
+}
+
+/// Print the parts in order; the exit code is the last error's, or 0 without one.
+fn show(parts: Vec<Part>) -> i32 {
+    let mut code = 0;
+    for part in parts {
+        match part {
+            Part::Text(text) => print!("{text}"),
+            Part::Note(note) => eprintln!("{note}"),
+            Part::Error(err) => {
+                eprintln!("error: {err:#}");
+                code = crate::error::exit_code(&err);
+            }
         }
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_error_picks_the_code() {
+        assert_eq!(show(vec![Part::Text(String::new())]), 0);
+        assert_eq!(
+            show(vec![
+                Part::Error(crate::error::data("differs")),
+                Part::Text(String::new()),
+                Part::Error(crate::error::unavailable("cannot stop")),
+            ]),
+            3
+        );
+        assert_eq!(show(vec![Part::Error(crate::error::usage("bad"))]), 2);
     }
 }

@@ -1,4 +1,4 @@
-//! What a run did, per table: printed as a table for people, written as JSON for machines
+//! What a load did, per table: rendered as text for people, written as JSON for machines
 //! (`--report`), and the rejects as CSV (`--rejects`).
 
 use crate::convert::reject::RejectRow;
@@ -63,6 +63,53 @@ pub(crate) fn render(report: &Report) -> String {
         }
         s
     }
+}
+
+/// The whole of a load's summary: the table, the keys set aside and the sequences reset,
+/// the first rejects, and any differences `--verify` found.
+pub(crate) fn render_load(report: &Report, rejects: &[RejectRow]) -> String {
+    let mut s = render(report);
+    if let Some(rebuilt) = &report.rebuilt {
+        s.push_str(&format!("bulk load into empty tables: {rebuilt}\n"));
+    }
+    if !report.sequences_reset.is_empty() {
+        s.push_str(&format!(
+            "sequences reset: {}\n",
+            report.sequences_reset.len()
+        ));
+    }
+    if !rejects.is_empty() {
+        s.push_str(&format!(
+            "rejected or skipped rows (first {}):\n",
+            rejects.len().min(10)
+        ));
+        s.push_str(&render_rejects(rejects, 10));
+    }
+    s.push_str(&render_differences(report));
+    s
+}
+
+/// The first `n` rejects, a line each.
+pub(crate) fn render_rejects(rejects: &[RejectRow], n: usize) -> String {
+    let mut s = String::new();
+    for x in rejects.iter().take(n) {
+        s.push_str(&format!(
+            "  {} {} {} = {}: {}\n",
+            x.table, x.legacy_id, x.column, x.value, x.reason
+        ));
+    }
+    s
+}
+
+/// The differences a comparison kept as examples, a line each, table by table.
+pub(crate) fn render_differences(report: &Report) -> String {
+    let mut s = String::new();
+    for t in &report.tables {
+        for e in t.verify.iter().flat_map(|d| &d.examples) {
+            s.push_str(&format!("  {}: {e}\n", t.table));
+        }
+    }
+    s
 }
 
 /// Write the report as JSON (`--report`).
