@@ -39,29 +39,30 @@ pub(crate) enum Existing {
     Refuse,
 }
 
-/// Write `bytes` to `path` as a private file, atomically. A symbolic link, a directory or a
-/// device at `path` is refused (and with [`Existing::Refuse`], a file too), naming the path.
-pub(crate) fn write(path: &Path, bytes: &[u8], existing: Existing) -> Result<(), String> {
+/// Whether `path` may be written: a symbolic link, a directory or a device there is
+/// refused (and with [`Existing::Refuse`], a file too), naming the path.
+pub(crate) fn check(path: &Path, existing: Existing) -> Result<(), String> {
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => {
-            return Err(format!(
-                "{} is a symbolic link: cutover does not write through links; give the real path",
-                path.display()
-            ));
-        }
-        Ok(m) if !m.is_file() => {
-            return Err(format!(
-                "{} exists and is not a regular file",
-                path.display()
-            ));
-        }
+        Ok(m) if m.file_type().is_symlink() => Err(format!(
+            "{}: it is a symbolic link, and cutover does not write through links; give the real path",
+            path.display()
+        )),
+        Ok(m) if !m.is_file() => Err(format!(
+            "{}: it exists and is not a regular file",
+            path.display()
+        )),
         Ok(_) if existing == Existing::Refuse => {
-            return Err(format!("{} already exists", path.display()));
+            Err(format!("{}: it already exists", path.display()))
         }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
     }
+}
+
+/// Write `bytes` to `path` as a private file, atomically, after [`check`].
+pub(crate) fn write(path: &Path, bytes: &[u8], existing: Existing) -> Result<(), String> {
+    check(path, existing)?;
     let tmp = temp_beside(path);
     let result = (|| {
         let mut f = create_new(&tmp)?;
@@ -152,6 +153,19 @@ mod tests {
         write(&p, b"first", Existing::Refuse).unwrap();
         assert!(write(&p, b"second", Existing::Refuse).is_err());
         assert_eq!(std::fs::read(&p).unwrap(), b"first");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_link_planted_at_the_temporary_name_is_not_followed() {
+        let d = dir("tmpname");
+        let victim = d.join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let p = d.join("report.json");
+        std::os::unix::fs::symlink(&victim, temp_beside(&p)).unwrap();
+        assert!(write(&p, b"x", Existing::Replace).is_err());
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(!p.exists());
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -2,8 +2,8 @@
 //! (`--report`), and the rejects as CSV (`--rejects`).
 
 use crate::convert::reject::RejectRow;
+use crate::files;
 use crate::load::Report;
-use std::io::Write;
 use std::path::Path;
 
 /// The summary table.
@@ -129,31 +129,10 @@ pub(crate) fn write_rejects(path: &Path, rows: &[RejectRow]) -> anyhow::Result<(
     write_atomically(path, &bytes)
 }
 
-/// Write to a temporary file beside `path`, then rename, so a reader never sees half a file.
+/// Written privately and atomically, never through a link planted at `path`.
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(crate::error::unavailable(format!(
-            "cannot write {}: {e}",
-            path.display()
-        )));
-    }
-    Ok(())
+    files::write(path, bytes, files::Existing::Replace)
+        .map_err(|e| crate::error::unavailable(format!("cannot write {e}")))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use super::outcome::{Outcome, Output};
 use crate::cli::InspectArgs;
 use crate::draft;
 use crate::error::{unavailable, usage};
+use crate::files;
 use crate::source::{self, SourceSpec};
 use anyhow::Context;
 use std::path::PathBuf;
@@ -26,15 +27,15 @@ pub(crate) async fn command(a: InspectArgs) -> anyhow::Result<Outcome> {
         .await
         .context("inspecting the source")??;
     let emitted = a.emit_mapping.map(|path| {
-        if path.exists() {
+        if std::fs::symlink_metadata(&path).is_ok() {
             return Err(usage(format!(
                 "{} already exists: choose another --emit-mapping file, or remove it first",
                 path.display()
             )));
         }
         let text = draft::draft_mapping(&spec, &shapes);
-        std::fs::write(&path, text)
-            .map_err(|e| unavailable(format!("cannot write {}: {e}", path.display())))?;
+        files::write(&path, text.as_bytes(), files::Existing::Refuse)
+            .map_err(|e| unavailable(format!("cannot write the draft: {e}")))?;
         Ok(path)
     });
     Ok(Outcome::Inspect(Inspected {

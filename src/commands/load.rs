@@ -10,6 +10,8 @@ use super::target::{Released, Target};
 use super::verify::{self, Verified};
 use crate::cli::{LoadArgs, ModeArg};
 use crate::convert::reject::RejectRow;
+use crate::error::usage;
+use crate::files;
 use crate::load::{Mode, Options, Report};
 use crate::report;
 
@@ -28,6 +30,12 @@ pub(crate) struct Loaded {
 /// The `load` command.
 pub(crate) async fn command(a: LoadArgs) -> anyhow::Result<Outcome> {
     let c = &a.common;
+    // A --rejects or --report path that cannot be written is found before anything is
+    // loaded, not after the commit.
+    for p in [&a.rejects, &a.report].into_iter().flatten() {
+        files::check(p, files::Existing::Replace)
+            .map_err(|e| usage(format!("cannot write {e}")))?;
+    }
     let notes = Notes::on_terminal(c.quiet);
     let target = Target::required(c, notes).await?;
     let mut p = prepare(c, &target).await?;

@@ -53,3 +53,48 @@ fn export_force_never_deletes_the_source_or_other_files() {
         assert_eq!(mode(&p), 0o600, "{}", p.display());
     }
 }
+
+#[test]
+fn reports_rejects_and_drafts_never_follow_a_planted_link() {
+    let db = Db::new("files_links");
+    let victim = write(&db.dir, "victim", "precious");
+    for flag in ["--report", "--rejects"] {
+        let link = db.dir.join(format!("planted{flag}"));
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let r = db.cutover("load", &[flag, link.to_str().unwrap()]);
+        // Refused before anything is loaded.
+        r.fails(2);
+        assert!(r.stderr.contains("symbolic link"), "{}", r.all());
+        assert_eq!(db.one("SELECT count(*) FROM users"), "0");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    }
+    // Written for real: private to the owner.
+    let report = db.dir.join("report.json");
+    let rejects = db.dir.join("rejects.csv");
+    db.cutover(
+        "load",
+        &[
+            "--report",
+            report.to_str().unwrap(),
+            "--rejects",
+            rejects.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    for p in [&report, &rejects] {
+        let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", p.display());
+    }
+    // inspect --emit-mapping onto a link: refused, the link's target untouched.
+    let link = db.dir.join("draft.toml");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let r = run(&[
+        "inspect",
+        "--source",
+        &format!("sqlite:{}", db.sqlite().display()),
+        "--emit-mapping",
+        link.to_str().unwrap(),
+    ]);
+    r.fails(2);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+}
