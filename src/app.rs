@@ -4,6 +4,8 @@
 
 use crate::commands::{self, Part};
 use clap::Parser;
+use std::io::Write;
+use tokio::signal::unix::SignalKind;
 
 /// Run `cutover` with the process's arguments; the exit code to end with.
 pub fn main() -> i32 {
@@ -20,11 +22,22 @@ pub fn main() -> i32 {
         }
     };
     let result = runtime.block_on(async {
+        // SIGTERM is what systemd, Kubernetes and CI send to stop a process: it is treated
+        // like Ctrl-C. Without a handler it would kill cutover without any clean-up.
+        let mut term = match tokio::signal::unix::signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                return Err(crate::error::unavailable(format!(
+                    "cannot handle SIGTERM: {e}"
+                )));
+            }
+        };
         tokio::select! {
             r = commands::run(cli) => r,
-            // Ctrl-C: dropping the command drops its transaction, so PostgreSQL rolls it back
-            // (and a scratch cluster is stopped and removed).
-            _ = tokio::signal::ctrl_c() => Err(crate::error::interrupted()),
+            // Dropping the command drops its transaction, so PostgreSQL rolls it back (and a
+            // scratch cluster, a spool or a half-written snapshot is removed).
+            _ = tokio::signal::ctrl_c() => Err(crate::error::interrupted("Ctrl-C")),
+            _ = term.recv() => Err(crate::error::interrupted("SIGTERM")),
         }
     });
     // Do not wait for background tasks (connections) to wind down.
@@ -35,15 +48,30 @@ pub fn main() -> i32 {
     })
 }
 
-/// Print the parts in order; the exit code is the last error's, or 0 without one.
+/// Print the parts in order; the exit code is the last error's, or 0 without one. A reader
+/// that goes away (`cutover … | head`) stops the printing, not the exit code: what was done
+/// is done, and the report and rejects files are already written.
 fn show(parts: Vec<Part>) -> i32 {
     let mut code = 0;
+    let mut stdout = Some(std::io::stdout().lock());
+    let mut stderr = std::io::stderr().lock();
     for part in parts {
         match part {
-            Part::Text(text) => print!("{text}"),
-            Part::Note(note) => eprintln!("{note}"),
+            Part::Text(text) => {
+                if let Some(out) = &mut stdout
+                    && out
+                        .write_all(text.as_bytes())
+                        .and_then(|()| out.flush())
+                        .is_err()
+                {
+                    stdout = None;
+                }
+            }
+            Part::Note(note) => {
+                let _ = writeln!(stderr, "{note}");
+            }
             Part::Error(err) => {
-                eprintln!("error: {err:#}");
+                let _ = writeln!(stderr, "error: {err:#}");
                 code = crate::error::exit_code(&err);
             }
         }

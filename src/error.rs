@@ -58,10 +58,10 @@ pub(crate) fn unavailable(message: impl Into<String>) -> anyhow::Error {
 }
 
 /// Ctrl-C: nothing was committed.
-pub(crate) fn interrupted() -> anyhow::Error {
-    unavailable(
-        "interrupted (Ctrl-C): the load was stopped before it committed and PostgreSQL rolled it back; the target is unchanged. Run the same command again when ready.",
-    )
+pub(crate) fn interrupted(by: &str) -> anyhow::Error {
+    unavailable(format!(
+        "interrupted ({by}): the load was stopped before it committed and PostgreSQL rolled it back; the target is unchanged. Run the same command again when ready."
+    ))
 }
 
 /// The exit code an error stands for.

@@ -5,7 +5,7 @@
 use crate::extract::Progress;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fmt;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 /// Whether progress is shown.
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +38,7 @@ impl Notes {
     /// Print one note on stderr, if progress is shown.
     pub(crate) fn note(self, text: fmt::Arguments<'_>) {
         if self.on {
-            eprintln!("{text}");
+            let _ = writeln!(std::io::stderr(), "{text}");
         }
     }
 }

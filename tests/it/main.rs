@@ -8,6 +8,7 @@ mod files;
 mod identifiers;
 mod inspect;
 mod podium_load;
+mod process;
 
 mod security;
 mod snapshot;
