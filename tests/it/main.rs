@@ -10,6 +10,7 @@ mod inspect;
 mod locks;
 mod podium_load;
 mod process;
+mod schemas;
 
 mod security;
 mod snapshot;

@@ -1,0 +1,125 @@
+//! Application schemas as real projects write them, loaded as they are: the schema is never
+//! changed (`pg_dump -s` is the same before and after), a second run writes nothing, `verify`
+//! finds no difference, and the application's own INSERT works afterwards.
+
+use crate::harness::{Db, Run, run, write};
+use std::path::PathBuf;
+
+/// One application: its schema in a fresh database, its legacy SQLite file, its mapping.
+struct App {
+    db: Db,
+    mapping: PathBuf,
+    source: String,
+}
+
+impl App {
+    fn new(test: &str, schema: &str, legacy: &str, mapping: &str) -> App {
+        let db = Db::bare(test);
+        db.sql(schema);
+        let sqlite = db.dir.join("legacy.sqlite");
+        rusqlite::Connection::open(&sqlite)
+            .unwrap()
+            .execute_batch(legacy)
+            .unwrap();
+        let mapping = write(&db.dir, "app.toml", mapping);
+        App {
+            source: format!("sqlite:{}", sqlite.display()),
+            db,
+            mapping,
+        }
+    }
+
+    fn cutover(&self, cmd: &str) -> Run {
+        run(&[
+            cmd,
+            "-m",
+            self.mapping.to_str().unwrap(),
+            "--source",
+            &self.source,
+            "--target",
+            &self.db.url,
+        ])
+    }
+
+    /// The schema as `pg_dump -s` writes it.
+    fn schema(&self) -> String {
+        let pg_dump = cutover_testkit::find_bindir().unwrap().join("pg_dump");
+        let out = std::process::Command::new(pg_dump)
+            .args(["-s", "--no-owner", &self.db.url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Each dump carries a random `\restrict` key: not part of the schema.
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// check, load, a second load that writes nothing, verify — the schema untouched.
+    fn loads_and_converges(&self) {
+        let schema = self.schema();
+        self.cutover("check").ok();
+        self.cutover("load").ok();
+        let stats = self.db.tuple_stats();
+        self.cutover("load").ok();
+        assert_eq!(self.db.tuple_stats(), stats, "a second run wrote rows");
+        self.cutover("verify").ok();
+        assert_eq!(self.schema(), schema, "the load changed the schema");
+    }
+}
+
+#[test]
+fn sequences_named_only_in_defaults_and_shared_ones_are_set_past_every_row() {
+    // As dumped and older schemas have them: sequences that no column owns, one of them
+    // shared by two mapped tables and a table the application alone writes.
+    let app = App::new(
+        "schemas_sequences",
+        "CREATE SEQUENCE film_film_id_seq;
+         CREATE TABLE film (film_id integer NOT NULL DEFAULT nextval('film_film_id_seq'::regclass) PRIMARY KEY,
+                            title text NOT NULL, legacy_id text UNIQUE);
+         CREATE SEQUENCE shared_id_seq;
+         CREATE TABLE note (id bigint NOT NULL DEFAULT nextval('shared_id_seq') PRIMARY KEY, body text, legacy_id text UNIQUE);
+         CREATE TABLE memo (id bigint NOT NULL DEFAULT nextval('shared_id_seq') PRIMARY KEY, body text, legacy_id text UNIQUE);
+         CREATE TABLE audit (id bigint NOT NULL DEFAULT nextval('shared_id_seq') PRIMARY KEY, what text);
+         INSERT INTO audit (id, what) VALUES (500, 'written by the application');",
+        "CREATE TABLE film (id INTEGER PRIMARY KEY, title TEXT);
+         INSERT INTO film VALUES (1, 'Academy Dinosaur'), (2, 'Ace Goldfinger'), (3, 'Adaptation Holes');
+         CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT);
+         INSERT INTO note VALUES (1, 'a'), (2, 'b');
+         CREATE TABLE memo (id INTEGER PRIMARY KEY, body TEXT);
+         INSERT INTO memo VALUES (3, 'c'), (4, 'd');",
+        "[tables.film]\nkeep_id = true\nlegacy_column = \"legacy_id\"\n[tables.film.columns]\ntitle = \"title\"\n\n\
+         [tables.note]\nkeep_id = true\nlegacy_column = \"legacy_id\"\n[tables.note.columns]\nbody = \"body\"\n\n\
+         [tables.memo]\nkeep_id = true\nlegacy_column = \"legacy_id\"\n[tables.memo.columns]\nbody = \"body\"\n",
+    );
+    app.loads_and_converges();
+    // The application's next INSERTs: past the loaded ids, and past the row of the table
+    // cutover does not load that shares the sequence.
+    assert_eq!(
+        app.db
+            .one("INSERT INTO film (title) VALUES ('new') RETURNING film_id"),
+        "4"
+    );
+    assert_eq!(
+        app.db
+            .one("INSERT INTO note (body) VALUES ('new') RETURNING id"),
+        "501"
+    );
+    assert_eq!(
+        app.db
+            .one("INSERT INTO memo (body) VALUES ('new') RETURNING id"),
+        "502"
+    );
+    assert_eq!(
+        app.db
+            .one("INSERT INTO audit (what) VALUES ('new') RETURNING id"),
+        "503"
+    );
+}
