@@ -81,7 +81,8 @@ pub(crate) async fn set_aside(
         for r in tx
             .query(
                 "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint
-                  WHERE contype = 'f' AND conrelid = $1::text::regclass ORDER BY conname",
+                  WHERE contype = 'f' AND conrelid = $1::text::regclass AND conparentid = 0
+                  ORDER BY conname",
                 &[&f.table],
             )
             .await
@@ -100,9 +101,15 @@ pub(crate) async fn set_aside(
             ));
         }
         // An index or key that a foreign key from outside the bulk tables points at must stay.
+        // So do the keys and indexes of a partitioned table and of its partitions:
+        // `pg_get_indexdef` gives a parent's as `ON ONLY`, which re-creates it invalid and
+        // without its partitions' indexes, and a partition's inherited index cannot be
+        // dropped on its own (PostgreSQL docs, "Table Partitioning"). They load in place.
         let outside =
             "NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = IDX
-                          AND NOT f.conrelid = ANY (SELECT unnest($2::text[])::regclass))";
+                          AND NOT f.conrelid = ANY (SELECT unnest($2::text[])::regclass))
+             AND NOT EXISTS (SELECT 1 FROM pg_class p WHERE p.oid = $1::text::regclass
+                              AND (p.relkind = 'p' OR p.relispartition))";
         for r in tx
             .query(
                 &format!(

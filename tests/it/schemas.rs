@@ -123,3 +123,35 @@ fn sequences_named_only_in_defaults_and_shared_ones_are_set_past_every_row() {
         "503"
     );
 }
+
+#[test]
+fn a_partitioned_table_keeps_every_index_valid_and_its_keys_enforced() {
+    let app = App::new(
+        "schemas_partitions",
+        "CREATE TABLE event (id bigint NOT NULL, happened date NOT NULL, what text,
+                             legacy_id text NOT NULL,
+                             PRIMARY KEY (id, happened), UNIQUE (legacy_id, happened))
+             PARTITION BY RANGE (happened);
+         CREATE TABLE event_2023 PARTITION OF event FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+         CREATE TABLE event_2024 PARTITION OF event FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+         CREATE INDEX event_what ON event (what);",
+        "CREATE TABLE event (id INTEGER PRIMARY KEY, happened TEXT, what TEXT);
+         INSERT INTO event VALUES (1, '2023-05-01', 'a'), (2, '2024-02-03', 'b'), (3, '2024-07-08', 'c');",
+        "[tables.event]\nkeep_id = false\nlegacy_column = \"legacy_id\"\n[tables.event.columns]\nid = \"id\"\nhappened = \"happened\"\nwhat = \"what\"\n",
+    );
+    app.loads_and_converges();
+    assert_eq!(app.db.one("SELECT count(*) FROM event_2024"), "2");
+    assert_eq!(
+        app.db.one(
+            "SELECT bool_and(i.indisvalid)::text || ' ' || count(*) FROM pg_index i
+              WHERE i.indrelid IN ('event'::regclass, 'event_2023'::regclass, 'event_2024'::regclass)"
+        ),
+        // three indexes (primary key, unique, event_what) on the parent and on each partition
+        "true 9"
+    );
+    let dup = crate::harness::try_sql(
+        &app.db.url,
+        "INSERT INTO event (id, happened, legacy_id) VALUES (2, '2024-02-03', 'x')",
+    );
+    assert!(dup.unwrap_err().contains("duplicate key"));
+}
