@@ -92,6 +92,10 @@ pub(crate) struct RefPlan {
     pub(crate) on_missing: OnMissing,
     /// The target column is NOT NULL (so "null" cannot apply).
     pub(crate) not_null: bool,
+    /// The referencing column's type when it differs from the parent key's (a varchar column
+    /// holding integer ids): the resolved id is cast to it, so comparing and writing it needs
+    /// no cross-type operator.
+    pub(crate) cast_to: Option<String>,
 }
 
 impl TablePlan {
@@ -427,6 +431,7 @@ fn bind_table(
                         parent: parent_pos,
                         on_missing: r.on_missing,
                         not_null: ci.not_null,
+                        cast_to: (pk.sql_type != ci.sql_type).then(|| ci.sql_type.clone()),
                     }),
                 }
             }

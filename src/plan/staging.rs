@@ -415,7 +415,11 @@ fn resolved(table: &TablePlan, s: &str) -> String {
     for (i, c) in table.stage.iter().enumerate() {
         match &c.reference {
             Some(r) => {
-                select.push(format!("p{i}.{} AS r{i}", ident(&r.pk)));
+                match &r.cast_to {
+                    // A type name from the catalog (`format_type`), never user text.
+                    Some(ty) => select.push(format!("p{i}.{}::{ty} AS r{i}", ident(&r.pk))),
+                    None => select.push(format!("p{i}.{} AS r{i}", ident(&r.pk))),
+                }
                 joins.push_str(&format!(
                     " LEFT JOIN {} p{i} ON p{i}.{} = s.c{i}",
                     r.qualified,
@@ -486,6 +490,7 @@ mod tests {
             parent,
             on_missing: OnMissing::Error,
             not_null: true,
+            cast_to: None,
         })
     }
 

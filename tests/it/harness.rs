@@ -163,6 +163,17 @@ impl Db {
 
     /// (inserted, updated, deleted) tuples ever, across the mapped tables.
     pub fn tuple_stats(&self) -> (i64, i64, i64) {
+        // A backend flushes its counts as it exits, just after its client has gone: wait for
+        // the last run's backend to leave, so its rows are counted.
+        for _ in 0..500 {
+            let others = self.one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            );
+            if others == "0" {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let r = &self.sql(
             "SELECT sum(n_tup_ins)::text, sum(n_tup_upd)::text, sum(n_tup_del)::text FROM pg_stat_user_tables WHERE schemaname = 'public' AND relname <> 'alembic_version'",
         )[0];

@@ -470,9 +470,20 @@ mod tests {
         let tables = Failing.tables().unwrap();
         // Into a new directory, and over an existing snapshot with --force.
         for (out, force) in [(dir.join("new"), false), (dir.join("old"), true)] {
+            // A previous snapshot of no tables: its manifest alone.
+            let old = serde_json::to_string(&Manifest {
+                format: FORMAT.to_string(),
+                format_version: FORMAT_VERSION,
+                cutover_version: "0".into(),
+                extracted_at: "then".into(),
+                source: info.clone(),
+                tables: Vec::new(),
+                extra: Vec::new(),
+            })
+            .unwrap();
             if force {
                 std::fs::create_dir_all(&out).unwrap();
-                std::fs::write(out.join(MANIFEST), "{}").unwrap();
+                std::fs::write(out.join(MANIFEST), &old).unwrap();
             }
             let opts = Options { force, quiet: true };
             let err = write(&mut Failing, &info, &tables, &out, opts).unwrap_err();
@@ -483,7 +494,7 @@ mod tests {
             );
             if force {
                 // The old snapshot is untouched.
-                assert_eq!(std::fs::read_to_string(out.join(MANIFEST)).unwrap(), "{}");
+                assert_eq!(std::fs::read_to_string(out.join(MANIFEST)).unwrap(), old);
             } else {
                 assert!(!out.exists());
             }
