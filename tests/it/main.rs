@@ -10,3 +10,4 @@ mod podium_load;
 
 mod security;
 mod snapshot;
+mod sqlite_files;
