@@ -10,4 +10,5 @@ mod podium_load;
 
 mod security;
 mod snapshot;
+mod snapshot_files;
 mod sqlite_files;
