@@ -1,13 +1,14 @@
-//! The spool that holds the Airtable source's records is private: a directory only the user
-//! can enter, files only the user can read, never written through a symbolic link planted
-//! where a spool file goes.
+//! The Airtable source against a server that misbehaves without end: an offset that never
+//! advances fails clearly and soon, with base and table named, instead of paging forever. And the spool that holds the
+//! records is private: a directory only the user can enter, files only the user can read,
+//! never written through a symbolic link planted where a spool file goes.
 
 use crate::source::Wanted;
 use crate::source::airtable::{AirtableOptions, AirtableSource, Token};
 use crate::source::{Record, Source};
 use cutover_testkit::fake_airtable::{FakeAirtable, FakeConfig, synthetic};
 use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const BASE: &str = "appLimitsFixture1";
 const TOKEN: &str = "patLIMITSECRET001.0123456789abcdef";
@@ -35,6 +36,33 @@ fn wanted() -> Vec<Wanted> {
         table: "Alpha".into(),
         fields: vec!["@id".into(), "Name".into()],
     }]
+}
+
+#[test]
+fn an_offset_that_never_advances_fails_instead_of_paging_forever() {
+    let mut config = alpha(250);
+    // Stuck for 20 pages, then moving on: a client that follows it ends (with 2,000
+    // duplicated records) rather than hanging this test.
+    config.faults.repeat_offset = Some(("Alpha".into(), 20));
+    let (url, fake) = FakeAirtable::start(config).unwrap();
+    let mut src = AirtableSource::open(BASE, Token::new(TOKEN), opts(&url)).unwrap();
+    let started = Instant::now();
+    let e = match src.prepare(&wanted()) {
+        Ok(()) => panic!(
+            "extracted {} records from a 250-record table",
+            src.count("Alpha").unwrap()
+        ),
+        Err(e) => e,
+    };
+    let text = format!("{e:#}");
+    assert_eq!(crate::error::exit_code(&e), 3, "{text}");
+    assert!(
+        text.contains(BASE) && text.contains("\"Alpha\"") && text.contains("offset"),
+        "{text}"
+    );
+    assert!(!text.contains("LIMITSECRET"), "{text}");
+    assert!(fake.stats().requests <= 4, "{:?}", fake.stats());
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[test]

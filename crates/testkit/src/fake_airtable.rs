@@ -3,7 +3,7 @@
 //! maxRecords, empty values omitted), bearer-token checks, the per-base limit of 5 requests
 //! in any rolling second with the base then locked (30 s by default), Airtable's error
 //! shapes, and fault injection (503s, expired iterators, a malformed body, a dropped
-//! connection, latency, the billing limit).
+//! connection, latency, the billing limit, an offset that never advances).
 //!
 //! It is hand-rolled HTTP/1.1 on tokio (keep-alive, Content-Length bodies, GET only): a few
 //! hundred lines, no new dependency, and full control over the byte stream, which a
@@ -51,6 +51,10 @@ pub struct Faults {
     pub unknown_fields: Vec<String>,
     /// Send `Retry-After: N` (seconds) with rate-limit 429s.
     pub retry_after: Option<u32>,
+    /// For this table (name), answer the next `.1` requests that carry an offset with the
+    /// same page and that same offset again, as a server whose iterator is stuck would
+    /// (a client that follows it pages forever); then move on.
+    pub repeat_offset: Option<(String, u32)>,
 }
 
 /// What the fake serves.
@@ -221,6 +225,7 @@ struct State {
     next_iterator: u64,
     burst_left: u32,
     expired_done: bool,
+    repeats_done: u32,
     rng: u64,
 }
 
@@ -248,6 +253,7 @@ impl FakeAirtable {
             next_iterator: 1,
             burst_left: 0,
             expired_done: false,
+            repeats_done: 0,
             rng: 0x2545_F491_4F6C_DD1D,
         }));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -734,7 +740,15 @@ fn list(st: &mut State, n: u64, table: &str, query: &str) -> Reply {
         records.push(Json::Object(out));
     }
     let mut body = json!({ "records": records });
-    if end < limit {
+    if let Some((ref t, times)) = faults.repeat_offset
+        && *t == table_name
+        && st.repeats_done < times
+        && let Some(o) = &offset
+    {
+        st.repeats_done += 1;
+        st.stats.faults += 1;
+        body["offset"] = json!(o);
+    } else if end < limit {
         let itr = format!("itr{:014}", st.next_iterator);
         st.next_iterator += 1;
         st.iterators.insert(itr.clone(), (table_id.clone(), end));

@@ -4,7 +4,7 @@
 //! wanted table at once, one tokio task per table, all sharing the base's rate limiter, and
 //! spools the records to JSON-lines files in a private temporary directory (`spool`), so
 //! memory stays bounded however large the base and `scan` can stream a table as often as a
-//! load needs it.
+//! load needs it. A listing that would never end (an offset given twice) is refused.
 //! Each table also has two pseudo-fields: `@id` (the `rec…` id) and `@createdTime`.
 //!
 //! The source is used from a blocking thread; it owns a small tokio runtime and waits on it
@@ -22,7 +22,7 @@ use crate::value::Value;
 use client::{CallError, Client};
 use serde_json::Value as Json;
 use spool::Spool;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -325,6 +325,10 @@ async fn extract_table(
         let mut out = BufWriter::new(spool::create(file)?);
         let mut count = 0u64;
         let mut offset: Option<String> = None;
+        // Every offset this listing was given: Airtable's offsets move forward, so one seen
+        // again would page through the same records forever.
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut empty_pages = 0u32;
         let mut page = 0u64;
         loop {
             page += 1;
@@ -370,16 +374,37 @@ async fn extract_table(
                     })?;
                 count += 1;
             }
-            match next {
-                Some(o) => offset = Some(o),
-                None => break,
+            let Some(next) = next else { break };
+            empty_pages = if records.is_empty() {
+                empty_pages + 1
+            } else {
+                0
+            };
+            if !seen.insert(next.clone()) {
+                return Err(crate::error::unavailable(format!(
+                    "{what}: the API gave the offset {next:?} again, which it already gave for \
+                     an earlier page; following it would read the same records forever. \
+                     Run again later; if it persists, check AIRTABLE_API_URL (is it the \
+                     Airtable API?)"
+                )));
             }
+            if empty_pages >= MAX_EMPTY_PAGES {
+                return Err(crate::error::unavailable(format!(
+                    "{what}: {empty_pages} pages in a row held no records yet promised more \
+                     (an offset); giving up rather than paging forever"
+                )));
+            }
+            offset = Some(next);
         }
         out.flush()
             .map_err(|e| anyhow::anyhow!("cannot write the spool file {}: {e}", file.display()))?;
         return Ok(count);
     }
 }
+
+/// Pages in a row with no records but an offset before a listing is given up: Airtable
+/// sends an offset only when more records follow.
+const MAX_EMPTY_PAGES: u32 = 50;
 
 /// Check a list-records page: `records` is an array of `{id: "rec…", createdTime: string,
 /// fields: object}`, `offset` is a string when present.
