@@ -1,5 +1,6 @@
 //! The Airtable source against a server that misbehaves without end: an offset that never
-//! advances fails clearly and soon, with base and table named, instead of paging forever. And the spool that holds the
+//! advances, a body that never ends. Each fails clearly and soon, with base and table named,
+//! instead of paging forever or buffering without bound. And the spool that holds the
 //! records is private: a directory only the user can enter, files only the user can read,
 //! never written through a symbolic link planted where a spool file goes.
 
@@ -63,6 +64,35 @@ fn an_offset_that_never_advances_fails_instead_of_paging_forever() {
     assert!(!text.contains("LIMITSECRET"), "{text}");
     assert!(fake.stats().requests <= 4, "{:?}", fake.stats());
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_body_that_never_ends_is_cut_off_at_the_bound() {
+    let mut config = alpha(250);
+    // Request 1 is the metadata; the first page never ends (up to 256 MiB here, so that a
+    // client that buffers it all still finishes).
+    config.faults.huge_body_at = Some((2, 256 << 20));
+    let (url, fake) = FakeAirtable::start(config).unwrap();
+    let mut src = AirtableSource::open(BASE, Token::new(TOKEN), opts(&url)).unwrap();
+    let e = src
+        .prepare(&wanted())
+        .err()
+        .expect("an endless page must fail");
+    let text = format!("{e:#}");
+    assert_eq!(crate::error::exit_code(&e), 3, "{text}");
+    assert!(
+        text.contains("\"Alpha\"") && text.contains("page 1") && text.contains("MiB"),
+        "{text}"
+    );
+    // The client hung up at the bound instead of reading on.
+    let waited = Instant::now();
+    while !fake.stats().huge_body_ended && waited.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let seen = fake.stats();
+    assert!(seen.huge_body_ended, "the client never hung up: {seen:?}");
+    assert!(seen.huge_body_sent < 128 << 20, "{seen:?}");
+    assert_eq!(src.stats().retries, 0, "a body too large is not retried");
 }
 
 #[test]

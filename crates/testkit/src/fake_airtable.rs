@@ -3,7 +3,8 @@
 //! maxRecords, empty values omitted), bearer-token checks, the per-base limit of 5 requests
 //! in any rolling second with the base then locked (30 s by default), Airtable's error
 //! shapes, and fault injection (503s, expired iterators, a malformed body, a dropped
-//! connection, latency, the billing limit, an offset that never advances).
+//! connection, latency, the billing limit, an offset that never advances, a body that never
+//! ends).
 //!
 //! It is hand-rolled HTTP/1.1 on tokio (keep-alive, Content-Length bodies, GET only): a few
 //! hundred lines, no new dependency, and full control over the byte stream, which a
@@ -55,6 +56,10 @@ pub struct Faults {
     /// same page and that same offset again, as a server whose iterator is stuck would
     /// (a client that follows it pages forever); then move on.
     pub repeat_offset: Option<(String, u32)>,
+    /// Answer request number `.0` with a 200 whose body has no Content-Length and does not
+    /// end (a records array that never closes) until `.1` bytes are sent or the client
+    /// hangs up; then close.
+    pub huge_body_at: Option<(u64, u64)>,
 }
 
 /// What the fake serves.
@@ -213,6 +218,10 @@ pub struct FakeStats {
     pub pages: u64,
     /// Requests answered with an injected fault (503, 422 expiry, malformed, dropped).
     pub faults: u64,
+    /// Bytes of the endless body sent so far (`Faults::huge_body_at`).
+    pub huge_body_sent: u64,
+    /// The endless body ended: the client hung up, or all of it was sent.
+    pub huge_body_ended: bool,
 }
 
 struct State {
@@ -336,6 +345,8 @@ enum Reply {
     Raw(u16, Vec<u8>),
     /// Headers promising the whole body, half of it, then close.
     Drop(Vec<u8>),
+    /// A close-delimited body of records that never closes, up to this many bytes.
+    Endless(u64),
 }
 
 async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
@@ -421,11 +432,45 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resu
                 stream.flush().await?;
                 return Ok(());
             }
+            Reply::Endless(max) => {
+                endless(&mut stream, max, &state).await;
+                return Ok(());
+            }
         }
         if close {
             return Ok(());
         }
     }
+}
+
+/// Send `{"records":[` and then records forever (no Content-Length, so only the end of the
+/// connection would end the body) until `max` bytes or a failed write: the client hung up.
+async fn endless(stream: &mut TcpStream, max: u64, state: &Arc<Mutex<State>>) {
+    let record = format!(
+        "{{\"id\":\"recAAAAAAAAAAAAAA\",\"createdTime\":\"2024-05-01T10:00:00.000Z\",\"fields\":{{\"Name\":\"{}\"}}}},",
+        "x".repeat(400)
+    );
+    let chunk = record.repeat(64 * 1024 / record.len() + 1);
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{\"records\":[";
+    let mut sent = 0u64;
+    let mut ok = stream.write_all(head.as_bytes()).await.is_ok();
+    while ok && sent < max {
+        ok = stream.write_all(chunk.as_bytes()).await.is_ok();
+        if ok {
+            sent += chunk.len() as u64;
+            state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .stats
+                .huge_body_sent = sent;
+        }
+    }
+    let _ = stream.shutdown().await;
+    state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .stats
+        .huge_body_ended = true;
 }
 
 async fn write(
@@ -700,6 +745,12 @@ fn list(st: &mut State, n: u64, table: &str, query: &str) -> Reply {
     if faults.malformed_at == Some(n) {
         st.stats.faults += 1;
         return Reply::Raw(200, b"{\"records\":[{\"id\":\"rec".to_vec());
+    }
+    if let Some((at, max)) = faults.huge_body_at
+        && at == n
+    {
+        st.stats.faults += 1;
+        return Reply::Endless(max);
     }
 
     let all = st
