@@ -1,6 +1,9 @@
-//! A snapshot is read only through regular files inside its own directory: a file replaced
-//! by a symbolic link (to a good copy elsewhere, or to /dev/zero, which never ends) or by a
-//! FIFO (whose open blocks until someone writes) is refused at once, with its name.
+//! Snapshots built to hang or exhaust the reader. It reads only regular files inside the
+//! snapshot directory: a file replaced by a symbolic link (to a good copy elsewhere, or to
+//! /dev/zero, which never ends) or by a FIFO (whose open blocks until someone writes) is
+//! refused at once, with its name. And a cell made to blow up its decoder (JSON nested a
+//! hundred thousand deep, with the manifest's hash updated to match) is refused by row and
+//! column.
 
 use crate::harness::{Db, Run, repo, run};
 use std::path::Path;
@@ -100,4 +103,41 @@ fn only_regular_files_inside_the_snapshot_are_read() {
     std::fs::rename(&manifest, zero.join("saved.json")).unwrap();
     std::os::unix::fs::symlink("/dev/zero", &manifest).unwrap();
     refused(&zero, "manifest.json", "symbolic link");
+}
+
+#[test]
+fn a_cell_nested_beyond_reason_is_refused_by_row_and_column() {
+    use sha2::{Digest, Sha256};
+    let db = Db::new("snap_deep_cell");
+    let snap = db.dir.join("deep");
+    export(&db.sqlite(), &snap);
+    let file = snap.join("projects.csv");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let deep = format!("\\j:{}", "[".repeat(100_000));
+    let text = text.replacen(r#""[""rust"",""cli""]""#, &deep, 1);
+    assert!(text.contains(&deep));
+    std::fs::write(&file, &text).unwrap();
+    let m = snap.join("manifest.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
+    let sha: String = Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    for t in json["tables"].as_array_mut().unwrap() {
+        if t["file"] == "projects.csv" {
+            t["sha256"] = sha.clone().into();
+        }
+    }
+    std::fs::write(&m, serde_json::to_string(&json).unwrap()).unwrap();
+    let r = check(&snap);
+    r.fails(3);
+    assert!(
+        r.stderr.contains("projects.csv")
+            && r.stderr.contains("data row 1, column `tags`")
+            && r.stderr.contains("recursion limit"),
+        "{}",
+        r.all()
+    );
+    assert!(!r.stderr.contains("overflow"), "{}", r.all());
 }
