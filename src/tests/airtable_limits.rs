@@ -76,8 +76,7 @@ fn a_body_that_never_ends_is_cut_off_at_the_bound() {
     let mut src = AirtableSource::open(BASE, Token::new(TOKEN), opts(&url)).unwrap();
     let e = src
         .prepare(&wanted())
-        .err()
-        .expect("an endless page must fail");
+        .expect_err("an endless page must fail");
     let text = format!("{e:#}");
     assert_eq!(crate::error::exit_code(&e), 3, "{text}");
     assert!(
@@ -120,8 +119,7 @@ fn the_spool_is_private_and_never_written_through_a_link() {
     std::os::unix::fs::symlink(&victim, &planted).unwrap();
     let e = src
         .prepare(&wanted())
-        .err()
-        .expect("a planted link must be refused");
+        .expect_err("a planted link must be refused");
     let text = format!("{e:#}");
     assert!(text.contains(&planted.display().to_string()), "{text}");
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
