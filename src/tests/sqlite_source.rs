@@ -113,3 +113,18 @@ fn a_log_with_a_damaged_frame_before_committed_ones_is_refused() {
     refused(&copy, "frame 3");
     std::fs::remove_dir_all(&d).ok();
 }
+
+#[test]
+fn a_log_that_is_not_a_file_is_refused_without_waiting_on_it() {
+    let d = dir("wal_fifo");
+    let (copy, _) = wal_copy(&d);
+    let status = std::process::Command::new("mkfifo")
+        .arg(with_suffix(&copy, "-wal"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    refused(&copy, "not a regular file");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    std::fs::remove_dir_all(&d).ok();
+}

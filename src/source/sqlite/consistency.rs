@@ -25,7 +25,6 @@
 
 use crate::error::unavailable;
 use rusqlite::Connection;
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -114,7 +113,16 @@ pub(super) fn check_wal(db: &Path) -> anyhow::Result<()> {
 
 /// `Ok(None)`: no log, an empty one, or one whose every committed frame is readable.
 fn scan_file(wal: &Path) -> std::io::Result<Option<String>> {
-    let f = match File::open(wal) {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // Opening a FIFO for reading would wait for a writer: not with O_NONBLOCK, which changes
+    // nothing for a regular file (open(2)).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let f = match options.open(wal) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
