@@ -1,7 +1,11 @@
 //! The one place a run ends: parse the command line, run the command on an async runtime
-//! (Ctrl-C rolls back), print the whole error chain, and pick the exit code.
+//! (Ctrl-C rolls back), show its outcome — text on stdout, errors with their whole chain on
+//! stderr — and pick the exit code from it.
 
+use crate::commands::{self, Part};
 use clap::Parser;
+use std::io::Write;
+use tokio::signal::unix::SignalKind;
 
 /// Run `cutover` with the process's arguments; the exit code to end with.
 pub fn main() -> i32 {
@@ -12,25 +16,84 @@ pub fn main() -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return 3;
+            return show(vec![Part::Error(crate::error::unavailable(format!(
+                "cannot start the async runtime: {e}"
+            )))]);
         }
     };
     let result = runtime.block_on(async {
+        // SIGTERM is what systemd, Kubernetes and CI send to stop a process: it is treated
+        // like Ctrl-C. Without a handler it would kill cutover without any clean-up.
+        let mut term = match tokio::signal::unix::signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                return Err(crate::error::unavailable(format!(
+                    "cannot handle SIGTERM: {e}"
+                )));
+            }
+        };
         tokio::select! {
-            r = crate::commands::run(cli) => r,
-            // Ctrl-C: dropping the command drops its transaction, so PostgreSQL rolls it back
-            // (and a scratch cluster is stopped and removed).
-            _ = tokio::signal::ctrl_c() => Err(crate::error::interrupted()),
+            r = commands::run(cli) => r,
+            // Dropping the command drops its transaction, so PostgreSQL rolls it back (and a
+            // scratch cluster, a spool or a half-written snapshot is removed).
+            _ = tokio::signal::ctrl_c() => Err(crate::error::interrupted("Ctrl-C")),
+            _ = term.recv() => Err(crate::error::interrupted("SIGTERM")),
         }
     });
     // Do not wait for background tasks (connections) to wind down.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    match result {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            crate::error::exit_code(&err)
+    show(match result {
+        Ok(outcome) => outcome.show(),
+        Err(err) => vec![Part::Error(err)],
+    })
+}
+
+/// Print the parts in order; the exit code is the last error's, or 0 without one. A reader
+/// that goes away (`cutover … | head`) stops the printing, not the exit code: what was done
+/// is done, and the report and rejects files are already written.
+fn show(parts: Vec<Part>) -> i32 {
+    let mut code = 0;
+    let mut stdout = Some(std::io::stdout().lock());
+    let mut stderr = std::io::stderr().lock();
+    for part in parts {
+        match part {
+            Part::Text(text) => {
+                if let Some(out) = &mut stdout
+                    && out
+                        .write_all(text.as_bytes())
+                        .and_then(|()| out.flush())
+                        .is_err()
+                {
+                    stdout = None;
+                }
+            }
+            Part::Note(note) => {
+                let _ = writeln!(stderr, "{note}");
+            }
+            Part::Error(err) => {
+                let _ = writeln!(stderr, "error: {err:#}");
+                code = crate::error::exit_code(&err);
+            }
         }
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_error_picks_the_code() {
+        assert_eq!(show(vec![Part::Text(String::new())]), 0);
+        assert_eq!(
+            show(vec![
+                Part::Error(crate::error::data("differs")),
+                Part::Text(String::new()),
+                Part::Error(crate::error::unavailable("cannot stop")),
+            ]),
+            3
+        );
+        assert_eq!(show(vec![Part::Error(crate::error::usage("bad"))]), 2);
     }
 }

@@ -1,5 +1,5 @@
 //! The command line: what the user typed, parsed and checked value by value. Doc comments
-//! are the help text. `run` turns these into real work.
+//! are the help text. The commands turn these into real work.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -8,13 +8,13 @@ use std::path::PathBuf;
 /// mapped, FK-ordered, COPY-loaded, verified, and safe to re-run.
 #[derive(Debug, Parser)]
 #[command(name = "cutover", version, about, long_about = None)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Validate the mapping, the source and the target; print the load plan. Writes nothing.
     Check(Common),
     /// Load the source into the target in one transaction (all or nothing).
@@ -29,123 +29,123 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct Common {
+pub(crate) struct Common {
     /// The mapping file (mappings/*.toml).
     #[arg(short = 'm', long = "mapping", value_name = "MAPPING")]
-    pub mapping: PathBuf,
+    pub(crate) mapping: PathBuf,
     /// Source to read: sqlite:PATH, airtable:BASE_ID or snapshot:DIR. Default: the mapping's [source] section.
     #[arg(long, value_name = "SRC")]
-    pub source: Option<String>,
+    pub(crate) source: Option<String>,
     /// Target PostgreSQL URL (postgres://, postgresql://, postgresql+asyncpg:// …), or
     /// `scratch` for a throwaway cluster. Default: $DATABASE_URL.
     #[arg(long, value_name = "URL")]
-    pub target: Option<String>,
+    pub(crate) target: Option<String>,
     /// With --target scratch: the SQL file that creates the target schema.
     #[arg(long, value_name = "FILE.sql")]
-    pub schema: Option<PathBuf>,
+    pub(crate) schema: Option<PathBuf>,
     /// With --target scratch: leave the cluster running and print its URL.
     #[arg(long)]
-    pub keep_scratch: bool,
+    pub(crate) keep_scratch: bool,
     /// Print nothing but the summary (and errors).
     #[arg(short, long)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     #[command(flatten)]
-    pub from: SourceArgs,
+    pub(crate) from: SourceArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct LoadArgs {
+pub(crate) struct LoadArgs {
     #[command(flatten)]
-    pub common: Common,
+    pub(crate) common: Common,
     /// Do the whole load, check it, report it, then roll it back.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// merge: upsert by legacy id, keep existing ids, leave unchanged rows alone.
     /// replace: empty the mapped tables and load them again.
     #[arg(long, value_enum, default_value_t = ModeArg::Merge)]
-    pub mode: ModeArg,
+    pub(crate) mode: ModeArg,
     /// Delete target rows whose legacy id is no longer in the source (never rows whose
     /// legacy id is NULL, i.e. created by the application).
     #[arg(long)]
-    pub prune: bool,
+    pub(crate) prune: bool,
     /// Before committing, compare every loaded row with the source (every mapped column,
     /// after conversion) inside the transaction; any difference fails the load.
     #[arg(long)]
-    pub verify: bool,
+    pub(crate) verify: bool,
     /// Load anyway when at most N rows are rejected (they are left out and listed).
     #[arg(long, value_name = "N", default_value_t = 0)]
-    pub max_rejects: u64,
+    pub(crate) max_rejects: u64,
     /// Write rejected rows as CSV: table, legacy_id, column, value, reason.
     #[arg(long, value_name = "FILE")]
-    pub rejects: Option<PathBuf>,
+    pub(crate) rejects: Option<PathBuf>,
     /// Write the per-table figures as JSON.
     #[arg(long, value_name = "FILE.json")]
-    pub report: Option<PathBuf>,
+    pub(crate) report: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ModeArg {
+pub(crate) enum ModeArg {
     Merge,
     Replace,
 }
 
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     #[command(flatten)]
-    pub common: Common,
+    pub(crate) common: Common,
     /// How many differences to show per table.
     #[arg(long, value_name = "N", default_value_t = 10)]
-    pub show: usize,
+    pub(crate) show: usize,
 }
 
 #[derive(Debug, Args)]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     /// The mapping file (mappings/*.toml): its source tables are exported.
     #[arg(short = 'm', long = "mapping", value_name = "MAPPING")]
-    pub mapping: PathBuf,
+    pub(crate) mapping: PathBuf,
     /// Source to read: sqlite:PATH, airtable:BASE_ID or snapshot:DIR. Default: the mapping's [source] section.
     #[arg(long, value_name = "SRC")]
-    pub source: Option<String>,
+    pub(crate) source: Option<String>,
     /// The directory to write the snapshot to (created; must not exist or be empty).
     #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Replace a non-empty --out directory and everything in it.
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
     /// No progress bars or notes, only the summary.
     #[arg(short, long)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     #[command(flatten)]
-    pub from: SourceArgs,
+    pub(crate) from: SourceArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct InspectArgs {
+pub(crate) struct InspectArgs {
     /// The source to inspect: sqlite:PATH, airtable:BASE_ID or snapshot:DIR.
     #[arg(long, value_name = "SRC")]
-    pub source: String,
+    pub(crate) source: String,
     /// Write a starter mapping (every table and field, links as references or junctions)
     /// to this file, for you to review and edit. An existing file is not overwritten.
     #[arg(long, value_name = "FILE.toml")]
-    pub emit_mapping: Option<PathBuf>,
+    pub(crate) emit_mapping: Option<PathBuf>,
     #[command(flatten)]
-    pub from: SourceArgs,
+    pub(crate) from: SourceArgs,
 }
 
 /// How to reach a source beyond its location (Airtable).
 #[derive(Debug, Clone, Args)]
-pub struct SourceArgs {
+pub(crate) struct SourceArgs {
     /// Read the Airtable personal access token from this file instead of $AIRTABLE_TOKEN
     /// (never from the command line).
     #[arg(long, value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
+    pub(crate) token_file: Option<PathBuf>,
     /// Airtable requests per second for the base (default 5, the API's limit per base).
     #[arg(long, value_name = "N")]
-    pub airtable_rps: Option<f64>,
+    pub(crate) airtable_rps: Option<f64>,
 }
 
 impl SourceArgs {
-    pub fn open_options(&self) -> crate::source::OpenOptions {
+    pub(crate) fn open_options(&self) -> crate::source::OpenOptions {
         crate::source::OpenOptions {
             token_file: self.token_file.clone(),
             airtable_rps: self.airtable_rps,

@@ -92,7 +92,18 @@ fn key(name: &str) -> String {
 }
 
 fn toml_string(s: &str) -> String {
-    let mut out = String::from("\"");
+    format!("\"{}\"", escaped(s))
+}
+
+/// Text from the source inside a TOML comment: escaped as in a string, so a newline in a
+/// declared type or a name cannot end the comment and start a mapping line of its own.
+fn comment(s: &str) -> String {
+    escaped(s)
+}
+
+/// TOML basic-string escapes: quotes, backslashes and every control character.
+fn escaped(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {
             '"' => out.push_str("\\\""),
@@ -103,7 +114,6 @@ fn toml_string(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out.push('"');
     out
 }
 
@@ -112,7 +122,8 @@ pub fn draft_mapping(spec: &SourceSpec, shapes: &[TableShape]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "# Starter mapping drafted by `cutover inspect` from {spec}."
+        "# Starter mapping drafted by `cutover inspect` from {}.",
+        comment(&spec.to_string())
     );
     let _ = writeln!(
         s,
@@ -229,7 +240,7 @@ pub fn draft_mapping(spec: &SourceSpec, shapes: &[TableShape]) -> String {
             let kind = if f.kind.is_empty() {
                 String::new()
             } else {
-                format!("   # {}", f.kind)
+                format!("   # {}", comment(&f.kind))
             };
             match &f.link {
                 None => {
@@ -255,17 +266,20 @@ pub fn draft_mapping(spec: &SourceSpec, shapes: &[TableShape]) -> String {
                     {
                         let _ = writeln!(
                             s,
-                            "# {:?} -> {}: the same links as {}.{} (drafted there as a junction)",
-                            f.name, l.table, l.table, inv
+                            "# {} -> {}: the same links as {}.{} (drafted there as a junction)",
+                            toml_string(&f.name),
+                            comment(&l.table),
+                            comment(&l.table),
+                            comment(inv)
                         );
                         continue;
                     }
                     done.insert((t.name.clone(), f.name.clone()));
                     let _ = writeln!(
                         s,
-                        "# {:?} -> {} (many): see the junction [tables.{}_{}] below",
-                        f.name,
-                        l.table,
+                        "# {} -> {} (many): see the junction [tables.{}_{}] below",
+                        toml_string(&f.name),
+                        comment(&l.table),
                         name,
                         snake(&f.name)
                     );
@@ -385,5 +399,44 @@ mod tests {
         let ev = m.table("events").unwrap();
         assert!(ev.column("owner_id").unwrap().reference.is_some(), "{text}");
         assert!(text.contains("the same links as Users.Events"), "{text}");
+    }
+
+    #[test]
+    fn source_text_cannot_inject_mapping_lines() {
+        // A declared type, a table name and a link target, each with a newline that would end
+        // a comment and start a line of its own.
+        let evil = "TEXT\nstatus = { value = \"pwned\" }";
+        let shapes = vec![TableShape {
+            name: "notes\n[tables.x]".into(),
+            id_field: Some("id".into()),
+            integer_id: true,
+            fields: vec![
+                FieldShape {
+                    name: "body".into(),
+                    kind: evil.into(),
+                    link: None,
+                },
+                FieldShape {
+                    name: "tags".into(),
+                    kind: "multipleRecordLinks".into(),
+                    link: Some(LinkShape {
+                        table: "Tags\nkeep_id = false".into(),
+                        many: true,
+                        inverse: None,
+                    }),
+                },
+            ],
+        }];
+        let text = draft_mapping(&SourceSpec::Sqlite("/x\ny = 1.db".into()), &shapes);
+        let doc: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let tables = doc["tables"].as_table().unwrap();
+        assert!(!tables.contains_key("x"), "{text}");
+        for (_, t) in tables {
+            let cols = t.get("columns").and_then(|c| c.as_table());
+            assert!(cols.is_none_or(|c| !c.contains_key("status")), "{text}");
+        }
+        assert!(!doc.contains_key("y"), "{text}");
+        // Every source text line is a comment or TOML the draft meant to write.
+        assert!(text.contains("# TEXT\\nstatus"), "{text}");
     }
 }

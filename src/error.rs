@@ -9,7 +9,7 @@ use std::fmt;
 
 /// The documented exit codes (README, "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// 1: the data did not check out (count mismatch, rejects over the limit, verify mismatch).
     Data = 1,
     /// 2: bad usage, mapping or schema.
@@ -20,9 +20,9 @@ pub enum Kind {
 
 /// An error raised on purpose, with its exit code.
 #[derive(Debug)]
-pub struct Fail {
-    pub kind: Kind,
-    pub message: String,
+pub(crate) struct Fail {
+    pub(crate) kind: Kind,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for Fail {
@@ -33,7 +33,7 @@ impl fmt::Display for Fail {
 
 impl std::error::Error for Fail {}
 
-pub fn usage(message: impl Into<String>) -> anyhow::Error {
+pub(crate) fn usage(message: impl Into<String>) -> anyhow::Error {
     Fail {
         kind: Kind::Usage,
         message: message.into(),
@@ -41,7 +41,7 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
     .into()
 }
 
-pub fn data(message: impl Into<String>) -> anyhow::Error {
+pub(crate) fn data(message: impl Into<String>) -> anyhow::Error {
     Fail {
         kind: Kind::Data,
         message: message.into(),
@@ -49,7 +49,7 @@ pub fn data(message: impl Into<String>) -> anyhow::Error {
     .into()
 }
 
-pub fn unavailable(message: impl Into<String>) -> anyhow::Error {
+pub(crate) fn unavailable(message: impl Into<String>) -> anyhow::Error {
     Fail {
         kind: Kind::Unavailable,
         message: message.into(),
@@ -58,14 +58,14 @@ pub fn unavailable(message: impl Into<String>) -> anyhow::Error {
 }
 
 /// Ctrl-C: nothing was committed.
-pub fn interrupted() -> anyhow::Error {
-    unavailable(
-        "interrupted (Ctrl-C): the load was stopped before it committed and PostgreSQL rolled it back; the target is unchanged. Run the same command again when ready.",
-    )
+pub(crate) fn interrupted(by: &str) -> anyhow::Error {
+    unavailable(format!(
+        "interrupted ({by}): the load was stopped before it committed and PostgreSQL rolled it back; the target is unchanged. Run the same command again when ready."
+    ))
 }
 
 /// The exit code an error stands for.
-pub fn exit_code(err: &anyhow::Error) -> i32 {
+pub(crate) fn exit_code(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
         if let Some(fail) = cause.downcast_ref::<Fail>() {
             return fail.kind as i32;
@@ -85,7 +85,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
 
 /// PostgreSQL's own words for a database error: message, DETAIL and HINT, which a bare
 /// "db error" hides.
-pub fn describe_pg(err: &tokio_postgres::Error) -> String {
+pub(crate) fn describe_pg(err: &tokio_postgres::Error) -> String {
     match err.as_db_error() {
         Some(db) => {
             let mut s = format!("{} (SQLSTATE {})", db.message(), db.code().code());

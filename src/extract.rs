@@ -12,11 +12,12 @@ use crate::convert::{self, Converter, Reject};
 use crate::mapping::Const;
 use crate::mapping::{Many, OnError, OnMissing};
 use crate::pg::PgType;
-use crate::plan::staging as copy;
+use crate::plan::staging::Staging;
+pub(crate) use crate::plan::staging::{Extracted, Msg};
 use crate::plan::{Plan, StageColumn, StageInput, TableKind, TablePlan};
 use crate::source::{Record, Source, Wanted};
 use crate::value::Value;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::BytesMut;
 use indicatif::ProgressBar;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -24,34 +25,15 @@ use tokio::sync::mpsc;
 /// Flush COPY data to the loader in chunks of about this size.
 const CHUNK: usize = 256 * 1024;
 
-/// What the convert stage sends to the loader, table by table in plan order.
-pub enum Msg {
-    /// COPY data for the current table (the first chunk starts with the COPY header).
-    Chunk(Bytes),
-    /// The table is complete (its last chunk ended with the COPY trailer).
-    End(Extracted),
-}
-
-/// The outcome of reading one table.
-#[derive(Debug, Default)]
-pub struct Extracted {
-    pub read: u64,
-    pub rejected: u64,
-    /// Rows left out on purpose: a NOT NULL reference with `on_missing = "skip"` is empty.
-    pub skipped: u64,
-    /// The first rejects (and skips) in detail (bounded, see [`Limits`]).
-    pub rejects: Vec<RejectRow>,
-}
-
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Keep at most this many rejects in detail per table (the count is always exact).
-    pub keep_rejects: usize,
+    pub(crate) keep_rejects: usize,
 }
 
 /// The loader went away (it failed or finished early); its own error says why.
 #[derive(Debug)]
-pub struct Stopped;
+pub(crate) struct Stopped;
 
 impl std::fmt::Display for Stopped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -62,12 +44,12 @@ impl std::fmt::Display for Stopped {
 impl std::error::Error for Stopped {}
 
 /// Progress display, one bar per table (hidden when quiet or not a terminal).
-pub trait Progress: Send + Sync {
+pub(crate) trait Progress: Send + Sync {
     fn table(&self, name: &str, rows: u64) -> ProgressBar;
 }
 
 /// Read and encode every table of `plan` in order, sending the data to `tx`.
-pub fn run(
+pub(crate) fn run(
     mut source: Box<dyn Source>,
     plan: Arc<Plan>,
     tx: mpsc::Sender<Msg>,
@@ -84,11 +66,12 @@ pub fn run(
         .collect();
     source.prepare(&wanted)?;
     let mut conv = Converter::new();
-    for table in &plan.tables {
+    for (index, table) in plan.tables.iter().enumerate() {
+        let staging = Staging::new(table, index);
         let total = source.count(&table.from)?;
         let bar = progress.table(&table.name, total);
         let mut out = BytesMut::with_capacity(CHUNK + 64 * 1024);
-        copy::header(&mut out);
+        Staging::header(&mut out);
         let mut ex = Extracted {
             ..Extracted::default()
         };
@@ -107,13 +90,13 @@ pub fn run(
                         ex.rejects
                             .push(reject_row(table, rec, col, Reject::new(reason)));
                     }
-                    encode_dropped(table, rec, &mut conv, out);
-                } else if let Err((col, reject)) = encode_row(table, rec, over, &mut conv, out) {
+                    encode_dropped(&staging, rec, &mut conv, out);
+                } else if let Err((col, reject)) = encode_row(&staging, rec, over, &mut conv, out) {
                     ex.rejected += 1;
                     if ex.rejects.len() < limits.keep_rejects {
                         ex.rejects.push(reject_row(table, rec, col, reject));
                     }
-                    encode_dropped(table, rec, &mut conv, out);
+                    encode_dropped(&staging, rec, &mut conv, out);
                 }
             };
             match explode {
@@ -142,7 +125,7 @@ pub fn run(
             return Err(e);
         }
         ex.read = read?;
-        copy::trailer(&mut out);
+        Staging::trailer(&mut out);
         bar.set_position(ex.read);
         bar.finish();
         if tx.blocking_send(Msg::Chunk(out.freeze())).is_err()
@@ -167,19 +150,15 @@ fn input<'a>(rec: &'a dyn Record, input: &'a StageInput) -> Value<'a> {
 /// Encode one staging row: ordinal, drop flag (false), then every stage column. On a reject,
 /// `out` is left as it was and the failing column's index is returned.
 fn encode_row(
-    table: &TablePlan,
+    staging: &Staging<'_>,
     rec: &dyn Record,
     over: Option<(usize, Value<'_>)>,
     conv: &mut Converter,
     out: &mut BytesMut,
 ) -> Result<(), (usize, Reject)> {
     let start = out.len();
-    copy::begin_row(out, (2 + table.stage.len()) as i16);
-    out.put_i32(8);
-    out.put_i64(rec.ordinal() as i64);
-    out.put_i32(1);
-    out.put_u8(0);
-    for (i, col) in table.stage.iter().enumerate() {
+    staging.begin_row(out, rec.ordinal(), false);
+    for (i, col) in staging.table().stage.iter().enumerate() {
         let value = match over {
             Some((e, v)) if e == i => v,
             _ => input(rec, &col.input),
@@ -257,7 +236,7 @@ fn shaped<'a>(value: Value<'a>, col: &StageColumn) -> Result<Value<'a>, Reject> 
 }
 
 /// A JSON value as a source value: scalars as themselves, the rest as JSON.
-pub fn json_scalar(v: &serde_json::Value) -> Value<'_> {
+fn json_scalar(v: &serde_json::Value) -> Value<'_> {
     match v {
         serde_json::Value::Null => Value::Null,
         serde_json::Value::Bool(b) => Value::Bool(*b),
@@ -272,27 +251,21 @@ pub fn json_scalar(v: &serde_json::Value) -> Value<'_> {
 
 /// A rejected entity row is still staged, flagged as dropped, with its legacy id only, so
 /// that pruning knows the record exists. A junction row has no identity of its own: nothing.
-fn encode_dropped(table: &TablePlan, rec: &dyn Record, conv: &mut Converter, out: &mut BytesMut) {
+fn encode_dropped(
+    staging: &Staging<'_>,
+    rec: &dyn Record,
+    conv: &mut Converter,
+    out: &mut BytesMut,
+) {
+    let table = staging.table();
     if table.is_junction() {
         return;
     }
-    let start = out.len();
-    copy::begin_row(out, (2 + table.stage.len()) as i16);
-    out.put_i32(8);
-    out.put_i64(rec.ordinal() as i64);
-    out.put_i32(1);
-    out.put_u8(1);
-    for (i, col) in table.stage.iter().enumerate() {
-        if i == 0 {
-            if conv.encode(input(rec, &col.input), &col.plan, out).is_err() {
-                // Not even the legacy id converts: the row cannot be tied to anything.
-                out.truncate(start);
-                return;
-            }
-        } else {
-            out.put_i32(-1);
-        }
-    }
+    // Not even the legacy id converts: the row cannot be tied to anything, and is left out.
+    let _ = staging.dropped_row(out, rec.ordinal(), |out| {
+        let col = &table.stage[0];
+        conv.encode(input(rec, &col.input), &col.plan, out)
+    });
 }
 
 fn reject_row(table: &TablePlan, rec: &dyn Record, col: usize, reject: Reject) -> RejectRow {
@@ -307,7 +280,7 @@ fn reject_row(table: &TablePlan, rec: &dyn Record, col: usize, reject: Reject) -
 }
 
 /// The legacy id of a record as people read it, or its row number when it has none.
-pub fn legacy_id(table: &TablePlan, rec: &dyn Record) -> String {
+fn legacy_id(table: &TablePlan, rec: &dyn Record) -> String {
     match (&table.kind, table.stage.first().map(|c| &c.input)) {
         (TableKind::Entity { .. }, Some(StageInput::Field(i))) => match rec.get(*i) {
             Value::Null => format!("(none, source row {})", rec.ordinal()),

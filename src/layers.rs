@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 /// Bottom to top, as in `lib.rs`.
 const LAYERS: &[&str] = &[
-    "error", "graph", "hooks", "value", "pg", "connect", "source", "convert", "mapping", "plan",
-    "extract", "load", "report", "draft", "cli", "commands", "app",
+    "error", "files", "graph", "hooks", "value", "pg", "connect", "source", "convert", "mapping",
+    "plan", "extract", "load", "report", "draft", "cli", "commands", "app",
 ];
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {

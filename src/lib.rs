@@ -9,6 +9,7 @@
 
 // The floor: vocabulary every layer speaks.
 mod error;
+mod files;
 mod graph;
 mod hooks;
 mod value;

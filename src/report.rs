@@ -1,9 +1,9 @@
-//! What a run did, per table: printed as a table for people, written as JSON for machines
+//! What a load did, per table: rendered as text for people, written as JSON for machines
 //! (`--report`), and the rejects as CSV (`--rejects`).
 
 use crate::convert::reject::RejectRow;
+use crate::files;
 use crate::load::Report;
-use std::io::Write;
 use std::path::Path;
 
 /// The summary table.
@@ -65,6 +65,53 @@ pub(crate) fn render(report: &Report) -> String {
     }
 }
 
+/// The whole of a load's summary: the table, the keys set aside and the sequences reset,
+/// the first rejects, and any differences `--verify` found.
+pub(crate) fn render_load(report: &Report, rejects: &[RejectRow]) -> String {
+    let mut s = render(report);
+    if let Some(rebuilt) = &report.rebuilt {
+        s.push_str(&format!("bulk load into empty tables: {rebuilt}\n"));
+    }
+    if !report.sequences_reset.is_empty() {
+        s.push_str(&format!(
+            "sequences reset: {}\n",
+            report.sequences_reset.len()
+        ));
+    }
+    if !rejects.is_empty() {
+        s.push_str(&format!(
+            "rejected or skipped rows (first {}):\n",
+            rejects.len().min(10)
+        ));
+        s.push_str(&render_rejects(rejects, 10));
+    }
+    s.push_str(&render_differences(report));
+    s
+}
+
+/// The first `n` rejects, a line each.
+pub(crate) fn render_rejects(rejects: &[RejectRow], n: usize) -> String {
+    let mut s = String::new();
+    for x in rejects.iter().take(n) {
+        s.push_str(&format!(
+            "  {} {} {} = {}: {}\n",
+            x.table, x.legacy_id, x.column, x.value, x.reason
+        ));
+    }
+    s
+}
+
+/// The differences a comparison kept as examples, a line each, table by table.
+pub(crate) fn render_differences(report: &Report) -> String {
+    let mut s = String::new();
+    for t in &report.tables {
+        for e in t.verify.iter().flat_map(|d| &d.examples) {
+            s.push_str(&format!("  {}: {e}\n", t.table));
+        }
+    }
+    s
+}
+
 /// Write the report as JSON (`--report`).
 pub(crate) fn write_json(report: &Report, path: &Path) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(report)?;
@@ -82,31 +129,10 @@ pub(crate) fn write_rejects(path: &Path, rows: &[RejectRow]) -> anyhow::Result<(
     write_atomically(path, &bytes)
 }
 
-/// Write to a temporary file beside `path`, then rename, so a reader never sees half a file.
+/// Written privately and atomically, never through a link planted at `path`.
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(crate::error::unavailable(format!(
-            "cannot write {}: {e}",
-            path.display()
-        )));
-    }
-    Ok(())
+    files::write(path, bytes, files::Existing::Replace)
+        .map_err(|e| crate::error::unavailable(format!("cannot write {e}")))
 }
 
 #[cfg(test)]

@@ -1,24 +1,27 @@
 //! `cutover export`: write a snapshot of every source table the mapping reads.
 
+use super::outcome::{Outcome, Output};
+use super::prepare::source_spec;
+use super::progress::Notes;
 use crate::cli::ExportArgs;
 use crate::error::usage;
 use crate::mapping;
+use crate::source;
+use crate::source::snapshot::Manifest;
 use crate::source::snapshot::writer::{Options, check_out, source_info, write};
-use crate::source::{self, SourceSpec};
 use anyhow::Context;
+use std::path::PathBuf;
+
+/// The snapshot written.
+pub(crate) struct Exported {
+    manifest: Manifest,
+    out: PathBuf,
+}
 
 /// The `export` command.
-pub(crate) async fn command(a: ExportArgs) -> anyhow::Result<i32> {
+pub(crate) async fn command(a: ExportArgs) -> anyhow::Result<Outcome> {
     let m = mapping::load(&a.mapping)?;
-    let spec = match &a.source {
-        Some(s) => SourceSpec::parse(s)?,
-        None => m.source.clone().ok_or_else(|| {
-            usage(format!(
-                "no source: pass --source sqlite:PATH or add a [source] section to {}",
-                m.file.display()
-            ))
-        })?,
-    };
+    let spec = source_spec(&m, a.source.as_deref())?;
     // The tables the mapping reads, each once, in mapping order.
     let mut from: Vec<String> = Vec::new();
     for t in &m.tables {
@@ -31,10 +34,8 @@ pub(crate) async fn command(a: ExportArgs) -> anyhow::Result<i32> {
         quiet: a.quiet,
     };
     // Refuse a bad --out before reading anything (it is checked again before writing).
-    check_out(&a.out, opts.force)?;
-    if !opts.quiet {
-        eprintln!("export: {spec} -> {}", a.out.display());
-    }
+    check_out(&a.out, opts.force, &source_info(&spec))?;
+    Notes::unless_quiet(opts.quiet).note(format_args!("export: {spec} -> {}", a.out.display()));
     let out = a.out.clone();
     let open = a.from.open_options();
     let manifest = tokio::task::spawn_blocking(move || {
@@ -56,15 +57,24 @@ pub(crate) async fn command(a: ExportArgs) -> anyhow::Result<i32> {
     })
     .await
     .context("exporting")??;
-    let rows: u64 = manifest.tables.iter().map(|t| t.rows).sum();
-    for t in &manifest.tables {
-        println!("{:<24} {:>10} rows  {}", t.name, t.rows, t.file);
+    Ok(Outcome::Export(Exported {
+        manifest,
+        out: a.out,
+    }))
+}
+
+impl Exported {
+    /// A line per table, then where the snapshot is and how to load from it.
+    pub(crate) fn show(self, out: &mut Output) {
+        let rows: u64 = self.manifest.tables.iter().map(|t| t.rows).sum();
+        for t in &self.manifest.tables {
+            out.line(format!("{:<24} {:>10} rows  {}", t.name, t.rows, t.file));
+        }
+        out.line(format!(
+            "snapshot written: {} ({} tables, {rows} rows). Load from it with --source snapshot:{}",
+            self.out.display(),
+            self.manifest.tables.len(),
+            self.out.display()
+        ));
     }
-    println!(
-        "snapshot written: {} ({} tables, {rows} rows). Load from it with --source snapshot:{}",
-        a.out.display(),
-        manifest.tables.len(),
-        a.out.display()
-    );
-    Ok(0)
 }

@@ -2,9 +2,9 @@
 //! in, then put them back exactly as they were — all inside the load's transaction.
 //!
 //! A row-by-row FK trigger check and index maintenance per row dominate a load into a
-//! constrained schema (REFERENCE.md §3: 37.9 s with constraints in place, 2.6 s bare plus
-//! 3.5 s to build indexes and FKs afterwards). PostgreSQL DDL is transactional, so dropping
-//! and re-creating them inside the load's own transaction keeps the load all-or-nothing: a
+//! constrained schema (37.9 s with constraints in place, against 2.6 s bare plus 3.5 s to
+//! build indexes and FKs afterwards). PostgreSQL DDL is transactional, so dropping and
+//! re-creating them inside the load's own transaction keeps the load all-or-nothing: a
 //! failure or a crash rolls the drops back too, and nothing can be left without its
 //! constraints. Definitions come from `pg_get_constraintdef` / `pg_get_indexdef`, so they
 //! come back identical (names, ON DELETE actions, DEFERRABLE, partial and expression indexes).
@@ -18,9 +18,9 @@ use crate::pg::sql::ident;
 use tokio_postgres::Transaction;
 
 /// A table to bulk load: its qualified name and the column holding legacy ids, if any.
-pub struct Fresh<'a> {
-    pub table: &'a str,
-    pub match_column: Option<&'a str>,
+pub(crate) struct Fresh<'a> {
+    pub(crate) table: &'a str,
+    pub(crate) match_column: Option<&'a str>,
 }
 
 #[derive(Debug)]
@@ -38,18 +38,18 @@ struct Item {
 
 /// What was set aside, in the order to put it back.
 #[derive(Debug, Default)]
-pub struct SetAside {
+pub(crate) struct SetAside {
     keys: Vec<Item>,
     indexes: Vec<Item>,
     foreign_keys: Vec<Item>,
 }
 
 impl SetAside {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.keys.is_empty() && self.indexes.is_empty() && self.foreign_keys.is_empty()
     }
     /// "N foreign keys, M keys and K indexes", for the report.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "{} foreign keys, {} primary/unique keys and {} indexes",
             self.foreign_keys.len(),
@@ -61,7 +61,10 @@ impl SetAside {
 
 /// Drop the foreign keys, keys and indexes of `tables`, as far as nothing outside them
 /// depends on them.
-pub async fn set_aside(tx: &Transaction<'_>, tables: &[Fresh<'_>]) -> anyhow::Result<SetAside> {
+pub(crate) async fn set_aside(
+    tx: &Transaction<'_>,
+    tables: &[Fresh<'_>],
+) -> anyhow::Result<SetAside> {
     let mut out = SetAside::default();
     let all: Vec<String> = tables.iter().map(|t| t.table.to_string()).collect();
     let read =
@@ -163,7 +166,7 @@ pub async fn set_aside(tx: &Transaction<'_>, tables: &[Fresh<'_>]) -> anyhow::Re
 
 /// Put everything back: keys, then indexes, then foreign keys (each validated in one pass).
 /// A duplicate or a dangling reference fails the load here, naming the rows.
-pub async fn restore(tx: &Transaction<'_>, set: &SetAside) -> anyhow::Result<()> {
+pub(crate) async fn restore(tx: &Transaction<'_>, set: &SetAside) -> anyhow::Result<()> {
     for it in set.keys.iter().chain(&set.indexes).chain(&set.foreign_keys) {
         tx.batch_execute("SAVEPOINT cutover_rebuild")
             .await

@@ -6,8 +6,8 @@
 //! definition (read from the catalog) is evaluated over them to find the legacy ids. Best
 //! effort: when the definition cannot be evaluated over the staged columns, None.
 
-use super::merge::Resolved;
 use crate::pg::sql::ident;
+use crate::plan::staging::Staging;
 use crate::plan::{TableKind, TablePlan};
 use tokio_postgres::Transaction;
 use tokio_postgres::error::DbError;
@@ -15,24 +15,19 @@ use tokio_postgres::error::DbError;
 const VIEW: &str = "cutover_diag";
 const SHOWN: usize = 5;
 
-pub async fn offenders(
+/// The legacy ids (at most a few) of the staged rows that break the constraint `db` names.
+pub(crate) async fn offenders(
     tx: &Transaction<'_>,
-    table: &TablePlan,
-    res: &Resolved,
+    staging: &Staging<'_>,
     db: &DbError,
 ) -> Option<String> {
+    let table = staging.table();
     // The staged rows, as the target would have them, named as merge names them.
-    let cols: Vec<String> = table
-        .stage
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("r.r{i} AS {}", ident(&c.target)))
-        .collect();
     let view = format!(
-        "CREATE OR REPLACE TEMP VIEW {VIEW} AS SELECT {label} AS cutover_label_, {} FROM ({select}) r",
-        cols.join(", "),
-        label = res.label,
-        select = res.select
+        "CREATE OR REPLACE TEMP VIEW {VIEW} AS SELECT {label} AS cutover_label_, {cols} FROM ({select}) r",
+        cols = staging.as_target(),
+        label = staging.label(),
+        select = staging.resolved()
     );
     tx.batch_execute(&view).await.ok()?;
 

@@ -2,43 +2,42 @@
 //! after conversion and reference resolution. Read-only set-based queries that return counts
 //! and the first few examples, so tables of millions of rows are compared in bounded memory.
 
-use super::merge::{self, Resolved};
 use super::table_error;
-use crate::pg::sql::ident;
-use crate::plan::{Plan, TablePlan};
+use crate::pg::sql::{ident, literal};
+use crate::plan::staging::{RESOLVED_ORDER, Staging};
+use crate::plan::{Plan, TableKind};
 use serde::Serialize;
 use tokio_postgres::Transaction;
 
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct TableDiff {
+pub(crate) struct TableDiff {
     /// Source rows present in the target with every mapped column equal.
-    pub equal: u64,
+    pub(crate) equal: u64,
     /// Source rows present in the target with some column different.
-    pub differ: u64,
+    pub(crate) differ: u64,
     /// Source rows absent from the target.
-    pub missing: u64,
+    pub(crate) missing: u64,
     /// Target rows whose legacy id (or link) is not in the source.
-    pub extra: u64,
+    pub(crate) extra: u64,
     /// The first differences, as `legacy id: column: target … ≠ source …`.
-    pub examples: Vec<String>,
+    pub(crate) examples: Vec<String>,
 }
 
 impl TableDiff {
-    pub fn is_clean(&self) -> bool {
+    pub(crate) fn is_clean(&self) -> bool {
         self.differ + self.missing + self.extra == 0
     }
 }
 
-/// Compare `table` with its resolved staging rows; `extra` is only looked for when asked.
-pub async fn diff(
+/// Compare a table with its resolved staging rows; `extra` is only looked for when asked.
+pub(crate) async fn diff(
     tx: &Transaction<'_>,
     plan: &Plan,
-    index: usize,
-    table: &TablePlan,
-    res: &Resolved,
+    staging: &Staging<'_>,
     limit: usize,
     with_extra: bool,
 ) -> anyhow::Result<TableDiff> {
+    let table = staging.table();
     let mut d = TableDiff::default();
     let count = |sql: String| async move {
         let n: i64 = tx
@@ -48,43 +47,40 @@ pub async fn diff(
             .get(0);
         Ok::<u64, anyhow::Error>(n as u64)
     };
-    let sel = &res.select;
+    let sel = staging.resolved();
     let tt = &table.qualified;
-    let key = &res.key_match;
+    let key = staging.key_match();
     let matched = count(format!(
         "SELECT count(*) FROM {tt} t JOIN ({sel}) r ON {key}"
     ))
     .await?;
-    if !res.value_cols.is_empty() {
-        let differs = res.differs(table);
+    if !staging.value_cols().is_empty() {
+        let differs = staging.differs();
         d.differ = count(format!(
             "SELECT count(*) FROM {tt} t JOIN ({sel}) r ON {key} WHERE {differs}"
         ))
         .await?;
         if d.differ > 0 {
             // Name each differing column with both values.
-            let cols: Vec<String> = res
-                .value_cols
+            let cols: Vec<String> = staging
+                .value_cols()
                 .iter()
                 .map(|&i| {
                     let c = &table.stage[i];
-                    let (old, new) = if c.compare_as_text {
-                        (format!("t.{}::text", ident(&c.target)), format!("r.r{i}::text"))
-                    } else {
-                        (format!("t.{}", ident(&c.target)), format!("r.r{i}"))
-                    };
+                    let (old, new) = staging.compared_col(i);
                     format!(
-                        "CASE WHEN {old} IS DISTINCT FROM {new} THEN {name} || ': target ' || coalesce(quote_literal(t.{col}::text), 'NULL') || ' ≠ source ' || coalesce(quote_literal(r.r{i}::text), 'NULL') END",
-                        name = crate::pg::sql::literal(&c.target),
+                        "CASE WHEN {old} IS DISTINCT FROM {new} THEN {name} || ': target ' || coalesce(quote_literal(t.{col}::text), 'NULL') || ' ≠ source ' || coalesce(quote_literal({value}::text), 'NULL') END",
+                        name = literal(&c.target),
                         col = ident(&c.target),
+                        value = Staging::resolved_col(i),
                     )
                 })
                 .collect();
             let rows = tx
                 .query(
                     &format!(
-                        "SELECT {label} || ': ' || array_to_string(ARRAY[{cols}], '; ') FROM {tt} t JOIN ({sel}) r ON {key} WHERE {differs} ORDER BY r.row_ LIMIT {limit}",
-                        label = res.label,
+                        "SELECT {label} || ': ' || array_to_string(ARRAY[{cols}], '; ') FROM {tt} t JOIN ({sel}) r ON {key} WHERE {differs} ORDER BY {RESOLVED_ORDER} LIMIT {limit}",
+                        label = staging.label(),
                         cols = cols.join(", ")
                     ),
                     &[],
@@ -104,8 +100,8 @@ pub async fn diff(
         let rows = tx
             .query(
                 &format!(
-                    "SELECT {} {missing} ORDER BY r.row_ LIMIT {limit}",
-                    res.label
+                    "SELECT {} {missing} ORDER BY {RESOLVED_ORDER} LIMIT {limit}",
+                    staging.label()
                 ),
                 &[],
             )
@@ -117,15 +113,15 @@ pub async fn diff(
         );
     }
     if with_extra {
-        let gone = merge::gone(index, table).or_else(|| res.stale_links(plan, table));
+        let gone = staging.gone().or_else(|| staging.stale_links(plan));
         if let Some(gone) = gone {
             d.extra = count(format!("SELECT count(*) FROM {tt} t WHERE {gone}")).await?;
             if d.extra > 0 {
                 let label = match &table.kind {
-                    crate::plan::TableKind::Entity { match_column } => {
+                    TableKind::Entity { match_column } => {
                         format!("t.{}::text", ident(match_column))
                     }
-                    crate::plan::TableKind::Junction { .. } => "t::text".to_string(),
+                    TableKind::Junction { .. } => "t::text".to_string(),
                 };
                 let rows = tx
                     .query(

@@ -1,10 +1,10 @@
 //! Sequences behind loaded tables: `serial`, `bigserial` and identity columns alike
 //! (`pg_get_serial_sequence` finds them all). After a load each is set past the largest id so
 //! the application's next INSERT succeeds — an empty table's too (pgloader misses identity
-//! columns and empty tables: REFERENCE.md §2). The reset itself is an `ALTER SEQUENCE …
-//! RESTART`, which rolls back with the load's transaction; `setval` (the fallback for a role
-//! that does not own the sequence) does not, so the state is also saved first and put back
-//! when a load is rolled back (dry run or failure).
+//! columns and empty tables). The reset itself is an `ALTER SEQUENCE … RESTART`, which rolls
+//! back with the load's transaction; `setval` (the fallback for a role that does not own the
+//! sequence) does not, so the state is also saved first and put back when a load is rolled
+//! back (dry run or failure).
 
 use crate::error::{describe_pg, unavailable};
 use crate::pg::sql::ident;
@@ -12,11 +12,11 @@ use tokio_postgres::{Client, GenericClient};
 
 /// A sequence's state before the load.
 #[derive(Debug, Clone)]
-pub struct SequenceState {
+pub(crate) struct SequenceState {
     /// Qualified, quoted sequence name as `pg_get_serial_sequence` returns it.
-    pub name: String,
-    pub last_value: i64,
-    pub is_called: bool,
+    pub(crate) name: String,
+    pub(crate) last_value: i64,
+    pub(crate) is_called: bool,
 }
 
 const FIND: &str = "SELECT a.attname::text, pg_get_serial_sequence($1, a.attname)
@@ -36,7 +36,7 @@ async fn find(client: &impl GenericClient, table: &str) -> anyhow::Result<Vec<(S
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-pub async fn snapshot(
+pub(crate) async fn snapshot(
     client: &impl GenericClient,
     tables: &[&str],
 ) -> anyhow::Result<Vec<SequenceState>> {
@@ -58,7 +58,7 @@ pub async fn snapshot(
     Ok(out)
 }
 
-pub async fn restore(client: &Client, saved: &[SequenceState]) -> anyhow::Result<()> {
+pub(crate) async fn restore(client: &Client, saved: &[SequenceState]) -> anyhow::Result<()> {
     for s in saved {
         client
             .execute(
@@ -79,7 +79,10 @@ pub async fn restore(client: &Client, saved: &[SequenceState]) -> anyhow::Result
 
 /// Set every sequence of `tables` so its next value is past the column's largest value
 /// (or the sequence's start when the table is empty). Returns "table.column = next" lines.
-pub async fn reset(client: &impl GenericClient, tables: &[&str]) -> anyhow::Result<Vec<String>> {
+pub(crate) async fn reset(
+    client: &impl GenericClient,
+    tables: &[&str],
+) -> anyhow::Result<Vec<String>> {
     let mut done = Vec::new();
     for t in tables {
         for (col, seq) in find(client, t).await? {

@@ -23,31 +23,32 @@ pub(crate) mod staging;
 use crate::graph::order;
 
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Tables in load order.
-    pub tables: Vec<TablePlan>,
+    pub(crate) tables: Vec<TablePlan>,
 }
 
 #[derive(Debug, Clone)]
-pub struct TablePlan {
-    pub name: String,
+pub(crate) struct TablePlan {
+    pub(crate) name: String,
     /// The source table.
-    pub from: String,
+    pub(crate) from: String,
     /// `"schema"."table"`.
-    pub qualified: String,
-    pub kind: TableKind,
+    pub(crate) qualified: String,
+    pub(crate) kind: TableKind,
     /// Source fields read, in order; `StageColumn::input` indexes into this.
-    pub fields: Vec<String>,
-    /// The staging table's columns (after the row ordinal and the drop flag).
-    pub stage: Vec<StageColumn>,
+    pub(crate) fields: Vec<String>,
+    /// The staging table's columns (after the row ordinal and the drop flag; see
+    /// [`staging::Staging`]).
+    pub(crate) stage: Vec<StageColumn>,
     /// Insert with OVERRIDING SYSTEM VALUE (an explicit id into GENERATED ALWAYS).
-    pub overriding: bool,
+    pub(crate) overriding: bool,
     /// No id is drawn from a sequence (ids kept, or a junction): insert order is free.
-    pub ids_from_source: bool,
+    pub(crate) ids_from_source: bool,
 }
 
 #[derive(Debug, Clone)]
-pub enum TableKind {
+pub(crate) enum TableKind {
     /// Rows are matched on `stage[0]` (the legacy id) = target column `match_column`.
     Entity { match_column: String },
     /// Rows are matched on all reference columns; `owner` indexes `stage`.
@@ -55,59 +56,56 @@ pub enum TableKind {
 }
 
 #[derive(Debug, Clone)]
-pub enum StageInput {
+pub(crate) enum StageInput {
     Field(usize),
     Const(Const),
 }
 
 #[derive(Debug, Clone)]
-pub struct StageColumn {
+pub(crate) struct StageColumn {
     /// Target column this feeds.
-    pub target: String,
-    pub input: StageInput,
+    pub(crate) target: String,
+    pub(crate) input: StageInput,
     /// Type, nullability and rules the value is converted with.
-    pub plan: ColumnPlan,
+    pub(crate) plan: ColumnPlan,
     /// SQL type of the staging column (`format_type`).
-    pub sql_type: String,
+    pub(crate) sql_type: String,
     /// Compare as text when merging (json has no equality operator).
-    pub compare_as_text: bool,
+    pub(crate) compare_as_text: bool,
     /// Part of the identity: never updated once inserted.
-    pub key: bool,
-    pub reference: Option<RefPlan>,
+    pub(crate) key: bool,
+    pub(crate) reference: Option<RefPlan>,
     /// Arrays, formula errors, exploding (see `mapping::Shape`).
-    pub shape: Shape,
+    pub(crate) shape: Shape,
 }
 
 #[derive(Debug, Clone)]
-pub struct RefPlan {
-    pub table: String,
-    pub qualified: String,
+pub(crate) struct RefPlan {
+    pub(crate) table: String,
+    pub(crate) qualified: String,
     /// The parent's column holding the legacy id (what the source value matches).
-    pub match_column: String,
+    pub(crate) match_column: String,
     /// The parent's primary key (what the target column receives).
-    pub pk: String,
+    pub(crate) pk: String,
     /// Index of the parent in `Plan::tables`.
-    pub parent: usize,
-    pub on_missing: OnMissing,
+    pub(crate) parent: usize,
+    pub(crate) on_missing: OnMissing,
     /// The target column is NOT NULL (so "null" cannot apply).
-    pub not_null: bool,
+    pub(crate) not_null: bool,
 }
 
 impl TablePlan {
-    pub fn is_junction(&self) -> bool {
+    pub(crate) fn is_junction(&self) -> bool {
         matches!(self.kind, TableKind::Junction { .. })
-    }
-    /// Name of staging column `i`.
-    pub fn stage_col(i: usize) -> String {
-        format!("c{i}")
-    }
-    pub fn stage_table(&self, index: usize) -> String {
-        format!("cutover_stage_{index}")
     }
 }
 
 /// Bind a mapping to the target catalog and the source's tables.
-pub fn bind(m: &Mapping, catalog: &Catalog, source: &[SourceTable]) -> Result<Plan, Problems> {
+pub(crate) fn bind(
+    m: &Mapping,
+    catalog: &Catalog,
+    source: &[SourceTable],
+) -> Result<Plan, Problems> {
     let mut problems = Vec::new();
     let mut tables: Vec<(usize, TablePlan)> = Vec::new();
 
@@ -493,7 +491,7 @@ fn stage_column(ci: &ColumnInfo, input: StageInput, rules: Rules, key: bool) -> 
 
 impl Plan {
     /// The plan as the lines `check` prints.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut s = String::new();
         for (i, t) in self.tables.iter().enumerate() {
             let how = match &t.kind {

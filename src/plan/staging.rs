@@ -1,46 +1,659 @@
-//! PostgreSQL binary COPY framing: the file header, the per-row field count
-//! and the trailer. Fields themselves are written by `convert::Converter`.
-//! Format: <https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4>
-use bytes::{BufMut, BytesMut};
+//! The staging table: every table is loaded through a temporary table that the convert stage
+//! fills by binary COPY and the load then works from. This file is its whole contract — the
+//! name, the columns, the DDL and COPY statement, the binary COPY framing and each row's
+//! prefix, the messages that carry the COPY data from the convert stage to the load, and the
+//! SQL fragments over the staged rows — so that the writer and every reader agree on it.
+//!
+//! `cutover_stage_{index}` (dropped at commit) holds, per source row: `row_`, the row's
+//! position in the source; `drop_`, set when the row is rejected or skipped; then `c{i}` for
+//! each stage column, typed as the target column (a reference: as the parent's legacy
+//! column). The resolved rows `r` are the staged rows not dropped with every reference joined
+//! to its parent's primary key: `row_`, then `r{i}` per stage column.
+//!
+//! Binary COPY format: <https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4>
+
+use super::{Plan, TableKind, TablePlan};
+use crate::convert::reject::RejectRow;
+use crate::pg::sql::{ident, literal};
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// What the convert stage sends to the loader, table by table in plan order.
+pub(crate) enum Msg {
+    /// COPY data for the current table (the first chunk starts with the COPY header).
+    Chunk(Bytes),
+    /// The table is complete (its last chunk ended with the COPY trailer).
+    End(Extracted),
+}
+
+/// The outcome of reading one table.
+#[derive(Debug, Default)]
+pub(crate) struct Extracted {
+    pub(crate) read: u64,
+    pub(crate) rejected: u64,
+    /// Rows left out on purpose: a NOT NULL reference with `on_missing = "skip"` is empty.
+    pub(crate) skipped: u64,
+    /// The first rejects (and skips) in detail (bounded by the convert stage's limits).
+    pub(crate) rejects: Vec<RejectRow>,
+}
 
 /// The 11-byte signature that opens every binary COPY stream.
-pub const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
+const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 
-/// Signature, flags (0: no OIDs) and header-extension length (0).
-pub fn header(out: &mut BytesMut) {
-    out.extend_from_slice(SIGNATURE);
-    out.put_i32(0);
-    out.put_i32(0);
+/// The resolved rows' source order.
+pub(crate) const RESOLVED_ORDER: &str = "r.row_";
+
+/// One table's staging table and the SQL over it.
+pub(crate) struct Staging<'a> {
+    table: &'a TablePlan,
+    name: String,
+    /// Fields per COPY row: `row_`, `drop_` and the stage columns.
+    fields: i16,
+    /// Stage columns that are the identity (never updated once inserted).
+    key_cols: Vec<usize>,
+    /// Stage columns that are values, updated when they change.
+    value_cols: Vec<usize>,
+    resolved: String,
+    key_match: String,
+    label: String,
 }
 
-/// Start a tuple of `ncols` fields; each field follows as written by the converter.
-pub fn begin_row(out: &mut BytesMut, ncols: i16) {
-    out.put_i16(ncols);
+impl<'a> Staging<'a> {
+    /// The staging table of `table`, the `index`-th table of its plan.
+    pub(crate) fn new(table: &'a TablePlan, index: usize) -> Self {
+        let key_cols: Vec<usize> = (0..table.stage.len())
+            .filter(|&i| table.stage[i].key)
+            .collect();
+        let value_cols = (0..table.stage.len())
+            .filter(|i| !key_cols.contains(i))
+            .collect();
+        let name = name(index);
+        let resolved = resolved(table, &name);
+        let key_match = match &table.kind {
+            TableKind::Entity { match_column } => format!("t.{} = r.r0", ident(match_column)),
+            TableKind::Junction { .. } => key_cols
+                .iter()
+                .map(|&i| format!("t.{} = r.r{i}", ident(&table.stage[i].target)))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+        };
+        Staging {
+            table,
+            fields: (2 + table.stage.len()) as i16,
+            key_cols,
+            value_cols,
+            label: label(table, "r", "r"),
+            resolved,
+            key_match,
+            name,
+        }
+    }
+
+    /// One staging table per table of `plan`, in plan order.
+    pub(crate) fn all(plan: &'a Plan) -> Vec<Staging<'a>> {
+        plan.tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Staging::new(t, i))
+            .collect()
+    }
+
+    pub(crate) fn table(&self) -> &'a TablePlan {
+        self.table
+    }
+
+    /// Create the staging table, dropped at commit.
+    pub(crate) fn create(&self) -> String {
+        let mut ddl = format!(
+            "CREATE TEMP TABLE {} (row_ bigint NOT NULL, drop_ boolean NOT NULL",
+            self.name
+        );
+        for (i, c) in self.table.stage.iter().enumerate() {
+            ddl.push_str(&format!(", c{i} {}", c.sql_type));
+        }
+        ddl.push_str(") ON COMMIT DROP");
+        ddl
+    }
+
+    /// Start the COPY that fills it.
+    pub(crate) fn copy_in(&self) -> String {
+        format!("COPY {} FROM STDIN (FORMAT binary)", self.name)
+    }
+
+    /// Statistics on the staged rows.
+    pub(crate) fn analyze(&self) -> String {
+        format!("ANALYZE {}", self.name)
+    }
+
+    // ---- binary COPY framing ----
+
+    /// Signature, flags (0: no OIDs) and header-extension length (0).
+    pub(crate) fn header(out: &mut BytesMut) {
+        out.extend_from_slice(SIGNATURE);
+        out.put_i32(0);
+        out.put_i32(0);
+    }
+
+    /// Start a row: its field count, `row_` (the source position) and `drop_`. The stage
+    /// columns follow, each as written by the converter, in stage order.
+    #[inline]
+    pub(crate) fn begin_row(&self, out: &mut BytesMut, ordinal: u64, dropped: bool) {
+        out.put_i16(self.fields);
+        out.put_i32(8);
+        out.put_i64(ordinal as i64);
+        out.put_i32(1);
+        out.put_u8(u8::from(dropped));
+    }
+
+    /// A row left out (rejected or skipped) that still marks its record as present: flagged
+    /// as dropped, `legacy` writes its first stage column (the legacy id), the rest are NULL.
+    /// When `legacy` fails, `out` is left as it was.
+    pub(crate) fn dropped_row<E>(
+        &self,
+        out: &mut BytesMut,
+        ordinal: u64,
+        legacy: impl FnOnce(&mut BytesMut) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = out.len();
+        self.begin_row(out, ordinal, true);
+        if self.table.stage.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = legacy(out) {
+            out.truncate(start);
+            return Err(e);
+        }
+        for _ in 1..self.table.stage.len() {
+            out.put_i32(-1);
+        }
+        Ok(())
+    }
+
+    /// End of data: a field count of -1.
+    pub(crate) fn trailer(out: &mut BytesMut) {
+        out.put_i16(-1);
+    }
+
+    // ---- the staged rows `s` ----
+
+    /// How a staged row `s` is named in messages: its legacy id, or for a link the ids it
+    /// joins.
+    pub(crate) fn staged_label(&self) -> String {
+        label(self.table, "s", "c")
+    }
+
+    /// Staged rows not dropped: what should be in the target.
+    pub(crate) fn count(&self) -> String {
+        format!("SELECT count(*) FROM {} WHERE NOT drop_", self.name)
+    }
+
+    /// Whether two rows not dropped share an identity.
+    pub(crate) fn any_duplicates(&self) -> String {
+        format!(
+            "SELECT EXISTS (SELECT 1 FROM {s} WHERE NOT drop_ GROUP BY {partition} HAVING count(*) > 1)",
+            s = self.name,
+            partition = self.partition()
+        )
+    }
+
+    /// Drop every row whose identity an earlier source row has, returning their labels.
+    pub(crate) fn drop_duplicates(&self) -> String {
+        // Rows are told apart by ctid: the rows exploded from one record share its row_.
+        format!(
+            "WITH d AS (SELECT ctid AS id, row_number() OVER (PARTITION BY {partition} ORDER BY row_) AS n FROM {s} WHERE NOT drop_)
+                 UPDATE {s} s SET drop_ = true FROM d WHERE s.ctid = d.id AND d.n > 1 RETURNING {label}",
+            s = self.name,
+            partition = self.partition(),
+            label = self.staged_label()
+        )
+    }
+
+    fn partition(&self) -> String {
+        self.key_cols
+            .iter()
+            .map(|i| format!("c{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The rows not dropped with any reference that does not resolve, at most `limit`: the
+    /// row's ctid as text, its label, then per reference column in stage order whether it
+    /// dangles, then per reference column its staged value as text. None without references.
+    pub(crate) fn dangling(&self, limit: usize) -> Option<String> {
+        let mut joins = String::new();
+        let mut flags = Vec::new();
+        let mut values = Vec::new();
+        for (i, c) in self.table.stage.iter().enumerate() {
+            let Some(r) = &c.reference else { continue };
+            let m = ident(&r.match_column);
+            joins.push_str(&format!(
+                " LEFT JOIN {} p{i} ON p{i}.{m} = s.c{i}",
+                r.qualified
+            ));
+            flags.push(format!("(s.c{i} IS NOT NULL AND p{i}.{m} IS NULL)"));
+            values.push(format!("s.c{i}::text"));
+        }
+        if flags.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "SELECT s.ctid::text, {label}, {flags}, {values} FROM {s} s{joins} WHERE NOT s.drop_ AND ({any}) LIMIT {limit}",
+            label = self.staged_label(),
+            s = self.name,
+            flags = flags.join(", "),
+            values = values.join(", "),
+            any = flags.join(" OR "),
+        ))
+    }
+
+    /// Drop the rows whose ctids (as text) are bound as `$1`.
+    pub(crate) fn drop_rows(&self) -> String {
+        format!(
+            "UPDATE {} SET drop_ = true WHERE ctid = ANY ($1::text[]::tid[])",
+            self.name
+        )
+    }
+
+    /// Rows not dropped whose reference column `i` does not resolve: a condition on `s`.
+    fn unresolved(&self, i: usize) -> Option<String> {
+        let r = self.table.stage.get(i)?.reference.as_ref()?;
+        Some(format!(
+            "NOT s.drop_ AND s.c{i} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {p} p WHERE p.{m} = s.c{i})",
+            p = r.qualified,
+            m = ident(&r.match_column)
+        ))
+    }
+
+    /// How many rows have reference column `i` unresolved.
+    pub(crate) fn count_unresolved(&self, i: usize) -> Option<String> {
+        let unresolved = self.unresolved(i)?;
+        Some(format!(
+            "SELECT count(*) FROM {} s WHERE {unresolved}",
+            self.name
+        ))
+    }
+
+    /// The first `limit` rows with reference column `i` unresolved: label, value as text.
+    pub(crate) fn unresolved_examples(&self, i: usize, limit: usize) -> Option<String> {
+        let unresolved = self.unresolved(i)?;
+        Some(format!(
+            "SELECT {label}, s.c{i}::text FROM {s} s WHERE {unresolved} LIMIT {limit}",
+            label = self.staged_label(),
+            s = self.name
+        ))
+    }
+
+    /// Drop the rows with reference column `i` unresolved.
+    pub(crate) fn drop_unresolved(&self, i: usize) -> Option<String> {
+        let unresolved = self.unresolved(i)?;
+        Some(format!(
+            "UPDATE {} s SET drop_ = true WHERE {unresolved}",
+            self.name
+        ))
+    }
+
+    /// Target rows `t` of an entity whose legacy id is no longer in the source (never rows
+    /// whose legacy id is NULL, which the application created). None for a junction.
+    pub(crate) fn gone(&self) -> Option<String> {
+        let TableKind::Entity { match_column } = &self.table.kind else {
+            return None;
+        };
+        Some(format!(
+            "t.{m} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {s} s WHERE s.c0 = t.{m})",
+            m = ident(match_column),
+            s = self.name
+        ))
+    }
+
+    // ---- the resolved rows `r` ----
+
+    /// `SELECT s.row_, … AS r0, … AS rN FROM stage s LEFT JOIN parents … WHERE NOT s.drop_`:
+    /// the staged values with every reference joined to its parent's primary key through
+    /// the parent's legacy column (no id map held in memory).
+    pub(crate) fn resolved(&self) -> &str {
+        &self.resolved
+    }
+
+    /// Column `i` of resolved row `r`.
+    pub(crate) fn resolved_col(i: usize) -> String {
+        format!("r.r{i}")
+    }
+
+    /// Matches target row `t` with resolved row `r` on the identity.
+    pub(crate) fn key_match(&self) -> &str {
+        &self.key_match
+    }
+
+    /// Stage columns that are values (not identity), updated when they change.
+    pub(crate) fn value_cols(&self) -> &[usize] {
+        &self.value_cols
+    }
+
+    /// How a resolved row `r` is named in messages.
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Value column `i` of target row `t` and of resolved row `r`, comparable (as text for
+    /// a type without equality, such as json).
+    pub(crate) fn compared_col(&self, i: usize) -> (String, String) {
+        let c = &self.table.stage[i];
+        let (old, new) = (format!("t.{}", ident(&c.target)), Self::resolved_col(i));
+        if c.compare_as_text {
+            (format!("{old}::text"), format!("{new}::text"))
+        } else {
+            (old, new)
+        }
+    }
+
+    /// The value columns of target row `t` and of resolved row `r`, as comparable lists.
+    pub(crate) fn compared(&self) -> (String, String) {
+        let (old, new): (Vec<String>, Vec<String>) = self
+            .value_cols
+            .iter()
+            .map(|&i| self.compared_col(i))
+            .unzip();
+        (old.join(", "), new.join(", "))
+    }
+
+    /// `t` and `r` differ in a value column.
+    pub(crate) fn differs(&self) -> String {
+        let (old, new) = self.compared();
+        format!("({old}) IS DISTINCT FROM ({new})")
+    }
+
+    /// The resolved rows with the target's column names: the select list over `r`.
+    pub(crate) fn as_target(&self) -> String {
+        self.table
+            .stage
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{} AS {}", Self::resolved_col(i), ident(&c.target)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Target rows `t` of a junction that belong to an owner in the source but are not in
+    /// it. None for an entity.
+    pub(crate) fn stale_links(&self, plan: &Plan) -> Option<String> {
+        let table = self.table;
+        let TableKind::Junction { owner } = table.kind else {
+            return None;
+        };
+        let r = table.stage.get(owner)?.reference.as_ref()?;
+        let parent = plan.tables.get(r.parent)?;
+        let TableKind::Entity { match_column } = &parent.kind else {
+            return None;
+        };
+        let same: Vec<String> = self
+            .key_cols
+            .iter()
+            .map(|&i| format!("t.{} = r.r{i}", ident(&table.stage[i].target)))
+            .collect();
+        Some(format!(
+            "t.{own} IN (SELECT p.{pk} FROM {pq} p JOIN {ps} ps ON ps.c0 = p.{pm} WHERE NOT ps.drop_)
+               AND NOT EXISTS (SELECT 1 FROM ({sel}) r WHERE {same})",
+            own = ident(&table.stage[owner].target),
+            pk = ident(&r.pk),
+            pq = parent.qualified,
+            ps = name(r.parent),
+            pm = ident(match_column),
+            sel = self.resolved,
+            same = same.join(" AND "),
+        ))
+    }
 }
 
-/// End of data: a field count of -1.
-pub fn trailer(out: &mut BytesMut) {
-    out.put_i16(-1);
+fn name(index: usize) -> String {
+    format!("cutover_stage_{index}")
+}
+
+/// The resolved rows of `table` staged in `s`: references joined to their parents' primary
+/// keys.
+fn resolved(table: &TablePlan, s: &str) -> String {
+    let mut select = vec!["s.row_".to_string()];
+    let mut joins = String::new();
+    for (i, c) in table.stage.iter().enumerate() {
+        match &c.reference {
+            Some(r) => {
+                select.push(format!("p{i}.{} AS r{i}", ident(&r.pk)));
+                joins.push_str(&format!(
+                    " LEFT JOIN {} p{i} ON p{i}.{} = s.c{i}",
+                    r.qualified,
+                    ident(&r.match_column)
+                ));
+            }
+            None => select.push(format!("s.c{i} AS r{i}")),
+        }
+    }
+    format!(
+        "SELECT {} FROM {s} s{joins} WHERE NOT s.drop_",
+        select.join(", ")
+    )
+}
+
+/// A row named for messages, over staged (`s`, `c`) or resolved (`r`, `r`) columns.
+fn label(table: &TablePlan, alias: &str, col: &str) -> String {
+    if table.is_junction() {
+        table
+            .stage
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.reference.is_some())
+            .map(|(i, c)| {
+                format!(
+                    "{} || '=' || coalesce({alias}.{col}{i}::text, 'NULL')",
+                    literal(&c.target)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" || ' ' || ")
+    } else {
+        format!("{alias}.{col}0::text")
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::convert::{ColumnPlan, Rules};
+    use crate::mapping::{OnMissing, Shape};
+    use crate::pg::PgType;
+    use crate::plan::{RefPlan, StageColumn, StageInput};
+
+    fn col(target: &str, sql_type: &str, key: bool, reference: Option<RefPlan>) -> StageColumn {
+        StageColumn {
+            target: target.into(),
+            input: StageInput::Field(0),
+            plan: ColumnPlan {
+                ty: PgType::Text { max_chars: None },
+                not_null: false,
+                rules: Rules::default(),
+            },
+            sql_type: sql_type.into(),
+            compare_as_text: sql_type == "json",
+            key,
+            reference,
+            shape: Shape::default(),
+        }
+    }
+
+    fn to(table: &str, parent: usize) -> Option<RefPlan> {
+        Some(RefPlan {
+            table: table.into(),
+            qualified: format!("\"public\".\"{table}\""),
+            match_column: "legacy_id".into(),
+            pk: "id".into(),
+            parent,
+            on_missing: OnMissing::Error,
+            not_null: true,
+        })
+    }
+
+    fn entity(name: &str, stage: Vec<StageColumn>) -> TablePlan {
+        TablePlan {
+            name: name.into(),
+            from: name.into(),
+            qualified: format!("\"public\".\"{name}\""),
+            kind: TableKind::Entity {
+                match_column: "legacy_id".into(),
+            },
+            fields: vec![],
+            stage,
+            overriding: false,
+            ids_from_source: false,
+        }
+    }
+
+    /// teams, users (one of each kind of column), votes (a junction of users and teams).
+    fn plan() -> Plan {
+        let teams = entity("teams", vec![col("legacy_id", "text", true, None)]);
+        let users = entity(
+            "users",
+            vec![
+                col("legacy_id", "text", true, None),
+                col("email", "text", false, None),
+                col("prefs", "json", false, None),
+                col("team_id", "text", false, to("teams", 0)),
+            ],
+        );
+        let votes = TablePlan {
+            kind: TableKind::Junction { owner: 0 },
+            ..entity(
+                "votes",
+                vec![
+                    col("voter_id", "text", true, to("users", 1)),
+                    col("team_id", "text", true, to("teams", 0)),
+                ],
+            )
+        };
+        Plan {
+            tables: vec![teams, users, votes],
+        }
+    }
 
     #[test]
     fn framing_bytes() {
         let mut out = BytesMut::new();
-        header(&mut out);
+        Staging::header(&mut out);
         assert_eq!(
             &out[..],
             b"PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00"
         );
         assert_eq!(out.len(), 19);
         out.clear();
-        begin_row(&mut out, 3);
-        assert_eq!(&out[..], &[0, 3]);
+        let plan = plan();
+        let teams = Staging::new(&plan.tables[0], 0);
+        teams.begin_row(&mut out, 7, false);
+        assert_eq!(&out[..2], &[0, 3]);
+        assert_eq!(
+            &out[2..],
+            &[0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 1, 0]
+        );
         out.clear();
-        trailer(&mut out);
+        Staging::trailer(&mut out);
         assert_eq!(&out[..], &[0xff, 0xff]);
+    }
+
+    #[test]
+    fn dropped_rows_keep_the_legacy_id_only() {
+        let plan = plan();
+        let users = Staging::new(&plan.tables[1], 1);
+        let mut out = BytesMut::new();
+        let ok: Result<(), ()> = users.dropped_row(&mut out, 2, |o| {
+            o.put_i32(1);
+            o.put_u8(b'x');
+            Ok(())
+        });
+        assert!(ok.is_ok());
+        let mut want = vec![0, 6, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 1];
+        want.extend([0, 0, 0, 1, b'x']);
+        for _ in 0..3 {
+            want.extend([0xff, 0xff, 0xff, 0xff]);
+        }
+        assert_eq!(&out[..], &want[..]);
+        out.clear();
+        out.put_u8(9);
+        assert!(users.dropped_row(&mut out, 2, |_| Err(())).is_err());
+        assert_eq!(&out[..], &[9]);
+    }
+
+    #[test]
+    fn entity_sql() {
+        let plan = plan();
+        let s = Staging::new(&plan.tables[1], 1);
+        assert_eq!(
+            s.create(),
+            "CREATE TEMP TABLE cutover_stage_1 (row_ bigint NOT NULL, drop_ boolean NOT NULL, c0 text, c1 text, c2 json, c3 text) ON COMMIT DROP"
+        );
+        assert_eq!(
+            s.copy_in(),
+            "COPY cutover_stage_1 FROM STDIN (FORMAT binary)"
+        );
+        assert_eq!(
+            s.resolved(),
+            "SELECT s.row_, s.c0 AS r0, s.c1 AS r1, s.c2 AS r2, p3.\"id\" AS r3 FROM cutover_stage_1 s LEFT JOIN \"public\".\"teams\" p3 ON p3.\"legacy_id\" = s.c3 WHERE NOT s.drop_"
+        );
+        assert_eq!(s.key_match(), "t.\"legacy_id\" = r.r0");
+        assert_eq!(s.value_cols(), &[1, 2, 3]);
+        assert_eq!(
+            s.differs(),
+            "(t.\"email\", t.\"prefs\"::text, t.\"team_id\") IS DISTINCT FROM (r.r1, r.r2::text, r.r3)"
+        );
+        assert_eq!(s.label(), "r.r0::text");
+        assert_eq!(s.staged_label(), "s.c0::text");
+        assert_eq!(
+            s.gone().unwrap(),
+            "t.\"legacy_id\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cutover_stage_1 s WHERE s.c0 = t.\"legacy_id\")"
+        );
+        assert!(s.stale_links(&plan).is_none());
+        assert_eq!(
+            s.count(),
+            "SELECT count(*) FROM cutover_stage_1 WHERE NOT drop_"
+        );
+        assert_eq!(
+            s.any_duplicates(),
+            "SELECT EXISTS (SELECT 1 FROM cutover_stage_1 WHERE NOT drop_ GROUP BY c0 HAVING count(*) > 1)"
+        );
+        assert_eq!(
+            s.dangling(11).unwrap(),
+            "SELECT s.ctid::text, s.c0::text, (s.c3 IS NOT NULL AND p3.\"legacy_id\" IS NULL), s.c3::text FROM cutover_stage_1 s LEFT JOIN \"public\".\"teams\" p3 ON p3.\"legacy_id\" = s.c3 WHERE NOT s.drop_ AND ((s.c3 IS NOT NULL AND p3.\"legacy_id\" IS NULL)) LIMIT 11"
+        );
+        assert!(Staging::new(&plan.tables[0], 0).dangling(11).is_none());
+        assert_eq!(
+            s.drop_unresolved(3).unwrap(),
+            "UPDATE cutover_stage_1 s SET drop_ = true WHERE NOT s.drop_ AND s.c3 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM \"public\".\"teams\" p WHERE p.\"legacy_id\" = s.c3)"
+        );
+        assert!(s.drop_unresolved(1).is_none());
+        assert_eq!(
+            s.as_target(),
+            "r.r0 AS \"legacy_id\", r.r1 AS \"email\", r.r2 AS \"prefs\", r.r3 AS \"team_id\""
+        );
+    }
+
+    #[test]
+    fn junction_sql() {
+        let plan = plan();
+        let s = Staging::new(&plan.tables[2], 2);
+        assert_eq!(
+            s.key_match(),
+            "t.\"voter_id\" = r.r0 AND t.\"team_id\" = r.r1"
+        );
+        assert!(s.value_cols().is_empty());
+        assert_eq!(
+            s.label(),
+            "'voter_id' || '=' || coalesce(r.r0::text, 'NULL') || ' ' || 'team_id' || '=' || coalesce(r.r1::text, 'NULL')"
+        );
+        assert!(s.gone().is_none());
+        assert_eq!(
+            s.stale_links(&plan).unwrap(),
+            format!(
+                "t.\"voter_id\" IN (SELECT p.\"id\" FROM \"public\".\"users\" p JOIN cutover_stage_1 ps ON ps.c0 = p.\"legacy_id\" WHERE NOT ps.drop_)
+               AND NOT EXISTS (SELECT 1 FROM ({}) r WHERE t.\"voter_id\" = r.r0 AND t.\"team_id\" = r.r1)",
+                s.resolved()
+            )
+        );
+        assert!(s.drop_duplicates().contains(
+            "PARTITION BY c0, c1 ORDER BY row_) AS n FROM cutover_stage_2 WHERE NOT drop_)"
+        ));
     }
 }

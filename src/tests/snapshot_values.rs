@@ -23,8 +23,14 @@ fn export(mapping: &Path, out: &Path) {
     ])
     .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let code = rt.block_on(crate::commands::run(cli)).unwrap();
-    assert_eq!(code, 0);
+    let outcome = rt.block_on(crate::commands::run(cli)).unwrap();
+    let shown = outcome.show();
+    assert!(
+        !shown
+            .iter()
+            .any(|p| matches!(p, crate::commands::Part::Error(_))),
+        "the export failed"
+    );
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {

@@ -101,6 +101,10 @@ pub fn spawn_paused(
 }
 
 impl Paused {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn signal(&self, sig: libc::c_int) {
         // SAFETY: a plain kill(2) on our own, not yet reaped, child.
         let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };

@@ -1,7 +1,7 @@
 //! Faults on the PostgreSQL side: the process killed or interrupted at each checkpoint, the
 //! connection dropped, the server stopped and restarted, a statement timeout, two loads at once.
 
-use crate::harness::{Db, one, sql};
+use crate::harness::{Db, one, repo, sql};
 use crate::{clean_dump, other_backends, podium_args, spawn_paused, state, strs, touch};
 use cutover_testkit::{Scratch, find_bindir};
 use std::os::unix::fs::MetadataExt;
@@ -123,6 +123,59 @@ fn sigint_rolls_back_and_exits_promptly() {
     );
     assert_eq!(state(&db), before);
     rerun_converges(&db, clean_dump());
+}
+
+/// SIGTERM (what systemd, Kubernetes and CI send) is handled like Ctrl-C: rolled back,
+/// cleaned up, exit 3 — including the scratch cluster of a `--target scratch` load.
+#[test]
+fn sigterm_rolls_back_like_ctrl_c_and_removes_the_scratch_cluster() {
+    let db = Db::new("f_sigterm");
+    let before = state(&db);
+    let args = podium_args(&db, "load", &db.url, &[]);
+    let p = spawn_paused(&strs(&args), &[], "copy:projects", None);
+    p.signal(libc::SIGTERM);
+    let r = p.wait(Duration::from_secs(10));
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stderr.contains("interrupted (SIGTERM)") && r.stderr.contains("rolled it back"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(state(&db), before);
+
+    let schema = repo().join("fixtures/podium/schema.sql");
+    let source = format!("sqlite:{}", db.sqlite().display());
+    let mapping = repo().join("mappings/podium-sqlite.toml");
+    let args = [
+        "load",
+        "-m",
+        mapping.to_str().unwrap(),
+        "--source",
+        &source,
+        "--target",
+        "scratch",
+        "--schema",
+        schema.to_str().unwrap(),
+    ];
+    let p = spawn_paused(&args, &[], "copy:projects", None);
+    let own = format!("cutover-scratch-{}-", p.pid());
+    let own_dirs = || -> usize {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&own))
+            .count()
+    };
+    assert_eq!(own_dirs(), 1, "the paused load runs its scratch cluster");
+    p.signal(libc::SIGTERM);
+    let r = p.wait(Duration::from_secs(20));
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert_eq!(
+        own_dirs(),
+        0,
+        "the scratch cluster outlived SIGTERM:\n{}",
+        r.all()
+    );
 }
 
 #[test]

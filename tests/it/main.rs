@@ -4,9 +4,12 @@ mod harness;
 mod airtable_load;
 mod bad_input;
 mod cli_errors;
+mod files;
 mod identifiers;
 mod inspect;
+mod locks;
 mod podium_load;
+mod process;
 
 mod security;
 mod snapshot;

@@ -1,7 +1,7 @@
 //! Snapshots end to end: `cutover export` of the Podium SQLite fixture and of a table of
 //! tricky values, loading from `--source snapshot:DIR` (the target must equal a direct
-//! load), and the refusals: a tampered,
-//! truncated or missing file, a non-empty `--out` without `--force`, an unwritable `--out`.
+//! load), and the refusals: a tampered, truncated or missing file, a non-empty `--out`
+//! without `--force`, an unwritable `--out`.
 
 use crate::harness::{Db, Run, repo, run, write};
 use cutover_testkit::TRICKY_TEXTS as TRICKY;
@@ -328,10 +328,29 @@ fn out_must_be_new_or_empty_unless_forced() {
     );
     assert!(out.join("notes.txt").is_file());
 
-    // --force replaces it.
+    // --force replaces a previous snapshot, but not one with something else beside it.
+    let r = export(&db.sqlite(), &out, &["--force"]);
+    r.fails(2);
+    assert!(
+        r.stderr
+            .contains("only replaces a previous cutover snapshot")
+            && r.stderr.contains("notes.txt"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    std::fs::remove_file(out.join("notes.txt")).unwrap();
+    let before = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     export(&db.sqlite(), &out, &["--force", "--quiet"]).ok();
-    assert!(!out.join("notes.txt").exists());
-    assert!(out.join("manifest.json").is_file());
+    let after = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    assert_ne!(
+        before, after,
+        "a new snapshot (a new extraction time) is in place"
+    );
     from_snapshot("check", &out, None).ok();
 
     // --force will not wipe a directory that holds directories (a home, a project).

@@ -10,6 +10,7 @@ use super::{
     ColumnEntry, FORMAT, FORMAT_VERSION, HashWriter, MANIFEST, Manifest, SourceInfo, TableEntry,
 };
 use crate::error::{unavailable, usage};
+use crate::files;
 use crate::source::{Record, Source, SourceSpec, SourceTable, Wanted};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -44,10 +45,11 @@ pub fn source_info(spec: &SourceSpec) -> SourceInfo {
     }
 }
 
-/// `--out` must not exist, or be an empty directory, or (with `--force`) a directory of
-/// files only: a snapshot never has subdirectories, so `--force` cannot wipe a home or a
-/// project directory given by mistake.
-pub fn check_out(out: &Path, force: bool) -> anyhow::Result<()> {
+/// `--out` must not exist, or be an empty directory, or (with `--force`) a previous cutover
+/// snapshot: its `manifest.json` and exactly the files that manifest lists, nothing else. So
+/// `--force` can never delete a source database, a mapping or anything else that happens to
+/// be in the directory given by mistake; and a source inside `--out` is refused outright.
+pub fn check_out(out: &Path, force: bool, source: &SourceInfo) -> anyhow::Result<()> {
     let meta = match std::fs::symlink_metadata(out) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -64,30 +66,68 @@ pub fn check_out(out: &Path, force: bool) -> anyhow::Result<()> {
             out.display()
         )));
     }
-    let mut entries = std::fs::read_dir(out)
-        .map_err(|e| unavailable(format!("cannot read --out {}: {e}", out.display())))?;
-    let Some(_) = entries.next() else {
+    if matches!(source.kind.as_str(), "sqlite" | "snapshot")
+        && let Ok(out_real) = std::fs::canonicalize(out)
+        && Path::new(&source.location).starts_with(&out_real)
+    {
+        return Err(usage(format!(
+            "--out {} holds the source being exported ({}): write the snapshot somewhere else",
+            out.display(),
+            source.location
+        )));
+    }
+    let names = list_dir(out)?;
+    if names.is_empty() {
         return Ok(());
-    };
+    }
     if !force {
         return Err(usage(format!(
-            "--out {} is not empty: choose a new directory, or pass --force to replace it and everything in it",
+            "--out {} is not empty: choose a new directory, or pass --force to replace a previous snapshot there",
             out.display()
         )));
     }
-    for entry in std::fs::read_dir(out)
-        .map_err(|e| unavailable(format!("cannot read --out {}: {e}", out.display())))?
-    {
-        let entry = entry.with_context(|| format!("reading --out {}", out.display()))?;
-        if entry.file_type().map(|t| t.is_dir()).unwrap_or(true) {
-            return Err(usage(format!(
-                "--force will not replace {}: it holds a directory ({}), which a snapshot never does; remove it yourself or choose another --out",
-                out.display(),
-                entry.file_name().to_string_lossy()
+    let not_snapshot = |why: String| {
+        usage(format!(
+            "--force only replaces a previous cutover snapshot, and {} is not one: {why}. Remove what is there yourself, or choose another --out",
+            out.display()
+        ))
+    };
+    let manifest_path = out.join(MANIFEST);
+    let manifest: Manifest = match std::fs::symlink_metadata(&manifest_path) {
+        Ok(m) if m.is_file() => std::fs::read(&manifest_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .filter(|m: &Manifest| m.format == FORMAT)
+            .ok_or_else(|| not_snapshot(format!("its {MANIFEST} is not a cutover manifest")))?,
+        _ => return Err(not_snapshot(format!("it has no {MANIFEST}"))),
+    };
+    let mut listed: Vec<&str> = vec![MANIFEST];
+    listed.extend(manifest.tables.iter().map(|t| t.file.as_str()));
+    listed.extend(manifest.extra.iter().map(|x| x.file.as_str()));
+    for (name, is_file) in &names {
+        if !listed.contains(&name.as_str()) {
+            return Err(not_snapshot(format!(
+                "it holds `{name}`, which its manifest does not list"
             )));
+        }
+        if !is_file {
+            return Err(not_snapshot(format!("`{name}` is not a regular file")));
         }
     }
     Ok(())
+}
+
+/// The entries of a directory: name, and whether it is a regular file (not a link).
+fn list_dir(dir: &Path) -> anyhow::Result<Vec<(String, bool)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)
+        .map_err(|e| unavailable(format!("cannot read --out {}: {e}", dir.display())))?
+    {
+        let entry = entry.with_context(|| format!("reading --out {}", dir.display()))?;
+        let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+        out.push((entry.file_name().to_string_lossy().into_owned(), is_file));
+    }
+    Ok(out)
 }
 
 /// Removes the temporary directory unless the snapshot was installed.
@@ -112,7 +152,7 @@ pub fn write(
     out: &Path,
     opts: Options,
 ) -> anyhow::Result<Manifest> {
-    check_out(out, opts.force)?;
+    check_out(out, opts.force, info)?;
     let name = out
         .file_name()
         .ok_or_else(|| usage(format!("--out {} names no directory", out.display())))?
@@ -135,7 +175,7 @@ pub fn write(
     };
     // Left over from an earlier run of this same process id: ours to remove.
     let _ = std::fs::remove_dir_all(&tmp.path);
-    std::fs::create_dir(&tmp.path).map_err(|e| {
+    files::create_dir(&tmp.path).map_err(|e| {
         unavailable(format!(
             "cannot write the snapshot beside --out {}: creating {}: {e}",
             out.display(),
@@ -166,7 +206,7 @@ pub fn write(
     if let Some((file, text)) = source.metadata() {
         let path = tmp.path.join(file);
         let io = |e: std::io::Error| unavailable(format!("writing {}: {e}", path.display()));
-        let mut f = File::create(&path).map_err(io)?;
+        let mut f = files::create_new(&path).map_err(io)?;
         f.write_all(text.as_bytes()).map_err(io)?;
         f.sync_all().map_err(io)?;
         let mut hash = Sha256::new();
@@ -189,7 +229,7 @@ pub fn write(
     let io = |e: std::io::Error| unavailable(format!("writing {}: {e}", path.display()));
     let mut text = serde_json::to_string_pretty(&manifest).context("encoding the manifest")?;
     text.push('\n');
-    let mut f = File::create(&path).map_err(io)?;
+    let mut f = files::create_new(&path).map_err(io)?;
     f.write_all(text.as_bytes()).map_err(io)?;
     f.sync_all().map_err(io)?;
     drop(f);
@@ -308,7 +348,7 @@ fn write_table(
     let io = |e: std::io::Error| unavailable(format!("writing {}: {e}", path.display()));
     let total = source.count(&t.name)?;
     let progress = bar(&t.name, total, opts.quiet);
-    let f = File::create(path).map_err(io)?;
+    let f = files::create_new(path).map_err(io)?;
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(HashWriter {

@@ -1,0 +1,120 @@
+//! What a command did, as a value: each command returns an [`Outcome`] instead of printing
+//! its result, and `app` shows it — the text on stdout, the errors (and a closing progress
+//! note) on stderr, in the order they happened — and picks the exit code from it.
+
+use super::check::Checked;
+use super::export::Exported;
+use super::inspect::Inspected;
+use super::load::Loaded;
+use super::progress::Notes;
+use super::target::Released;
+use super::verify::Verified;
+
+/// What one command did.
+pub(crate) enum Outcome {
+    Check(Checked),
+    Load(Loaded),
+    Verify {
+        verified: Verified,
+        released: Released,
+    },
+    Inspect(Inspected),
+    Export(Exported),
+}
+
+/// One piece of what a run shows.
+pub(crate) enum Part {
+    /// Text for stdout, newlines included.
+    Text(String),
+    /// A progress note for stderr, about the end of the run.
+    Note(String),
+    /// An error for stderr; the last one shown decides the exit code.
+    Error(anyhow::Error),
+}
+
+/// The pieces of an outcome, in the order they are shown.
+#[derive(Default)]
+pub(crate) struct Output {
+    parts: Vec<Part>,
+}
+
+impl Output {
+    /// Text as it is, its newlines included.
+    pub(crate) fn text(&mut self, text: impl Into<String>) {
+        let text = text.into();
+        match self.parts.last_mut() {
+            Some(Part::Text(s)) => s.push_str(&text),
+            _ => self.parts.push(Part::Text(text)),
+        }
+    }
+
+    /// One line of text.
+    pub(crate) fn line(&mut self, line: impl Into<String>) {
+        let mut line = line.into();
+        line.push('\n');
+        self.text(line);
+    }
+
+    /// A progress note, if progress is shown.
+    pub(crate) fn note(&mut self, notes: Notes, note: &str) {
+        if notes.shown() {
+            self.parts.push(Part::Note(note.to_string()));
+        }
+    }
+
+    pub(crate) fn error(&mut self, e: anyhow::Error) {
+        self.parts.push(Part::Error(e));
+    }
+
+    pub(crate) fn into_parts(self) -> Vec<Part> {
+        self.parts
+    }
+}
+
+impl Outcome {
+    /// What to show for this outcome, in order.
+    pub(crate) fn show(self) -> Vec<Part> {
+        let mut out = Output::default();
+        match self {
+            Outcome::Check(c) => c.show(&mut out),
+            Outcome::Load(l) => l.show(&mut out),
+            Outcome::Verify { verified, released } => {
+                verified.show(&mut out);
+                released.show(&mut out);
+            }
+            Outcome::Inspect(i) => i.show(&mut out),
+            Outcome::Export(e) => e.show(&mut out),
+        }
+        out.into_parts()
+    }
+}
+
+/// The parts as one transcript, stdout and stderr interleaved as a terminal shows them.
+#[cfg(test)]
+pub(crate) fn transcript(parts: &[Part]) -> String {
+    parts
+        .iter()
+        .map(|p| match p {
+            Part::Text(t) => t.clone(),
+            Part::Note(n) => format!("{n}\n"),
+            Part::Error(e) => format!("error: {e:#}\n"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_runs_are_joined_and_errors_kept_in_place() {
+        let mut out = Output::default();
+        out.line("a");
+        out.text("b\n");
+        out.error(anyhow::anyhow!("bad"));
+        out.line("c");
+        out.note(Notes::none(), "not shown");
+        assert_eq!(out.parts.len(), 3);
+        assert_eq!(transcript(&out.parts), "a\nb\nerror: bad\nc\n");
+    }
+}

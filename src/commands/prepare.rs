@@ -1,0 +1,65 @@
+//! Before a command reads a row: the mapping read, the source opened, and (with a target)
+//! the mapping bound to the source's tables and the target's catalog into a plan.
+
+use super::target::Target;
+use crate::cli::Common;
+use crate::error::usage;
+use crate::mapping::{self, Mapping};
+use crate::pg::catalog;
+use crate::plan::{self, Plan};
+use crate::source::{self, Source, SourceSpec, SourceTable};
+use anyhow::Context;
+
+/// The source to read: `--source`, else the mapping's `[source]` section.
+pub(crate) fn source_spec(m: &Mapping, given: Option<&str>) -> anyhow::Result<SourceSpec> {
+    match given {
+        Some(s) => SourceSpec::parse(s),
+        None => m.source.clone().ok_or_else(|| {
+            usage(format!(
+                "no source: pass --source sqlite:PATH or add a [source] section to {}",
+                m.file.display()
+            ))
+        }),
+    }
+}
+
+/// Open the source and list its tables, off the async threads (it may block on files or
+/// the network).
+pub(crate) async fn open_source(
+    spec: SourceSpec,
+    opts: source::OpenOptions,
+) -> anyhow::Result<(Box<dyn Source>, Vec<SourceTable>)> {
+    tokio::task::spawn_blocking(move || {
+        let s = source::open(&spec, &opts)?;
+        let tables = s.tables()?;
+        Ok::<_, anyhow::Error>((s, tables))
+    })
+    .await
+    .context("opening the source")?
+}
+
+/// Everything a load or a verify starts from.
+pub(crate) struct Prepared {
+    pub(crate) mapping: Mapping,
+    pub(crate) spec: SourceSpec,
+    pub(crate) plan: Plan,
+    pub(crate) source: Box<dyn Source>,
+    pub(crate) client: tokio_postgres::Client,
+}
+
+/// Mapping, source and target catalog bound into a plan.
+pub(crate) async fn prepare(c: &Common, target: &Target) -> anyhow::Result<Prepared> {
+    let mapping = mapping::load(&c.mapping)?;
+    let spec = source_spec(&mapping, c.source.as_deref())?;
+    let (source, tables) = open_source(spec.clone(), c.from.open_options()).await?;
+    let client = target.url.connect().await?;
+    let cat = catalog::read(&client, &mapping.schema).await?;
+    let plan = plan::bind(&mapping, &cat, &tables).map_err(|p| usage(p.to_string()))?;
+    Ok(Prepared {
+        mapping,
+        spec,
+        plan,
+        source,
+        client,
+    })
+}

@@ -1,0 +1,136 @@
+//! The target database of a run: the URL given (`--target URL` or `$DATABASE_URL`), or a
+//! throwaway scratch cluster (`--target scratch --schema FILE.sql`) that lives as long as
+//! the run and is let go of at its end.
+
+use super::outcome::Output;
+use super::progress::Notes;
+use crate::cli::Common;
+use crate::connect::TargetUrl;
+use crate::error::{describe_pg, unavailable, usage};
+use anyhow::Context;
+use cutover_scratch::Scratch;
+
+/// The target: a URL, or a scratch cluster that lives as long as this value.
+pub(crate) struct Target {
+    pub(crate) url: TargetUrl,
+    scratch: Option<Scratch>,
+}
+
+/// How a run let go of its target, for its outcome.
+pub(crate) enum Released {
+    /// Nothing to say: a URL target, or a scratch cluster dropped on the way out of a run
+    /// that failed.
+    Quietly,
+    /// The scratch cluster was stopped and removed: a progress note, after the rest.
+    Stopped(Notes),
+    /// `--keep-scratch`: the cluster is still running, at this URL.
+    Kept(String),
+    /// Stopping or removing the scratch cluster failed.
+    Failed(anyhow::Error),
+}
+
+impl Released {
+    /// What became of the scratch cluster, after the rest of the outcome.
+    pub(crate) fn show(self, out: &mut Output) {
+        match self {
+            Released::Quietly => {}
+            Released::Stopped(notes) => out.note(notes, "scratch: cluster stopped and removed"),
+            Released::Kept(url) => out.line(format!("scratch cluster kept running: {url}")),
+            Released::Failed(e) => out.error(e),
+        }
+    }
+
+    pub(crate) fn failed(&self) -> bool {
+        matches!(self, Released::Failed(_))
+    }
+}
+
+impl Target {
+    /// The target the command line names, if any; a scratch cluster is started and given
+    /// the schema here.
+    pub(crate) async fn open(c: &Common, notes: Notes) -> anyhow::Result<Option<Target>> {
+        let given = match &c.target {
+            Some(t) => Some(t.clone()),
+            None => std::env::var("DATABASE_URL")
+                .ok()
+                .filter(|s| !s.trim().is_empty()),
+        };
+        let Some(given) = given else { return Ok(None) };
+        if given != "scratch" {
+            if c.schema.is_some() || c.keep_scratch {
+                return Err(usage(
+                    "--schema and --keep-scratch only apply with --target scratch",
+                ));
+            }
+            return Ok(Some(Target {
+                url: TargetUrl::parse(&given)?,
+                scratch: None,
+            }));
+        }
+        let Some(schema) = &c.schema else {
+            return Err(usage(
+                "--target scratch needs --schema FILE.sql: the SQL that creates the target schema (e.g. fixtures/podium/schema.sql)",
+            ));
+        };
+        let sql = std::fs::read_to_string(schema)
+            .map_err(|e| usage(format!("cannot read --schema {}: {e}", schema.display())))?;
+        let keep = c.keep_scratch;
+        let scratch = tokio::task::spawn_blocking(move || Scratch::start(keep))
+            .await
+            .context("starting the scratch cluster")??;
+        let admin = TargetUrl::parse(&scratch.url("postgres"))?;
+        let client = admin.connect().await?;
+        client
+            .batch_execute("CREATE DATABASE cutover")
+            .await
+            .map_err(|e| {
+                unavailable(format!(
+                    "creating the scratch database: {}",
+                    describe_pg(&e)
+                ))
+            })?;
+        drop(client);
+        let url = TargetUrl::parse(&scratch.url("cutover"))?;
+        let client = url.connect().await?;
+        client.batch_execute(&sql).await.map_err(|e| {
+            usage(format!(
+                "applying --schema {} to the scratch database failed: {}",
+                schema.display(),
+                describe_pg(&e)
+            ))
+        })?;
+        notes.note(format_args!(
+            "scratch: PostgreSQL cluster started, schema {} applied",
+            schema.display()
+        ));
+        Ok(Some(Target {
+            url,
+            scratch: Some(scratch),
+        }))
+    }
+
+    /// The target, for the commands that cannot run without one.
+    pub(crate) async fn required(c: &Common, notes: Notes) -> anyhow::Result<Target> {
+        Target::open(c, notes).await?.ok_or_else(|| usage("no target database: pass --target URL, set DATABASE_URL, or use --target scratch --schema FILE.sql"))
+    }
+
+    pub(crate) fn is_scratch(&self) -> bool {
+        self.scratch.is_some()
+    }
+
+    /// The end of a run that got this far: a scratch cluster is stopped and removed, or
+    /// with `--keep-scratch` left running.
+    pub(crate) fn release(self, keep: bool, notes: Notes) -> Released {
+        let Some(s) = self.scratch else {
+            return Released::Quietly;
+        };
+        if keep {
+            // Dropping a kept cluster leaves it running.
+            return Released::Kept(s.url("cutover"));
+        }
+        match s.stop() {
+            Ok(()) => Released::Stopped(notes),
+            Err(e) => Released::Failed(e),
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! One table of the load, in plan order: stage its rows, resolve them, then merge them into
+//! the target — or, when only verifying, compare them with it.
+
+use super::{Loading, TableReport, diff, merge, stage};
+use crate::error::{describe_pg, unavailable};
+use crate::extract::Msg;
+use tokio::sync::mpsc;
+
+impl Loading<'_> {
+    /// Load the `index`-th table of the plan from the convert stage's output in `rx`.
+    pub(super) async fn table(
+        &mut self,
+        index: usize,
+        rx: &mut mpsc::Receiver<Msg>,
+    ) -> anyhow::Result<()> {
+        let verify_only = self.verify_only();
+        let staging = &self.staging[index];
+        let table = staging.table();
+        let tx = &self.tx;
+        let ex = stage::copy(tx, staging, rx).await?;
+        let mut t = TableReport {
+            table: table.name.clone(),
+            source: table.from.clone(),
+            read: ex.read,
+            rejected: ex.rejected,
+            skipped: ex.skipped,
+            ..TableReport::default()
+        };
+        self.rejects.extend(ex.rejects);
+        merge::resolve(tx, staging, &mut t, &mut self.rejects).await?;
+        crate::hooks::reached(&format!("merge:{}", table.name)).await;
+        if verify_only {
+            t.verify = Some(diff::diff(tx, self.plan, staging, self.opts.examples, true).await?);
+        } else {
+            let empty = self.empty[index];
+            merge::write(tx, self.plan, staging, empty, &mut t).await?;
+            if empty {
+                // Fresh statistics, so the joins of the tables that reference it plan well.
+                tx.batch_execute(&format!("ANALYZE {}", table.qualified))
+                    .await
+                    .map_err(|e| {
+                        unavailable(format!("analyzing `{}`: {}", table.name, describe_pg(&e)))
+                    })?;
+            }
+            t.unchanged = merge::staged(tx, staging)
+                .await?
+                .saturating_sub(t.inserted + t.updated);
+        }
+        self.report.rejects_total += t.rejected;
+        self.report.tables.push(t);
+        Ok(())
+    }
+}
