@@ -4,13 +4,15 @@
 //!
 //! Private means: the directory is always a new one (`mkdir` refuses an existing name, a
 //! symbolic link planted there included) with mode 0700; each file is created exclusively
-//! (`O_CREAT | O_EXCL`, which refuses a link at its name too) with mode 0600; and every open
-//! adds `O_NOFOLLOW` (open(2)). The directory is made in the system's temporary directory
-//! (`TMPDIR`, else /tmp), which, like /tmp, must not let other users rename what is not
-//! theirs (the sticky bit).
+//! (`O_CREAT | O_EXCL`, which refuses a link at its name too) with mode 0600, as every file
+//! cutover writes ([`crate::files`]); and reading adds `O_NOFOLLOW` too (open(2)). The
+//! directory is made in the system's temporary directory (`TMPDIR`, else /tmp), which, like
+//! /tmp, must not let other users rename what is not theirs (the sticky bit).
 
+use crate::files;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// A private directory for spooled records, removed on drop.
@@ -54,13 +56,7 @@ impl Spool {
 
     /// The spool at exactly `dir`, which must not exist yet.
     pub(super) fn at(dir: PathBuf) -> std::io::Result<Spool> {
-        let mut b = std::fs::DirBuilder::new();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            b.mode(0o700);
-        }
-        b.create(&dir)?;
+        files::create_dir(&dir)?;
         // mkdir made it, with 0700 less the umask; check that is what is there.
         let spool = Spool { dir, files: 0 };
         let meta = std::fs::symlink_metadata(&spool.dir)?;
@@ -70,15 +66,11 @@ impl Spool {
                 spool.dir.display()
             )));
         }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            if meta.permissions().mode() & 0o077 != 0 {
-                return Err(std::io::Error::other(format!(
-                    "{} can be entered by other users",
-                    spool.dir.display()
-                )));
-            }
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(std::io::Error::other(format!(
+                "{} can be entered by other users",
+                spool.dir.display()
+            )));
         }
         Ok(spool)
     }
@@ -100,14 +92,7 @@ impl Drop for Spool {
 /// Create the spool file `path` for writing: it must not exist (nothing, not even a link,
 /// is written through), and only this user can read it.
 pub(super) fn create(path: &Path) -> anyhow::Result<File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
-    }
-    options.open(path).map_err(|e| {
+    files::create_new(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             anyhow::anyhow!(
                 "cannot create the spool file {}: something is already there (a link or file \
@@ -122,14 +107,9 @@ pub(super) fn create(path: &Path) -> anyhow::Result<File> {
 
 /// Open the spool file `path` for reading, never through a link.
 pub(super) fn open(path: &Path) -> anyhow::Result<File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW);
-    }
-    options
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| anyhow::anyhow!("cannot read the spool file {}: {e}", path.display()))
 }
@@ -144,10 +124,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(base.join("theirs")).unwrap();
         let planted = base.join("spool");
-        #[cfg(unix)]
         std::os::unix::fs::symlink(base.join("theirs"), &planted).unwrap();
-        #[cfg(not(unix))]
-        std::fs::create_dir(&planted).unwrap();
         let e = Spool::at(planted.clone()).err().expect("refused");
         assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
         assert!(

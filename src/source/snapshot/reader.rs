@@ -304,18 +304,12 @@ impl Unreadable {
 /// and the type is checked on the opened file, so nothing can be swapped in between. On a
 /// regular file `O_NONBLOCK` changes nothing (POSIX, open(2)).
 fn open_regular(path: &Path) -> Result<File, Unreadable> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    }
-    #[cfg(not(unix))]
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(Unreadable::Link);
-    }
-    let f = match options.open(path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path);
+    let f = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Unreadable::Missing),
         Err(e) => {
@@ -335,20 +329,14 @@ fn open_regular(path: &Path) -> Result<File, Unreadable> {
 }
 
 fn special(ty: &std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if ty.is_fifo() {
-            return "a FIFO (named pipe)";
-        }
-        if ty.is_char_device() || ty.is_block_device() {
-            return "a device";
-        }
-        if ty.is_socket() {
-            return "a socket";
-        }
-    }
-    if ty.is_dir() {
+    use std::os::unix::fs::FileTypeExt;
+    if ty.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if ty.is_char_device() || ty.is_block_device() {
+        "a device"
+    } else if ty.is_socket() {
+        "a socket"
+    } else if ty.is_dir() {
         "a directory"
     } else {
         "not a plain file"

@@ -113,16 +113,14 @@ pub(super) fn check_wal(db: &Path) -> anyhow::Result<()> {
 
 /// `Ok(None)`: no log, an empty one, or one whose every committed frame is readable.
 fn scan_file(wal: &Path) -> std::io::Result<Option<String>> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
+    use std::os::unix::fs::OpenOptionsExt;
     // Opening a FIFO for reading would wait for a writer: not with O_NONBLOCK, which changes
     // nothing for a regular file (open(2)).
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let f = match options.open(wal) {
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(wal);
+    let f = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
