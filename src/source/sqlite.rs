@@ -1,6 +1,10 @@
 //! The SQLite source: opened read-only, every table read inside one read transaction so the
-//! extract is consistent even if the old application is still writing. Values are taken as
-//! SQLite stores them (type affinity is loose) and converted later per target column.
+//! extract is consistent even if the old application is still writing. Before anything is
+//! read, the file is checked to be a whole, committed database (`consistency`): a torn copy
+//! or a damaged file is refused, never read in part. Values are taken as SQLite stores them
+//! (type affinity is loose) and converted later per target column.
+
+mod consistency;
 
 use super::{Record, Source, SourceTable};
 use crate::error::unavailable;
@@ -41,22 +45,47 @@ impl SqliteSource {
         source
             .conn
             .execute_batch("BEGIN DEFERRED; SELECT count(*) FROM sqlite_master;")
-            .map_err(|e| source.error(e, "reading its schema"))?;
+            .map_err(|e| {
+                if consistency::is_hot_journal(&e) {
+                    consistency::hot_journal(path)
+                } else {
+                    source.error(e, "reading its schema")
+                }
+            })?;
+        // Inside the transaction: the log's committed frames and the pages checked are the
+        // ones every later read sees.
+        consistency::check_wal(path)?;
+        consistency::quick_check(&source.conn, path)?;
         Ok(source)
     }
 
     fn error(&self, e: rusqlite::Error, doing: &str) -> anyhow::Error {
         let hint = match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::NotADatabase) => {
-                ": the file is not a SQLite database (or is encrypted)"
+                ": the file is not a SQLite database (or is encrypted)".to_string()
             }
-            Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
-                ": the file is corrupt; run `sqlite3 FILE 'PRAGMA integrity_check'`"
+            Some(rusqlite::ErrorCode::DatabaseCorrupt) => format!(
+                ": the file is damaged; if it was copied while its application was writing, {}",
+                consistency::COPY_ADVICE
+            ),
+            Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+                if consistency::beside(&self.path, "-wal").exists() =>
+            {
+                format!(
+                    ": its write-ahead log {} cannot be read read-only, which needs the \
+                     shared-memory file (-shm) beside it to exist or to be creatable; {}, \
+                     somewhere you can write, and read the copy",
+                    consistency::beside(&self.path, "-wal").display(),
+                    consistency::COPY_ADVICE
+                )
             }
             Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
-                ": another process holds a write lock; stop the old application or copy the file first"
+                format!(
+                    ": another process holds a write lock; stop the old application, or {}",
+                    consistency::COPY_ADVICE
+                )
             }
-            _ => "",
+            _ => String::new(),
         };
         unavailable(format!(
             "SQLite source {}: {doing}: {e}{hint}",
@@ -173,14 +202,7 @@ impl Source for SqliteSource {
                 Ok(Some(row)) => row,
                 Ok(None) => break,
                 Err(e) => {
-                    let hint = match e.sqlite_error_code() {
-                        Some(rusqlite::ErrorCode::DatabaseCorrupt) => ": the file is corrupt",
-                        _ => "",
-                    };
-                    return Err(unavailable(format!(
-                        "SQLite source {}: reading `{table}` after row {n}: {e}{hint}",
-                        self.path.display()
-                    )));
+                    return Err(self.error(e, &format!("reading `{table}` after row {n}")));
                 }
             };
             n += 1;

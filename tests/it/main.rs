@@ -14,3 +14,5 @@ mod schemas;
 
 mod security;
 mod snapshot;
+mod snapshot_files;
+mod sqlite_files;

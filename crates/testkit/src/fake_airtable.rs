@@ -3,12 +3,14 @@
 //! maxRecords, empty values omitted), bearer-token checks, the per-base limit of 5 requests
 //! in any rolling second with the base then locked (30 s by default), Airtable's error
 //! shapes, and fault injection (503s, expired iterators, a malformed body, a dropped
-//! connection, latency, the billing limit).
+//! connection, latency, the billing limit, an offset that never advances, a body that never
+//! ends).
 //!
-//! It is hand-rolled HTTP/1.1 on tokio (keep-alive, Content-Length bodies, GET only): a few
-//! hundred lines, no new dependency, and full control over the byte stream, which a
-//! "drop the connection mid-body" fault needs. It runs on its own thread and runtime so a
-//! test can be plain synchronous code.
+//! It is hand-rolled HTTP/1.1 on tokio (`wire`): a few hundred lines, no new dependency,
+//! and full control over the byte stream, which a "drop the connection mid-body" fault
+//! needs. It runs on its own thread and runtime so a test can be plain synchronous code.
+
+mod wire;
 
 use serde_json::{Value as Json, json};
 use std::collections::{HashMap, VecDeque};
@@ -16,8 +18,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+use wire::{Reply, serve};
 
 /// Added latency before each answer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,6 +53,14 @@ pub struct Faults {
     pub unknown_fields: Vec<String>,
     /// Send `Retry-After: N` (seconds) with rate-limit 429s.
     pub retry_after: Option<u32>,
+    /// For this table (name), answer the next `.1` requests that carry an offset with the
+    /// same page and that same offset again, as a server whose iterator is stuck would
+    /// (a client that follows it pages forever); then move on.
+    pub repeat_offset: Option<(String, u32)>,
+    /// Answer request number `.0` with a 200 whose body has no Content-Length and does not
+    /// end (a records array that never closes) until `.1` bytes are sent or the client
+    /// hangs up; then close.
+    pub huge_body_at: Option<(u64, u64)>,
 }
 
 /// What the fake serves.
@@ -209,6 +219,10 @@ pub struct FakeStats {
     pub pages: u64,
     /// Requests answered with an injected fault (503, 422 expiry, malformed, dropped).
     pub faults: u64,
+    /// Bytes of the endless body sent so far (`Faults::huge_body_at`).
+    pub huge_body_sent: u64,
+    /// The endless body ended: the client hung up, or all of it was sent.
+    pub huge_body_ended: bool,
 }
 
 struct State {
@@ -221,6 +235,7 @@ struct State {
     next_iterator: u64,
     burst_left: u32,
     expired_done: bool,
+    repeats_done: u32,
     rng: u64,
 }
 
@@ -248,6 +263,7 @@ impl FakeAirtable {
             next_iterator: 1,
             burst_left: 0,
             expired_done: false,
+            repeats_done: 0,
             rng: 0x2545_F491_4F6C_DD1D,
         }));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -322,141 +338,6 @@ impl Drop for FakeAirtable {
             let _ = t.join();
         }
     }
-}
-
-/// What to send back.
-enum Reply {
-    Json(u16, Json, Option<u32>),
-    Raw(u16, Vec<u8>),
-    /// Headers promising the whole body, half of it, then close.
-    Drop(Vec<u8>),
-}
-
-async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(4096);
-    loop {
-        // Read one request head.
-        let head_end = loop {
-            if let Some(p) = find(&buf, b"\r\n\r\n") {
-                break p;
-            }
-            if buf.len() > 64 * 1024 {
-                return Ok(());
-            }
-            let mut chunk = [0u8; 4096];
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-        buf.drain(..head_end + 4);
-        let mut lines = head.split("\r\n");
-        let request_line = lines.next().unwrap_or_default();
-        let mut parts = request_line.split(' ');
-        let method = parts.next().unwrap_or_default().to_string();
-        let target = parts.next().unwrap_or_default().to_string();
-        let mut auth = None;
-        let mut close = false;
-        let mut content_length = 0usize;
-        for l in lines {
-            if let Some((k, v)) = l.split_once(':') {
-                let k = k.trim().to_ascii_lowercase();
-                let v = v.trim();
-                match k.as_str() {
-                    "authorization" => auth = Some(v.to_string()),
-                    "connection" => close = v.eq_ignore_ascii_case("close"),
-                    "content-length" => content_length = v.parse().unwrap_or(0),
-                    _ => {}
-                }
-            }
-        }
-        // Discard any request body (GET has none).
-        while buf.len() < content_length {
-            let mut chunk = [0u8; 4096];
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        buf.drain(..content_length.min(buf.len()));
-
-        let (reply, delay) = {
-            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-            let reply = handle(&mut st, &method, &target, auth.as_deref());
-            let delay = match st.config.latency {
-                Latency::None => Duration::ZERO,
-                Latency::Fixed(d) => d,
-                Latency::Uniform(lo, hi) => {
-                    let r = next_random(&mut st.rng);
-                    lo + hi.saturating_sub(lo).mul_f64(r)
-                }
-            };
-            (reply, delay)
-        };
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        match reply {
-            Reply::Json(status, body, retry_after) => {
-                let body = serde_json::to_vec(&body).unwrap_or_default();
-                write(&mut stream, status, &body, retry_after, close).await?;
-            }
-            Reply::Raw(status, body) => write(&mut stream, status, &body, None, close).await?,
-            Reply::Drop(body) => {
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                    body.len()
-                );
-                stream.write_all(head.as_bytes()).await?;
-                stream.write_all(&body[..body.len() / 2]).await?;
-                stream.flush().await?;
-                return Ok(());
-            }
-        }
-        if close {
-            return Ok(());
-        }
-    }
-}
-
-async fn write(
-    stream: &mut TcpStream,
-    status: u16,
-    body: &[u8],
-    retry_after: Option<u32>,
-    close: bool,
-) -> std::io::Result<()> {
-    let reason = match status {
-        200 => "OK",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        422 => "Unprocessable Entity",
-        429 => "Too Many Requests",
-        503 => "Service Unavailable",
-        _ => "Status",
-    };
-    let mut head = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    if let Some(s) = retry_after {
-        head.push_str(&format!("retry-after: {s}\r\n"));
-    }
-    if close {
-        head.push_str("connection: close\r\n");
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
-    stream.flush().await
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 fn next_random(s: &mut u64) -> f64 {
@@ -695,6 +576,12 @@ fn list(st: &mut State, n: u64, table: &str, query: &str) -> Reply {
         st.stats.faults += 1;
         return Reply::Raw(200, b"{\"records\":[{\"id\":\"rec".to_vec());
     }
+    if let Some((at, max)) = faults.huge_body_at
+        && at == n
+    {
+        st.stats.faults += 1;
+        return Reply::Endless(max);
+    }
 
     let all = st
         .config
@@ -734,7 +621,15 @@ fn list(st: &mut State, n: u64, table: &str, query: &str) -> Reply {
         records.push(Json::Object(out));
     }
     let mut body = json!({ "records": records });
-    if end < limit {
+    if let Some((ref t, times)) = faults.repeat_offset
+        && *t == table_name
+        && st.repeats_done < times
+        && let Some(o) = &offset
+    {
+        st.repeats_done += 1;
+        st.stats.faults += 1;
+        body["offset"] = json!(o);
+    } else if end < limit {
         let itr = format!("itr{:014}", st.next_iterator);
         st.next_iterator += 1;
         st.iterators.insert(itr.clone(), (table_id.clone(), end));

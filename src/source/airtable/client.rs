@@ -1,6 +1,8 @@
 //! HTTP to the Airtable API for one base: the bearer token, one shared rate limiter for every
 //! request to the base, and the retry rules of Airtable's API documentation (wait out a 429, back off on 5xx
-//! and broken connections, fail at once on what waiting cannot fix).
+//! and broken connections, fail at once on what waiting cannot fix). A response body is
+//! read as a stream and given up at a bound (`max_response_bytes`): a page holds at most 100
+//! records, so a body far larger is a server gone wrong, not data to hold in memory.
 //!
 //! Why a limiter that spaces requests evenly rather than a 5-per-second bucket: a bucket
 //! lets 5 go at once and 5 more a moment later, which a rolling one-second window sees as 10,
@@ -105,6 +107,10 @@ pub struct AirtableOptions {
     pub connect_timeout: Duration,
     /// Times one table may be restarted after its iterator expired.
     pub max_restarts: u32,
+    /// The most one response body may be. A page is at most 100 records (Airtable's
+    /// `pageSize` limit), a few hundred kilobytes in practice, and a base's metadata a few
+    /// megabytes.
+    pub max_response_bytes: u64,
 }
 
 impl Default for AirtableOptions {
@@ -120,6 +126,7 @@ impl Default for AirtableOptions {
             request_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(15),
             max_restarts: 3,
+            max_response_bytes: 64 << 20,
         }
     }
 }
@@ -174,6 +181,16 @@ pub(crate) enum CallError {
     IteratorExpired,
     /// Anything else, already worded for the user.
     Fatal(anyhow::Error),
+}
+
+/// What one request came to.
+enum Sent {
+    /// Status, Retry-After and the parsed body.
+    Answer(u16, Option<Duration>, Result<Json, String>),
+    /// A transport error, worded and token-free: worth retrying.
+    Broken(String),
+    /// The body grew past `max_response_bytes`: reading stopped, and retrying will not help.
+    TooLarge,
 }
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
@@ -255,9 +272,18 @@ impl Client {
             self.wait_turn().await;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let transient: String = match self.once(&url, query).await {
-                Ok((200, _, Ok(json))) => return Ok(json),
-                Ok((200, _, Err(e))) => format!("the response is not valid JSON ({e})"),
-                Ok((status, retry_after, body)) => {
+                Sent::TooLarge => {
+                    return Err(fatal(format!(
+                        "{what}: the response is larger than {} MiB, far more than a page of \
+                         100 records or a base's metadata takes; stopped reading it. Is \
+                         AIRTABLE_API_URL the Airtable API?",
+                        self.opts.max_response_bytes >> 20
+                    )));
+                }
+                Sent::Broken(e) => e,
+                Sent::Answer(200, _, Ok(json)) => return Ok(json),
+                Sent::Answer(200, _, Err(e)) => format!("the response is not valid JSON ({e})"),
+                Sent::Answer(status, retry_after, body) => {
                     let body = body.unwrap_or(Json::Null);
                     let kind = error_type(&body);
                     match status {
@@ -290,7 +316,6 @@ impl Client {
                         _ => return Err(fatal(describe_failure(what, status, &body))),
                     }
                 }
-                Err(e) => e,
             };
             fail_tries += 1;
             if fail_tries >= self.opts.max_tries {
@@ -308,20 +333,19 @@ impl Client {
         }
     }
 
-    /// One request: (status, Retry-After, parsed body) or a transport error (worded, token-free).
-    async fn once(
-        &self,
-        url: &str,
-        query: &[(&str, &str)],
-    ) -> Result<(u16, Option<Duration>, Result<Json, String>), String> {
-        let resp = self
+    /// One request, its body read up to the bound.
+    async fn once(&self, url: &str, query: &[(&str, &str)]) -> Sent {
+        let mut resp = match self
             .http
             .get(url)
             .bearer_auth(self.token.secret())
             .query(query)
             .send()
             .await
-            .map_err(transport)?;
+        {
+            Ok(r) => r,
+            Err(e) => return Sent::Broken(transport(e)),
+        };
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -330,9 +354,27 @@ impl Client {
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|s| s.is_finite() && *s >= 0.0 && *s < 3600.0)
             .map(Duration::from_secs_f64);
-        let bytes = resp.bytes().await.map_err(transport)?;
+        let max = self.opts.max_response_bytes;
+        let declared = resp.content_length().unwrap_or(0);
+        if declared > max {
+            return Sent::TooLarge;
+        }
+        // Dropping `resp` early closes the connection: the rest is never read.
+        let mut bytes = Vec::with_capacity(declared as usize);
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if (bytes.len() + chunk.len()) as u64 > max {
+                        return Sent::TooLarge;
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return Sent::Broken(transport(e)),
+            }
+        }
         let body = serde_json::from_slice::<Json>(&bytes).map_err(|e| e.to_string());
-        Ok((status, retry_after, body))
+        Sent::Answer(status, retry_after, body)
     }
 
     /// Wait for the base to be unlocked and for this request's slot in the rate.

@@ -2,8 +2,9 @@
 //!
 //! `open` reads the metadata API (tables, fields, types, links). `prepare` then extracts every
 //! wanted table at once, one tokio task per table, all sharing the base's rate limiter, and
-//! spools the records to JSON-lines files in a private temporary directory, so memory stays
-//! bounded however large the base and `scan` can stream a table as often as a load needs it.
+//! spools the records to JSON-lines files in a private temporary directory (`spool`), so
+//! memory stays bounded however large the base and `scan` can stream a table as often as a
+//! load needs it. A listing that would never end (an offset given twice) is refused.
 //! Each table also has two pseudo-fields: `@id` (the `rec…` id) and `@createdTime`.
 //!
 //! The source is used from a blocking thread; it owns a small tokio runtime and waits on it
@@ -11,6 +12,7 @@
 
 pub(crate) mod client;
 pub(crate) mod meta;
+mod spool;
 
 pub use client::{AirtableOptions, Stats, Token};
 pub use meta::{BaseSchema, TableSchema};
@@ -19,8 +21,8 @@ use super::{Record, Source, SourceTable, Wanted};
 use crate::value::Value;
 use client::{CallError, Client};
 use serde_json::Value as Json;
-use std::collections::HashMap;
-use std::fs::File;
+use spool::Spool;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -111,6 +113,12 @@ impl AirtableSource {
     #[cfg(test)]
     pub fn schema(&self) -> &BaseSchema {
         &self.schema
+    }
+
+    /// The private directory the records are spooled to.
+    #[cfg(test)]
+    pub(crate) fn spool_dir(&self) -> &Path {
+        &self.spool.dir
     }
 
     /// The metadata response as received (pretty-printed JSON).
@@ -205,11 +213,8 @@ impl AirtableSource {
         let start = std::time::Instant::now();
         let before = self.client.counters.requests.load(Ordering::Relaxed);
         let mut planned = Vec::new();
-        for (i, (t, fields)) in jobs.into_iter().enumerate() {
-            let file = self
-                .spool
-                .dir
-                .join(format!("{}-{}.jsonl", self.tables.len() + i, t.id));
+        for (t, fields) in jobs {
+            let file = self.spool.next_file(&t.id);
             planned.push((t, fields, file));
         }
         let client = self.client.clone();
@@ -313,12 +318,17 @@ async fn extract_table(
     let ask_fields = encoded < 12_000;
     let mut restarts = 0u32;
     'table: loop {
-        let mut out =
-            BufWriter::new(File::create(file).map_err(|e| {
-                anyhow::anyhow!("cannot write the spool file {}: {e}", file.display())
-            })?);
+        if restarts > 0 {
+            // The records of the expired listing: this pass writes them again.
+            let _ = std::fs::remove_file(file);
+        }
+        let mut out = BufWriter::new(spool::create(file)?);
         let mut count = 0u64;
         let mut offset: Option<String> = None;
+        // Every offset this listing was given: Airtable's offsets move forward, so one seen
+        // again would page through the same records forever.
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut empty_pages = 0u32;
         let mut page = 0u64;
         loop {
             page += 1;
@@ -364,16 +374,37 @@ async fn extract_table(
                     })?;
                 count += 1;
             }
-            match next {
-                Some(o) => offset = Some(o),
-                None => break,
+            let Some(next) = next else { break };
+            empty_pages = if records.is_empty() {
+                empty_pages + 1
+            } else {
+                0
+            };
+            if !seen.insert(next.clone()) {
+                return Err(crate::error::unavailable(format!(
+                    "{what}: the API gave the offset {next:?} again, which it already gave for \
+                     an earlier page; following it would read the same records forever. \
+                     Run again later; if it persists, check AIRTABLE_API_URL (is it the \
+                     Airtable API?)"
+                )));
             }
+            if empty_pages >= MAX_EMPTY_PAGES {
+                return Err(crate::error::unavailable(format!(
+                    "{what}: {empty_pages} pages in a row held no records yet promised more \
+                     (an offset); giving up rather than paging forever"
+                )));
+            }
+            offset = Some(next);
         }
         out.flush()
             .map_err(|e| anyhow::anyhow!("cannot write the spool file {}: {e}", file.display()))?;
         return Ok(count);
     }
 }
+
+/// Pages in a row with no records but an offset before a listing is given up: Airtable
+/// sends an offset only when more records follow.
+const MAX_EMPTY_PAGES: u32 = 50;
 
 /// Check a list-records page: `records` is an array of `{id: "rec…", createdTime: string,
 /// fields: object}`, `offset` is a string when present.
@@ -520,10 +551,7 @@ impl Source for AirtableSource {
             .collect();
         let x = self.ensure(table, fields)?;
         let path = x.file.clone();
-        let reader =
-            BufReader::new(File::open(&path).map_err(|e| {
-                anyhow::anyhow!("cannot read the spool file {}: {e}", path.display())
-            })?);
+        let reader = BufReader::new(spool::open(&path)?);
         let mut n = 0u64;
         for line in reader.lines() {
             let line = line.map_err(|e| {
@@ -606,53 +634,6 @@ pub fn cell(v: Option<&Json>) -> Value<'_> {
             }
         }
         Some(j @ (Json::Array(_) | Json::Object(_))) => Value::Json(j),
-    }
-}
-
-/// A private temporary directory for spooled records, removed on drop.
-struct Spool {
-    dir: PathBuf,
-}
-
-impl Spool {
-    fn new() -> anyhow::Result<Spool> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let tmp = std::env::temp_dir();
-        for attempt in 0..100u32 {
-            let dir = tmp.join(format!(
-                "cutover-airtable-{}-{nanos:x}-{attempt}",
-                std::process::id()
-            ));
-            let mut b = std::fs::DirBuilder::new();
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::DirBuilderExt;
-                b.mode(0o700);
-            }
-            match b.create(&dir) {
-                Ok(()) => return Ok(Spool { dir }),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    return Err(anyhow::anyhow!(
-                        "cannot create a spool directory in {}: {e}",
-                        tmp.display()
-                    ));
-                }
-            }
-        }
-        Err(anyhow::anyhow!(
-            "cannot create a spool directory in {}",
-            tmp.display()
-        ))
-    }
-}
-
-impl Drop for Spool {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

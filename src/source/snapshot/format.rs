@@ -301,6 +301,33 @@ mod tests {
     }
 
     #[test]
+    fn hostile_cells_cost_what_they_weigh() {
+        // Nesting a million deep: refused at serde_json's recursion limit (128), never a
+        // stack overflow, whether plain in a JSON column or tagged in another.
+        let deep = "[".repeat(1_000_000);
+        for (cell, col) in [
+            (deep.clone(), ColumnType::Json),
+            (format!("\\j:{deep}"), ColumnType::Text),
+            (r#"{"a":"#.repeat(200_000), ColumnType::Json),
+        ] {
+            let e = decode(cell.as_bytes(), col).unwrap_err();
+            assert!(e.contains("recursion limit"), "{e}");
+        }
+        // Nothing in a cell claims a size: what decodes is at most what was read (hex halves).
+        let hex = "ab".repeat(1 << 20);
+        match decode(hex.as_bytes(), ColumnType::Blob).unwrap() {
+            Cell::Blob(b) => assert_eq!(b.len(), 1 << 20),
+            other => panic!("{other:?}"),
+        }
+        let digits = "9".repeat(1 << 20);
+        assert!(decode(digits.as_bytes(), ColumnType::Integer).is_err());
+        assert!(matches!(
+            decode(digits.as_bytes(), ColumnType::Real),
+            Ok(Cell::Float(f)) if f.is_infinite()
+        ));
+    }
+
+    #[test]
     fn bad_cells_are_errors_not_panics() {
         for (cell, col) in [
             (&b"\\"[..], ColumnType::Text),

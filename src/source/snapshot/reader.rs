@@ -6,6 +6,11 @@
 //! with the file named, so a load never starts from a damaged backup. `scan` then streams one
 //! file at a time (bounded memory) and yields the same [`crate::value::Value`]s the original
 //! source did; it hashes again as it reads, so a file changed after opening is caught too.
+//!
+//! Every file is opened by [`open_regular`]: only a regular file of the snapshot directory
+//! itself is read, never through a symbolic link (which can lead out of the snapshot, or to
+//! `/dev/zero`, which never ends) and never a FIFO or a device (opening a FIFO blocks until
+//! someone writes to it).
 
 use super::format::{self, Cell, ColumnType};
 use super::{FORMAT, FORMAT_VERSION, HashReader, MANIFEST, Manifest, TableEntry};
@@ -30,9 +35,9 @@ impl SnapshotSource {
     /// Open and check the snapshot in `dir` (see the module doc).
     pub fn open(dir: &Path) -> anyhow::Result<SnapshotSource> {
         let path = dir.join(MANIFEST);
-        let text = match std::fs::read(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let text = match open_regular(&path) {
+            Ok(f) => read_bounded(f, &path, MAX_MANIFEST)?,
+            Err(Unreadable::Missing) => {
                 return Err(unavailable(format!(
                     "{} is not a cutover snapshot: {} is missing (write one with `cutover export --out {}`)",
                     dir.display(),
@@ -40,8 +45,12 @@ impl SnapshotSource {
                     dir.display()
                 )));
             }
-            Err(e) => {
-                return Err(unavailable(format!("cannot read {}: {e}", path.display())));
+            Err(why) => {
+                return Err(unavailable(format!(
+                    "{}: {}; {REMEDY}",
+                    path.display(),
+                    why.describe()
+                )));
             }
         };
         // The version first, so a newer format says so instead of failing on a field.
@@ -99,18 +108,27 @@ impl SnapshotSource {
         }
         for x in &source.manifest.extra {
             let file = dir.join(&x.file);
-            let bytes = match super::safe_file_name(&x.file).then(|| std::fs::read(&file)) {
-                Some(Ok(b)) => b,
-                _ => {
-                    return Err(unavailable(format!(
-                        "{}: listed in the manifest but missing or unreadable; {REMEDY}",
-                        file.display()
-                    )));
-                }
+            if !super::safe_file_name(&x.file) {
+                return Err(unavailable(format!(
+                    "{}: names file `{}`, which is not a file of its own inside the snapshot; {REMEDY}",
+                    path.display(),
+                    x.file
+                )));
+            }
+            let f = open_regular(&file).map_err(|why| {
+                unavailable(format!(
+                    "{}: listed in the manifest, but it {}; {REMEDY}",
+                    file.display(),
+                    why.describe()
+                ))
+            })?;
+            let mut hashing = HashReader {
+                inner: f,
+                hash: Sha256::new(),
             };
-            let mut hash = Sha256::new();
-            hash.update(&bytes);
-            if super::hex_digest(hash) != x.sha256 {
+            std::io::copy(&mut hashing, &mut std::io::sink())
+                .map_err(|e| unavailable(format!("cannot read {}: {e}", file.display())))?;
+            if super::hex_digest(hashing.hash) != x.sha256 {
                 return Err(unavailable(format!(
                     "{}: its SHA-256 does not match the manifest (changed or damaged since export); {REMEDY}",
                     file.display()
@@ -158,15 +176,14 @@ impl SnapshotSource {
     }
 
     fn open_file(&self, t: &TableEntry, path: &Path) -> anyhow::Result<File> {
-        match File::open(path) {
-            Ok(f) => Ok(f),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(unavailable(format!(
-                "snapshot file {} (table `{}`) is missing; {REMEDY}",
+        open_regular(path).map_err(|why| {
+            unavailable(format!(
+                "snapshot file {} (table `{}`) {}; {REMEDY}",
                 path.display(),
-                t.name
-            ))),
-            Err(e) => Err(unavailable(format!("cannot read {}: {e}", path.display()))),
-        }
+                t.name,
+                why.describe()
+            ))
+        })
     }
 
     /// Stream `t`'s file, decoding the columns `cols`, and check it against the manifest.
@@ -253,6 +270,94 @@ impl SnapshotSource {
         }
         Ok(n)
     }
+}
+
+/// The most a manifest may hold: it lists tables and columns, a few kilobytes.
+const MAX_MANIFEST: u64 = 64 << 20;
+
+/// Why a snapshot's file is not read.
+#[derive(Debug)]
+enum Unreadable {
+    Missing,
+    Link,
+    /// Not a regular file: what it is instead.
+    Special(&'static str),
+    Io(std::io::Error),
+}
+
+impl Unreadable {
+    /// Worded to follow "the file …".
+    fn describe(&self) -> String {
+        const ONLY: &str = "cutover reads only regular files inside the snapshot directory";
+        match self {
+            Unreadable::Missing => "is missing".to_string(),
+            Unreadable::Link => format!("is a symbolic link: {ONLY}"),
+            Unreadable::Special(what) => format!("is {what}, not a regular file: {ONLY}"),
+            Unreadable::Io(e) => format!("cannot be read: {e}"),
+        }
+    }
+}
+
+/// Open `path` for reading only if it is a regular file reached without a symbolic link.
+/// `O_NOFOLLOW` refuses a link in the last component (the manifest's names have no other,
+/// see `safe_file_name`), `O_NONBLOCK` keeps the open of a FIFO from waiting for a writer,
+/// and the type is checked on the opened file, so nothing can be swapped in between. On a
+/// regular file `O_NONBLOCK` changes nothing (POSIX, open(2)).
+fn open_regular(path: &Path) -> Result<File, Unreadable> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path);
+    let f = match opened {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Unreadable::Missing),
+        Err(e) => {
+            let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+            return Err(if link {
+                Unreadable::Link
+            } else {
+                Unreadable::Io(e)
+            });
+        }
+    };
+    let ty = f.metadata().map_err(Unreadable::Io)?.file_type();
+    if ty.is_file() {
+        return Ok(f);
+    }
+    Err(Unreadable::Special(special(&ty)))
+}
+
+fn special(ty: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ty.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if ty.is_char_device() || ty.is_block_device() {
+        "a device"
+    } else if ty.is_socket() {
+        "a socket"
+    } else if ty.is_dir() {
+        "a directory"
+    } else {
+        "not a plain file"
+    }
+}
+
+/// All of `f`, refusing more than `max` bytes.
+fn read_bounded(f: File, path: &Path, max: u64) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| unavailable(format!("cannot read {}: {e}", path.display())))?;
+    if out.len() as u64 > max {
+        return Err(unavailable(format!(
+            "{}: larger than {} MiB, far more than a manifest holds; {REMEDY}",
+            path.display(),
+            max >> 20
+        )));
+    }
+    Ok(out)
 }
 
 /// A CSV error without the crate's position noise, but with the line where there is one.

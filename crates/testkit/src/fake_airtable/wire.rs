@@ -1,0 +1,181 @@
+//! The fake's wire: hand-rolled HTTP/1.1 on one TCP connection (keep-alive, Content-Length
+//! bodies, GET only), and the byte-level replies the faults need: half a body then a
+//! close, and a close-delimited body that never ends.
+
+use super::{Latency, State, handle, next_random};
+use serde_json::Value as Json;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// What to send back.
+pub(super) enum Reply {
+    Json(u16, Json, Option<u32>),
+    Raw(u16, Vec<u8>),
+    /// Headers promising the whole body, half of it, then close.
+    Drop(Vec<u8>),
+    /// A close-delimited body of records that never closes, up to this many bytes.
+    Endless(u64),
+}
+
+pub(super) async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        // Read one request head.
+        let head_end = loop {
+            if let Some(p) = find(&buf, b"\r\n\r\n") {
+                break p;
+            }
+            if buf.len() > 64 * 1024 {
+                return Ok(());
+            }
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        buf.drain(..head_end + 4);
+        let mut lines = head.split("\r\n");
+        let request_line = lines.next().unwrap_or_default();
+        let mut parts = request_line.split(' ');
+        let method = parts.next().unwrap_or_default().to_string();
+        let target = parts.next().unwrap_or_default().to_string();
+        let mut auth = None;
+        let mut close = false;
+        let mut content_length = 0usize;
+        for l in lines {
+            if let Some((k, v)) = l.split_once(':') {
+                let k = k.trim().to_ascii_lowercase();
+                let v = v.trim();
+                match k.as_str() {
+                    "authorization" => auth = Some(v.to_string()),
+                    "connection" => close = v.eq_ignore_ascii_case("close"),
+                    "content-length" => content_length = v.parse().unwrap_or(0),
+                    _ => {}
+                }
+            }
+        }
+        // Discard any request body (GET has none).
+        while buf.len() < content_length {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        buf.drain(..content_length.min(buf.len()));
+
+        let (reply, delay) = {
+            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+            let reply = handle(&mut st, &method, &target, auth.as_deref());
+            let delay = match st.config.latency {
+                Latency::None => Duration::ZERO,
+                Latency::Fixed(d) => d,
+                Latency::Uniform(lo, hi) => {
+                    let r = next_random(&mut st.rng);
+                    lo + hi.saturating_sub(lo).mul_f64(r)
+                }
+            };
+            (reply, delay)
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        match reply {
+            Reply::Json(status, body, retry_after) => {
+                let body = serde_json::to_vec(&body).unwrap_or_default();
+                write(&mut stream, status, &body, retry_after, close).await?;
+            }
+            Reply::Raw(status, body) => write(&mut stream, status, &body, None, close).await?,
+            Reply::Drop(body) => {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                stream.write_all(head.as_bytes()).await?;
+                stream.write_all(&body[..body.len() / 2]).await?;
+                stream.flush().await?;
+                return Ok(());
+            }
+            Reply::Endless(max) => {
+                endless(&mut stream, max, &state).await;
+                return Ok(());
+            }
+        }
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+/// Send `{"records":[` and then records forever (no Content-Length, so only the end of the
+/// connection would end the body) until `max` bytes or a failed write: the client hung up.
+async fn endless(stream: &mut TcpStream, max: u64, state: &Arc<Mutex<State>>) {
+    let record = format!(
+        "{{\"id\":\"recAAAAAAAAAAAAAA\",\"createdTime\":\"2024-05-01T10:00:00.000Z\",\"fields\":{{\"Name\":\"{}\"}}}},",
+        "x".repeat(400)
+    );
+    let chunk = record.repeat(64 * 1024 / record.len() + 1);
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{\"records\":[";
+    let mut sent = 0u64;
+    let mut ok = stream.write_all(head.as_bytes()).await.is_ok();
+    while ok && sent < max {
+        ok = stream.write_all(chunk.as_bytes()).await.is_ok();
+        if ok {
+            sent += chunk.len() as u64;
+            state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .stats
+                .huge_body_sent = sent;
+        }
+    }
+    let _ = stream.shutdown().await;
+    state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .stats
+        .huge_body_ended = true;
+}
+
+async fn write(
+    stream: &mut TcpStream,
+    status: u16,
+    body: &[u8],
+    retry_after: Option<u32>,
+    close: bool,
+) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        503 => "Service Unavailable",
+        _ => "Status",
+    };
+    let mut head = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    if let Some(s) = retry_after {
+        head.push_str(&format!("retry-after: {s}\r\n"));
+    }
+    if close {
+        head.push_str("connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    stream.flush().await
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
