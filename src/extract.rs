@@ -144,6 +144,8 @@ fn input<'a>(rec: &'a dyn Record, input: &'a StageInput) -> Value<'a> {
         StageInput::Const(Const::Int(i)) => Value::Int(*i),
         StageInput::Const(Const::Float(f)) => Value::Float(*f),
         StageInput::Const(Const::Bool(b)) => Value::Bool(*b),
+        // Named in messages by the legacy id it is made from.
+        StageInput::Generated { field, .. } => rec.get(*field),
     }
 }
 
@@ -158,9 +160,22 @@ fn encode_row(
 ) -> Result<(), (usize, Reject)> {
     let start = out.len();
     staging.begin_row(out, rec.ordinal(), false);
+    // Room for a generated id, so making one allocates nothing.
+    let mut id: [u8; 16];
     for (i, col) in staging.table().stage.iter().enumerate() {
-        let value = match over {
-            Some((e, v)) if e == i => v,
+        let value = match (over, &col.input) {
+            (Some((e, v)), _) if e == i => v,
+            (
+                _,
+                StageInput::Generated {
+                    id: how,
+                    field,
+                    namespace,
+                },
+            ) => {
+                id = convert::generated_id(*how, namespace, rec.get(*field));
+                Value::Blob(&id)
+            }
             _ => input(rec, &col.input),
         };
         let result = shaped(value, col).and_then(|v| conv.encode(v, &col.plan, out));

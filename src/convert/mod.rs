@@ -14,6 +14,7 @@
 mod array;
 mod bytea;
 mod field;
+mod generated;
 mod json;
 mod numeric;
 mod prepare;
@@ -28,8 +29,9 @@ mod testing;
 
 use bytes::{BufMut, BytesMut};
 
+pub(crate) use generated::generated_id;
 pub(crate) use reject::{Reject, describe};
-pub(crate) use rules::{ColumnPlan, Epoch, JsonMode, Rules};
+pub(crate) use rules::{ColumnPlan, Epoch, GenerateId, JsonMode, Rules};
 
 use crate::pg::PgType;
 use crate::value::Value;

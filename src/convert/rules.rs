@@ -70,3 +70,14 @@ pub struct ColumnPlan {
     pub not_null: bool,
     pub rules: Rules,
 }
+
+/// A primary key the application would generate itself (its ORM calls `uuid4()`), which the
+/// load must therefore fill: a random UUID, or one derived from the table and the legacy id
+/// so that every run, `--mode replace` included, gives a record the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GenerateId {
+    /// Random (RFC 9562 version 4): new ids on every fresh load.
+    Uuid4,
+    /// Name-based (RFC 9562 version 5): the same legacy id always gives the same id.
+    Uuid5,
+}

@@ -2,6 +2,7 @@
 //! row, and how each target column is fed. Plain data with a few look-ups; reading it from
 //! TOML is `parse`, the rules across tables are `check`.
 
+pub(crate) use crate::convert::GenerateId;
 use crate::convert::Rules;
 use crate::source::SourceSpec;
 use std::path::PathBuf;
@@ -34,11 +35,13 @@ pub(crate) struct TableMap {
 #[derive(Debug, Clone)]
 pub(crate) enum Identity {
     /// An entity: the source field `field` holds the legacy id; it is stored in target column
-    /// `column` and/or kept as the target's primary key (`keep_id`).
+    /// `column` and/or kept as the target's primary key (`keep_id`), or the primary key is a
+    /// UUID cutover generates (`generate_id`).
     Legacy {
         field: String,
         column: Option<String>,
         keep_id: bool,
+        generate: Option<GenerateId>,
     },
     /// A junction (many-to-many) table: rows are identified by their reference columns, and
     /// `owner` (a reference column) says whose links the source fully describes.

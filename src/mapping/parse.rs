@@ -3,7 +3,9 @@
 //! here; the rules across tables are `check`.
 
 use super::walker::{Walker, join, line_start};
-use super::{ColumnMap, Const, Identity, Input, Many, Mapping, OnError, OnMissing, Problem};
+use super::{
+    ColumnMap, Const, GenerateId, Identity, Input, Many, Mapping, OnError, OnMissing, Problem,
+};
 use super::{Reference, Shape, TableMap, suggest};
 use crate::convert::{Epoch, JsonMode, Rules};
 use crate::source::SourceSpec;
@@ -20,6 +22,7 @@ const TABLE_KEYS: &[&str] = &[
     "legacy_id",
     "legacy_column",
     "keep_id",
+    "generate_id",
     "junction",
     "owner",
     "columns",
@@ -227,6 +230,13 @@ impl Walker<'_> {
             .get("keep_id")
             .and_then(|v| self.boolean(v, &join(&prefix, "keep_id")))
             .unwrap_or(false);
+        let generate = t.get("generate_id").and_then(|v| {
+            self.choice(
+                v,
+                &join(&prefix, "generate_id"),
+                &[("uuid4", GenerateId::Uuid4), ("uuid5", GenerateId::Uuid5)],
+            )
+        });
         let owner = t
             .get("owner")
             .and_then(|v| self.string(v, &join(&prefix, "owner")));
@@ -256,6 +266,7 @@ impl Walker<'_> {
                 ("legacy_id", legacy_field.is_some()),
                 ("legacy_column", legacy_column.is_some()),
                 ("keep_id", keep_id),
+                ("generate_id", generate.is_some()),
             ] {
                 if present {
                     self.problem(at, &join(&prefix, key), "a junction table has no legacy id: its rows are identified by their references");
@@ -307,7 +318,19 @@ impl Walker<'_> {
                     "only a junction table (`junction = true`) has an owner",
                 );
             }
-            if legacy_column.is_none() && !keep_id {
+            if generate.is_some() && keep_id {
+                self.problem(
+                    at,
+                    &join(&prefix, "generate_id"),
+                    "give either `keep_id` (the source's id becomes the primary key) or `generate_id` (cutover generates it), not both",
+                );
+            } else if generate.is_some() && legacy_column.is_none() {
+                self.problem(
+                    at,
+                    &join(&prefix, "generate_id"),
+                    "a generated primary key needs `legacy_column` too: the target column that keeps the legacy id, so a re-run finds the rows it loaded and references can resolve",
+                );
+            } else if legacy_column.is_none() && !keep_id {
                 self.problem(
                     at,
                     &prefix,
@@ -323,6 +346,7 @@ impl Walker<'_> {
                 field: legacy_field.unwrap_or_else(|| "id".to_string()),
                 column: legacy_column,
                 keep_id,
+                generate,
             }
         };
         Some(TableMap {

@@ -51,7 +51,7 @@ fn parses_a_full_mapping() {
     }
     let u = &m.tables[0];
     assert!(
-        matches!(&u.identity, Identity::Legacy { field, column: Some(c), keep_id: true } if field == "id" && c == "airtable_id")
+        matches!(&u.identity, Identity::Legacy { field, column: Some(c), keep_id: true, .. } if field == "id" && c == "airtable_id")
     );
     let email = u.column("email").unwrap();
     assert!(email.rules.trim && email.rules.lowercase && email.rules.required);

@@ -8,6 +8,7 @@
 //! references plus the catalog's foreign keys between mapped tables, ties broken by file
 //! order, so users → events → … is derived, never hard-coded.
 
+use crate::convert::GenerateId;
 use crate::convert::{ColumnPlan, Rules};
 use crate::mapping::suggest;
 use crate::mapping::{
@@ -59,6 +60,23 @@ pub(crate) enum TableKind {
 pub(crate) enum StageInput {
     Field(usize),
     Const(Const),
+    /// A UUID generated per row; a name-based one from the legacy id in field `field`, in
+    /// this table's `namespace`.
+    Generated {
+        id: GenerateId,
+        field: usize,
+        namespace: uuid::Uuid,
+    },
+}
+
+/// The namespace of a table's name-based ids: a UUIDv5 of `cutover:SCHEMA.TABLE` in the URL
+/// namespace of RFC 9562, so anyone can recompute an id (`uuid5(uuid5(NAMESPACE_URL,
+/// "cutover:public.users"), legacy_id)` in Python's uuid module, for example).
+pub(crate) fn id_namespace(schema: &str, table: &str) -> uuid::Uuid {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!("cutover:{schema}.{table}").as_bytes(),
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -259,8 +277,24 @@ fn bind_table(
             field: lf,
             column: lc,
             keep_id,
+            generate,
         } => {
             let fi = field(lf, t.line, key("legacy_id"), problems);
+            // A generated key: a single-column uuid primary key (the mapping made sure a
+            // legacy column keeps the legacy id).
+            let generated = generate.and_then(|id| match info.primary_key.as_slice() {
+                [pk] => match info.column(pk) {
+                    Some(c) if c.ty == PgType::Uuid => Some((id, c)),
+                    other => {
+                        problems.push(Problem { line: t.line, key: key("generate_id"), message: format!("`generate_id` fills a uuid primary key, but `{}`'s primary key `{pk}` is {}", t.name, other.map(|c| c.sql_type.as_str()).unwrap_or("?")) });
+                        None
+                    }
+                },
+                _ => {
+                    problems.push(Problem { line: t.line, key: key("generate_id"), message: format!("`generate_id` needs a single-column primary key, and `{}` has {}", t.name, if info.primary_key.is_empty() { "none".to_string() } else { info.primary_key.join(", ") }) });
+                    None
+                }
+            });
             let pk = if *keep_id {
                 match info.primary_key.as_slice() {
                     [pk] => info.column(pk).filter(|c| matches!(c.ty, PgType::Int2 | PgType::Int4 | PgType::Int8)).or_else(|| {
@@ -304,6 +338,16 @@ fn bind_table(
                     true,
                 ));
                 filled.push(col.name.clone());
+            }
+            // Part of the identity, so never updated: a re-run keeps the ids rows have.
+            if let Some((id, pk)) = generated {
+                let input = StageInput::Generated {
+                    id,
+                    field: fi,
+                    namespace: id_namespace(&m.schema, &t.name),
+                };
+                stage.push(stage_column(pk, input, Rules::default(), true));
+                filled.push(pk.name.clone());
             }
             if let Some(pk) = pk {
                 overriding = pk.identity == 'a';

@@ -182,3 +182,85 @@ fn a_reference_column_of_another_type_than_its_parent_key_loads_and_reloads() {
         "The Dispossessed=Le Guin, Solaris=Lem"
     );
 }
+
+#[test]
+fn uuid_keys_the_application_generates_are_generated_and_links_follow() {
+    // As SQLModel, Django or Rails write it: uuid primary keys with no server default (the
+    // application's ORM calls uuid4()), referenced by uuid foreign keys.
+    let app = App::new(
+        "schemas_uuid",
+        "CREATE TABLE team (id uuid NOT NULL PRIMARY KEY, name varchar NOT NULL, legacy_id varchar UNIQUE);
+         CREATE TABLE hero (id uuid NOT NULL PRIMARY KEY, name varchar NOT NULL,
+                            team_id uuid REFERENCES team (id), legacy_id varchar UNIQUE);",
+        "CREATE TABLE teams (id TEXT PRIMARY KEY, name TEXT);
+         INSERT INTO teams VALUES ('recTeamA', 'Preventers'), ('recTeamB', 'Z-Force');
+         CREATE TABLE heroes (id TEXT PRIMARY KEY, name TEXT, team TEXT);
+         INSERT INTO heroes VALUES ('recH1', 'Deadpond', 'recTeamB'), ('recH2', 'Rusty-Man', 'recTeamA'),
+                                   ('recH3', 'Spider-Boy', NULL);",
+        "[tables.team]\nfrom = \"teams\"\nlegacy_column = \"legacy_id\"\ngenerate_id = \"uuid5\"\n[tables.team.columns]\nname = \"name\"\n\n\
+         [tables.hero]\nfrom = \"heroes\"\nlegacy_column = \"legacy_id\"\ngenerate_id = \"uuid4\"\n[tables.hero.columns]\nname = \"name\"\nteam_id = { field = \"team\", references = \"team\" }\n",
+    );
+    app.loads_and_converges();
+    let links = "SELECT string_agg(h.name || '=' || coalesce(t.name, '-'), ', ' ORDER BY h.name)
+                   FROM hero h LEFT JOIN team t ON t.id = h.team_id";
+    assert_eq!(
+        app.db.one(links),
+        "Deadpond=Z-Force, Rusty-Man=Preventers, Spider-Boy=-"
+    );
+    // Name-based ids: what anyone computes from the table and the legacy id, and the same
+    // after --mode replace; random ids are new, and the links still hold.
+    let teams = "SELECT string_agg(legacy_id || '=' || id, ', ' ORDER BY legacy_id) FROM team";
+    let before = app.db.one(teams);
+    assert!(before.contains(&format!(
+        "recTeamA={}",
+        uuid_v5_of("cutover:public.team", "recTeamA")
+    )));
+    let heroes = app
+        .db
+        .one("SELECT string_agg(id::text, ',' ORDER BY legacy_id) FROM hero");
+    run(&[
+        "load",
+        "-m",
+        app.mapping.to_str().unwrap(),
+        "--source",
+        &app.source,
+        "--target",
+        &app.db.url,
+        "--mode",
+        "replace",
+    ])
+    .ok();
+    assert_eq!(app.db.one(teams), before);
+    assert_ne!(
+        app.db
+            .one("SELECT string_agg(id::text, ',' ORDER BY legacy_id) FROM hero"),
+        heroes
+    );
+    assert_eq!(
+        app.db.one(links),
+        "Deadpond=Z-Force, Rusty-Man=Preventers, Spider-Boy=-"
+    );
+    // The application's own INSERT.
+    app.db
+        .sql("INSERT INTO team (id, name) VALUES (gen_random_uuid(), 'new')");
+}
+
+/// UUIDv5 of `name` in the namespace UUIDv5(URL namespace, `table_ns`), computed by another
+/// implementation, Python's uuid module, as the README says a team can.
+fn uuid_v5_of(table_ns: &str, name: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, uuid; print(uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, sys.argv[1]), sys.argv[2]))",
+            table_ns,
+            name,
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
