@@ -174,6 +174,22 @@ pub(crate) async fn set_aside(
 /// Put everything back: keys, then indexes, then foreign keys (each validated in one pass).
 /// A duplicate or a dangling reference fails the load here, naming the rows.
 pub(crate) async fn restore(tx: &Transaction<'_>, set: &SetAside) -> anyhow::Result<()> {
+    // ALTER TABLE refuses a table with pending trigger events ("cannot ALTER TABLE because it
+    // has pending trigger events"): the rows just inserted queued the events of the tables'
+    // DEFERRABLE INITIALLY DEFERRED constraint triggers. Fire them now, then give those
+    // constraints back their deferred mode for the rest of the load (PostgreSQL docs, SET
+    // CONSTRAINTS).
+    let deferred = deferred_constraints(tx, set).await?;
+    if !deferred.is_empty() {
+        tx.batch_execute(&format!("SET CONSTRAINTS {} IMMEDIATE", deferred.join(", ")))
+            .await
+            .map_err(|e| {
+                data(format!(
+                    "checking the deferred constraints of the loaded rows: {}\n  Nothing was committed; the application's own check refused these rows.",
+                    describe_pg(&e)
+                ))
+            })?;
+    }
     for it in set.keys.iter().chain(&set.indexes).chain(&set.foreign_keys) {
         tx.batch_execute("SAVEPOINT cutover_rebuild")
             .await
@@ -207,7 +223,42 @@ pub(crate) async fn restore(tx: &Transaction<'_>, set: &SetAside) -> anyhow::Res
             .await
             .map_err(|e| unavailable(format!("rebuilding {}: {}", it.name, describe_pg(&e))))?;
     }
+    if !deferred.is_empty() {
+        tx.batch_execute(&format!("SET CONSTRAINTS {} DEFERRED", deferred.join(", ")))
+            .await
+            .map_err(|e| {
+                unavailable(format!("deferring constraints again: {}", describe_pg(&e)))
+            })?;
+    }
     Ok(())
+}
+
+/// The DEFERRABLE INITIALLY DEFERRED constraints (constraint triggers, kept foreign keys) of
+/// the bulk-loaded tables, schema-qualified for SET CONSTRAINTS.
+async fn deferred_constraints(tx: &Transaction<'_>, set: &SetAside) -> anyhow::Result<Vec<String>> {
+    let mut tables: Vec<&str> = set
+        .keys
+        .iter()
+        .chain(&set.indexes)
+        .chain(&set.foreign_keys)
+        .map(|it| it.table.as_str())
+        .collect();
+    tables.sort_unstable();
+    tables.dedup();
+    let tables: Vec<String> = tables.into_iter().map(str::to_string).collect();
+    let rows = tx
+        .query(
+            "SELECT DISTINCT pg_catalog.format('%I.%I', n.nspname, c.conname)
+               FROM pg_catalog.pg_constraint c
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.connamespace
+              WHERE c.condeferrable AND c.condeferred
+                AND c.conrelid = ANY (SELECT pg_catalog.unnest($1::pg_catalog.text[])::pg_catalog.regclass)
+              ORDER BY 1",
+            &[&tables],
+        )
+        .await
+        .map_err(|e| unavailable(format!("reading deferred constraints: {}", describe_pg(&e))))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// The legacy ids of rows whose unique key collides.

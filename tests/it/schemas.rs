@@ -264,3 +264,28 @@ fn uuid_v5_of(table_ns: &str, name: &str) -> String {
     );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+#[test]
+fn a_deferred_constraint_trigger_on_an_empty_table_does_not_stop_the_load() {
+    // A check the application runs at commit time (DEFERRABLE INITIALLY DEFERRED): its
+    // pending events used to block rebuilding the constraints set aside for a bulk load.
+    let app = App::new(
+        "schemas_deferred_trigger",
+        "CREATE TABLE account (id serial PRIMARY KEY, name text NOT NULL, legacy_id text UNIQUE);
+         CREATE TABLE account_log (account_id integer, at timestamptz DEFAULT now());
+         CREATE FUNCTION account_checked() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+             IF NEW.name = '' THEN RAISE EXCEPTION 'an account needs a name'; END IF;
+             INSERT INTO public.account_log (account_id) VALUES (NEW.id);
+             RETURN NULL;
+           END $$;
+         CREATE CONSTRAINT TRIGGER account_checked AFTER INSERT OR UPDATE ON account
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION account_checked();",
+        "CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT);
+         INSERT INTO accounts VALUES (1, 'Ada'), (2, 'Grace');",
+        "[tables.account]\nfrom = \"accounts\"\nlegacy_column = \"legacy_id\"\n[tables.account.columns]\nname = \"name\"\n",
+    );
+    app.loads_and_converges();
+    // The trigger ran for each loaded row, at the latest at commit.
+    assert_eq!(app.db.one("SELECT count(*) FROM account_log"), "2");
+}
