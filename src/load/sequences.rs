@@ -6,6 +6,7 @@
 //! sequence) does not, so the state is also saved first and put back when a load is rolled
 //! back (dry run or failure).
 
+use super::SequenceReset;
 use crate::error::{describe_pg, unavailable};
 use crate::pg::sql::ident;
 use tokio_postgres::{Client, GenericClient};
@@ -78,11 +79,12 @@ pub(crate) async fn restore(client: &Client, saved: &[SequenceState]) -> anyhow:
 }
 
 /// Set every sequence of `tables` so its next value is past the column's largest value
-/// (or the sequence's start when the table is empty). Returns "table.column = next" lines.
+/// (or the sequence's start when the table is empty). Returns what it set, sequence by
+/// sequence.
 pub(crate) async fn reset(
     client: &impl GenericClient,
     tables: &[&str],
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Vec<SequenceReset>> {
     let mut done = Vec::new();
     for t in tables {
         for (col, seq) in find(client, t).await? {
@@ -135,7 +137,12 @@ pub(crate) async fn reset(
                 }
                 Err(e) => return Err(fail(e)),
             }
-            done.push(format!("{t}.{col} -> next {next}"));
+            done.push(SequenceReset {
+                table: t.to_string(),
+                column: col,
+                sequence: seq,
+                next,
+            });
         }
     }
     Ok(done)
