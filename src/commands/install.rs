@@ -39,7 +39,10 @@ mod tests {
     #[test]
     fn completions_and_the_man_page_name_every_command() {
         let bash = completions(clap_complete::Shell::Bash);
-        assert!(bash.contains("cutover") && bash.contains("verify"), "{bash}");
+        assert!(
+            bash.contains("cutover") && bash.contains("verify"),
+            "{bash}"
+        );
         let page = man().unwrap();
         assert!(page.starts_with(".ie"), "{}", &page[..page.len().min(200)]);
         for name in ["cutover\\-load", "cutover\\-check", "\\-\\-dry\\-run"] {

@@ -7,7 +7,7 @@
 
 use crate::pg::catalog::{Catalog, Touched};
 use crate::plan::{Plan, TableKind};
-use crate::report::summary::WIDTH;
+use crate::report::summary::{WIDTH, items};
 use crate::report::text::{thousands, wrap};
 use crate::source::SourceTable;
 use serde::Serialize;
@@ -185,11 +185,14 @@ impl PlanView {
                 .rows
                 .map(|n| format!(", {} rows", thousands(n)))
                 .unwrap_or_default();
-            s.push_str(&wrap(
-                &format!("  {}. {} <- {} ({how}){rows}", i + 1, t.table, t.source),
-                7,
-                WIDTH,
-            ));
+            let head = format!("  {}. {} <- {} ({how}){rows}", i + 1, t.table, t.source);
+            if head.chars().count() <= WIDTH {
+                s.push_str(&head);
+                s.push('\n');
+            } else {
+                s.push_str(&format!("  {}. {} <- {}{rows}\n", i + 1, t.table, t.source));
+                s.push_str(&wrap(&format!("       ({how})"), 8, WIDTH));
+            }
             for r in &t.references {
                 s.push_str(&format!(
                     "       {} -> {} (on_missing = \"{}\")\n",
@@ -231,12 +234,10 @@ impl PlanView {
                     (n > 0).then(|| format!("{n} {words}"))
                 })
                 .collect();
+            s.push_str(&items("constraints on the mapped tables: ", &counts));
             s.push_str(&wrap(
-                &format!(
-                    "constraints on the mapped tables: {}; keys, indexes and foreign keys of a table that is empty at the start are set aside and rebuilt inside the transaction",
-                    counts.join(", ")
-                ),
-                2,
+                "  (those of a table that is empty at the start are set aside and rebuilt inside the transaction)",
+                3,
                 WIDTH,
             ));
         }

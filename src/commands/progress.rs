@@ -208,7 +208,7 @@ impl Display {
     }
 
     /// The end of the run: the overall bar says how long it took; the bars stay on screen
-/// above the summary.
+    /// above the summary.
     fn done(&self, board: &Board) {
         board.overall.set_position(board.total);
         board

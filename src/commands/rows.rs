@@ -29,7 +29,11 @@ pub(crate) async fn fill(
     .context("reading the rejected rows again")?
 }
 
-fn fill_from(source: &mut dyn Source, plan: &Plan, rejects: &mut [RejectRow]) -> anyhow::Result<()> {
+fn fill_from(
+    source: &mut dyn Source,
+    plan: &Plan,
+    rejects: &mut [RejectRow],
+) -> anyhow::Result<()> {
     for table in &plan.tables {
         let wanted: Vec<u64> = rejects
             .iter()

@@ -51,11 +51,22 @@ async fn verify(v: &VerifyArgs, run: &mut Run, record: &Record) -> anyhow::Resul
     let mut p = prepare(c, &target).await?;
     run.source = Some(source_ref(&p.spec));
     run.alembic_revision = catalog::alembic_revision(&p.client).await;
-    notes.note(format_args!("verify: {} -> {}", p.spec, target.url.redacted()));
+    notes.note(format_args!(
+        "verify: {} -> {}",
+        p.spec,
+        target.url.redacted()
+    ));
     let names = p.plan.tables.iter().map(|t| t.name.clone()).collect();
     let display = Arc::new(Display::new(notes, Work::Compare, names));
-    let mut verified =
-        compare(p.source, &p.plan, &mut p.client, &p.mapping, &display, v.show).await?;
+    let mut verified = compare(
+        p.source,
+        &p.plan,
+        &mut p.client,
+        &p.mapping,
+        &display,
+        v.show,
+    )
+    .await?;
     let differs = verified.differences();
     let error = (!differs.is_empty()).then(|| differs_error(&differs));
     verified.json = record.write(
@@ -136,9 +147,11 @@ impl Verified {
             ]
         };
         let mut rows = vec![
-            ["table", "source", "equal", "differ", "missing", "extra", "left out"]
-                .map(String::from)
-                .to_vec(),
+            [
+                "table", "source", "equal", "differ", "missing", "extra", "left out",
+            ]
+            .map(String::from)
+            .to_vec(),
         ];
         let mut total = [0u64; 6];
         for t in &self.report.tables {

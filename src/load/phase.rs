@@ -161,10 +161,14 @@ mod tests {
 
     impl Observer for Seen {
         fn started(&self, phase: Phase, table: Option<usize>) {
-            self.0.borrow_mut().push(format!("+{} {table:?}", phase.name()));
+            self.0
+                .borrow_mut()
+                .push(format!("+{} {table:?}", phase.name()));
         }
         fn finished(&self, phase: Phase, _: Option<usize>, _: Duration, rows: Option<u64>) {
-            self.0.borrow_mut().push(format!("-{} {rows:?}", phase.name()));
+            self.0
+                .borrow_mut()
+                .push(format!("-{} {rows:?}", phase.name()));
         }
     }
 

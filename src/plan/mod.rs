@@ -488,4 +488,3 @@ fn stage_column(ci: &ColumnInfo, input: StageInput, rules: Rules, key: bool) -> 
         shape: Shape::default(),
     }
 }
-

@@ -90,11 +90,7 @@ pub(crate) fn render_groups(groups: &[Group], n: usize) -> String {
         } else {
             format!("e.g. {}", g.reason)
         };
-        s.push_str(&wrap(
-            &format!("      {reason}"),
-            6,
-            summary::WIDTH,
-        ));
+        s.push_str(&wrap(&format!("      {reason}"), 6, summary::WIDTH));
     }
     if groups.len() > n {
         s.push_str(&format!(
@@ -119,7 +115,11 @@ pub(crate) fn render_differences(report: &Report) -> String {
 /// Write the rejects as CSV: table, legacy_id, column, value, reason, code, source_table,
 /// then with `with_rows` the source row as JSON. The first five are the columns of earlier
 /// versions, so a script that reads them by position keeps working.
-pub(crate) fn write_rejects(path: &Path, rows: &[RejectRow], with_rows: bool) -> anyhow::Result<()> {
+pub(crate) fn write_rejects(
+    path: &Path,
+    rows: &[RejectRow],
+    with_rows: bool,
+) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header = vec![
         "table",
@@ -192,7 +192,9 @@ mod tests {
         write_rejects(&p, &rows, true).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(
-            text.ends_with(",source_row\nt,1,c,\"a,\"\"b\"\"\nc\",bad,convert,old_t,\"{\"\"id\"\":1}\"\n"),
+            text.ends_with(
+                ",source_row\nt,1,c,\"a,\"\"b\"\"\nc\",bad,convert,old_t,\"{\"\"id\"\":1}\"\n"
+            ),
             "{text}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
@@ -212,13 +214,18 @@ mod tests {
         assert_eq!(groups[0].legacy_ids, ["1", "2", "3", "4", "5"]);
         let s = render_groups(&groups, 10);
         assert!(
-            s.starts_with("  13 × votes.c, skipped_reference (legacy ids 1, 2, 3, 4, 5, …)\n      e.g. gone\n"),
+            s.starts_with(
+                "  13 × votes.c, skipped_reference (legacy ids 1, 2, 3, 4, 5, …)\n      e.g. gone\n"
+            ),
             "{s}"
         );
         assert!(
             s.ends_with("  1 × users.c, convert (legacy id 8)\n      not a date\n"),
             "{s}"
         );
-        assert!(render_groups(&groups, 1).ends_with("… and 1 more kinds (every row is in the --rejects file)\n"));
+        assert!(
+            render_groups(&groups, 1)
+                .ends_with("… and 1 more kinds (every row is in the --rejects file)\n")
+        );
     }
 }

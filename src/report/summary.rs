@@ -1,7 +1,8 @@
 //! A load's summary as people read it, sized for an 80-column terminal: a row per table and a
 //! totals row, counts with thousands separators, the time per table and in all; the columns
-//! that are zero everywhere (deleted, rejected, skipped, nulled) only when they are not; then
-//! where the rest of the time went, the bulk load, and the rejects grouped by reason.
+//! that are zero everywhere (deleted, rejected, skipped) only when they are not; then the
+//! references set to NULL, where the rest of the time went, the bulk load, and the rejects
+//! grouped by reason.
 
 use super::text::{clock, thousands, wrap};
 use super::{group_rejects, render_groups};
@@ -56,11 +57,6 @@ const COLUMNS: &[Column] = &[
         value: |t| t.skipped,
         always: false,
     },
-    Column {
-        header: "nulled",
-        value: |t| t.nulled,
-        always: false,
-    },
 ];
 
 /// The table: a header, a row per table, a totals row.
@@ -97,7 +93,12 @@ pub(crate) fn table(report: &Report) -> String {
 
 /// The whole load: its tables' phases and the phases over all of them.
 fn load_time(report: &Report) -> Duration {
-    report.phases.total() + report.tables.iter().map(|t| t.seconds.total()).sum::<Duration>()
+    report.phases.total()
+        + report
+            .tables
+            .iter()
+            .map(|t| t.seconds.total())
+            .sum::<Duration>()
 }
 
 /// Columns aligned (the first left, the rest right), two spaces apart — one when two would
@@ -150,6 +151,18 @@ pub(crate) fn load(report: &Report, rejects: &[RejectRow]) -> String {
         s.push_str("dry run: what a load would do (rolled back at the end)\n");
     }
     s.push_str(&table(report));
+    let nulled: Vec<String> = report
+        .tables
+        .iter()
+        .filter(|t| t.nulled > 0)
+        .map(|t| format!("{} {}", t.table, thousands(t.nulled)))
+        .collect();
+    if !nulled.is_empty() {
+        s.push_str(&items(
+            "references set to NULL (on_missing = \"null\"): ",
+            &nulled,
+        ));
+    }
     let phases: Vec<String> = report
         .phases
         .iter()
@@ -282,7 +295,11 @@ mod tests {
         ]);
         let s = table(&r);
         for line in s.lines() {
-            assert!(line.chars().count() <= WIDTH, "{} columns: {line}", line.len());
+            assert!(
+                line.chars().count() <= WIDTH,
+                "{} columns: {line}",
+                line.len()
+            );
         }
         let lines: Vec<&str> = s.lines().collect();
         assert_eq!(

@@ -7,6 +7,7 @@ mod cli_errors;
 mod files;
 mod identifiers;
 mod inspect;
+mod output;
 mod podium_load;
 mod process;
 
