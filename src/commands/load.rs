@@ -105,7 +105,7 @@ async fn load(a: &LoadArgs, run: &mut Run, record: &Record) -> anyhow::Result<Ou
         Err(e) => {
             // The run ends here; the target is dropped, not released.
             loaded.failure = Some(e);
-            return Ok(Outcome::Load(loaded));
+            return Ok(Outcome::Load(Box::new(loaded)));
         }
     }
     // A scratch load is verified before the cluster goes away.
@@ -130,12 +130,12 @@ async fn load(a: &LoadArgs, run: &mut Run, record: &Record) -> anyhow::Result<Ou
         loaded.verified = Some(checked);
         if stop {
             // As with a failed load before it, the target is dropped, not released.
-            return Ok(Outcome::Load(loaded));
+            return Ok(Outcome::Load(Box::new(loaded)));
         }
     }
     drop(p.client);
     loaded.released = target.release(c.keep_scratch, notes);
-    Ok(Outcome::Load(loaded))
+    Ok(Outcome::Load(Box::new(loaded)))
 }
 
 /// What became of the load, in a word, for the report.

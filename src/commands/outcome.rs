@@ -15,7 +15,7 @@ use super::verify::Verified;
 /// What one command did.
 pub(crate) enum Outcome {
     Check(Checked),
-    Load(Loaded),
+    Load(Box<Loaded>),
     Verify {
         verified: Verified,
         released: Released,
