@@ -120,8 +120,9 @@ pub(crate) async fn compare(
         verify: false,
         examples: show,
     };
-    // Every left-out row is kept, so that they are counted by reason; the list shows `show`.
-    let (outcome, _) = load_with(source, plan, client, &opts, usize::MAX, display).await?;
+    // Left-out rows are kept beyond `show`, so that they are counted by reason.
+    let keep = show.saturating_add(1000);
+    let (outcome, _) = load_with(source, plan, client, &opts, keep, display).await?;
     Ok(Verified {
         report: outcome.report,
         rejects: outcome.rejects,
