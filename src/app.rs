@@ -70,6 +70,9 @@ fn show(parts: Vec<Part>) -> i32 {
             Part::Note(note) => {
                 let _ = writeln!(stderr, "{note}");
             }
+            Part::Aside(text) => {
+                let _ = stderr.write_all(text.as_bytes());
+            }
             Part::Error(err) => {
                 let _ = writeln!(stderr, "error: {err:#}");
                 code = crate::error::exit_code(&err);

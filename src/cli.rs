@@ -7,25 +7,67 @@ use std::path::PathBuf;
 /// Move an application's data from SQLite into the PostgreSQL schema it now owns:
 /// mapped, FK-ordered, COPY-loaded, verified, and safe to re-run.
 #[derive(Debug, Parser)]
-#[command(name = "cutover", version, about, long_about = None)]
+#[command(name = "cutover", version, about, long_about = None, after_help = EXAMPLES)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
 }
 
+/// The cutover day, in commands (`cutover help`).
+const EXAMPLES: &str = "\
+Examples:
+  cutover inspect --source sqlite:booking.db --emit-mapping mappings/booking.toml
+  cutover check  -m mappings/booking.toml --target \"$DATABASE_URL\"
+  cutover load   -m mappings/booking.toml --dry-run
+  cutover load   -m mappings/booking.toml --report load.json --rejects rejects.csv
+  cutover verify -m mappings/booking.toml
+
+Exit codes: 0 success, 1 the data did not check out, 2 bad usage or mapping,
+3 a source or target could not be reached or the load failed (README, \"Exit codes\").";
+
+const CHECK_EXAMPLES: &str = "\
+Examples:
+  cutover check -m mappings/booking.toml                      # mapping against the source only
+  cutover check -m mappings/booking.toml --target \"$DATABASE_URL\"
+  cutover check -m mappings/booking.toml --format json | jq .plan.warnings";
+
+const LOAD_EXAMPLES: &str = "\
+Examples:
+  cutover load -m mappings/booking.toml --dry-run             # everything, then roll back
+  cutover load -m mappings/booking.toml --target scratch --schema schema.sql
+  cutover load -m mappings/booking.toml --report load.json --rejects rejects.csv
+  cutover load -m mappings/booking.toml --prune --report - | jq .outcome";
+
+const VERIFY_EXAMPLES: &str = "\
+Examples:
+  cutover verify -m mappings/booking.toml
+  cutover verify -m mappings/booking.toml --show 50 --report verify.json";
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Validate the mapping, the source and the target; print the load plan. Writes nothing.
-    Check(Common),
+    #[command(after_help = CHECK_EXAMPLES)]
+    Check(CheckArgs),
     /// Load the source into the target in one transaction (all or nothing).
+    #[command(after_help = LOAD_EXAMPLES)]
     Load(LoadArgs),
     /// Compare the target with what the source maps to, row by row; exit 1 on any difference.
+    #[command(after_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
     /// Write a snapshot of the source: one CSV file per table the mapping reads, plus
     /// manifest.json. Load from it later with --source snapshot:DIR.
     Export(ExportArgs),
     /// List a source's tables, fields, types and links; draft a starter mapping.
     Inspect(InspectArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    #[command(hide = true)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    #[command(hide = true)]
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -53,6 +95,33 @@ pub(crate) struct Common {
     pub(crate) from: SourceArgs,
 }
 
+/// `--report`, for the commands that write one.
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    /// Write a JSON report of the run (README, "The JSON report"); `-` for stdout, which then
+    /// carries nothing else (the summary goes to stderr).
+    #[arg(long, value_name = "FILE.json")]
+    pub(crate) report: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// text: the plan for people; json: the plan and findings as JSON on stdout (the same
+    /// document as --report).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+    #[command(flatten)]
+    pub(crate) report: ReportArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct LoadArgs {
     #[command(flatten)]
@@ -75,12 +144,16 @@ pub(crate) struct LoadArgs {
     /// Load anyway when at most N rows are rejected (they are left out and listed).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub(crate) max_rejects: u64,
-    /// Write rejected rows as CSV: table, legacy_id, column, value, reason.
+    /// Write rejected and skipped rows as CSV: table, legacy_id, column, value, reason, code,
+    /// source_table.
     #[arg(long, value_name = "FILE")]
     pub(crate) rejects: Option<PathBuf>,
-    /// Write the per-table figures as JSON.
-    #[arg(long, value_name = "FILE.json")]
-    pub(crate) report: Option<PathBuf>,
+    /// With --rejects: add each rejected row as the source holds it (the fields the mapping
+    /// reads, as a JSON object), read again from the source after the load.
+    #[arg(long, requires = "rejects")]
+    pub(crate) rejects_with_rows: bool,
+    #[command(flatten)]
+    pub(crate) report: ReportArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -96,6 +169,8 @@ pub(crate) struct VerifyArgs {
     /// How many differences to show per table.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub(crate) show: usize,
+    #[command(flatten)]
+    pub(crate) report: ReportArgs,
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,7 @@
 //! be converted makes its row a reject; the row is still staged, flagged as dropped, with
 //! only its legacy id, so that `--prune` never deletes the target row of a rejected record.
 
-use crate::convert::reject::RejectRow;
+use crate::convert::reject::{Code, RejectRow};
 use crate::convert::{self, Converter, Reject};
 use crate::mapping::Const;
 use crate::mapping::{Many, OnError, OnMissing};
@@ -18,7 +18,6 @@ use crate::plan::{Plan, StageColumn, StageInput, TableKind, TablePlan};
 use crate::source::{Record, Source, Wanted};
 use crate::value::Value;
 use bytes::BytesMut;
-use indicatif::ProgressBar;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -43,14 +42,18 @@ impl std::fmt::Display for Stopped {
 
 impl std::error::Error for Stopped {}
 
-/// Progress display, one bar per table (hidden when quiet or not a terminal).
+/// Told how far the reading has got: the row count of every table up front, then per table
+/// (by its index in the plan) the rows read so far, and when it is read to the end.
 pub(crate) trait Progress: Send + Sync {
-    fn table(&self, name: &str, rows: u64) -> ProgressBar;
+    fn counted(&self, rows: &[u64]);
+    fn read(&self, table: usize, rows: u64);
+    fn read_all(&self, table: usize, rows: u64, took: std::time::Duration);
 }
 
-/// Read and encode every table of `plan` in order, sending the data to `tx`.
+/// Read and encode every table of `plan` in order, sending the data to `tx`. The source is
+/// borrowed, so that it can be read again afterwards (the rows of the rejects).
 pub(crate) fn run(
-    mut source: Box<dyn Source>,
+    source: &mut dyn Source,
     plan: Arc<Plan>,
     tx: mpsc::Sender<Msg>,
     limits: Limits,
@@ -65,11 +68,16 @@ pub(crate) fn run(
         })
         .collect();
     source.prepare(&wanted)?;
+    let counts = plan
+        .tables
+        .iter()
+        .map(|t| source.count(&t.from))
+        .collect::<anyhow::Result<Vec<u64>>>()?;
+    progress.counted(&counts);
     let mut conv = Converter::new();
     for (index, table) in plan.tables.iter().enumerate() {
+        let started = std::time::Instant::now();
         let staging = Staging::new(table, index);
-        let total = source.count(&table.from)?;
-        let bar = progress.table(&table.name, total);
         let mut out = BytesMut::with_capacity(CHUNK + 64 * 1024);
         Staging::header(&mut out);
         let mut ex = Extracted {
@@ -87,14 +95,21 @@ pub(crate) fn run(
                             "skipped: no `{}` to reference (on_missing = \"skip\")",
                             c.target
                         );
-                        ex.rejects
-                            .push(reject_row(table, rec, col, Reject::new(reason)));
+                        ex.rejects.push(reject_row(
+                            table,
+                            rec,
+                            col,
+                            Code::EmptyReference,
+                            Reject::new(reason),
+                        ));
                     }
                     encode_dropped(&staging, rec, &mut conv, out);
-                } else if let Err((col, reject)) = encode_row(&staging, rec, over, &mut conv, out) {
+                } else if let Err((col, code, reject)) =
+                    encode_row(&staging, rec, over, &mut conv, out)
+                {
                     ex.rejected += 1;
                     if ex.rejects.len() < limits.keep_rejects {
-                        ex.rejects.push(reject_row(table, rec, col, reject));
+                        ex.rejects.push(reject_row(table, rec, col, code, reject));
                     }
                     encode_dropped(&staging, rec, &mut conv, out);
                 }
@@ -117,7 +132,7 @@ pub(crate) fn run(
                     failed = Some(Stopped.into());
                     return Err(Stopped.into());
                 }
-                bar.set_position(rec.ordinal());
+                progress.read(index, rec.ordinal());
             }
             Ok(())
         });
@@ -126,8 +141,7 @@ pub(crate) fn run(
         }
         ex.read = read?;
         Staging::trailer(&mut out);
-        bar.set_position(ex.read);
-        bar.finish();
+        progress.read_all(index, ex.read, started.elapsed());
         if tx.blocking_send(Msg::Chunk(out.freeze())).is_err()
             || tx.blocking_send(Msg::End(ex)).is_err()
         {
@@ -150,14 +164,15 @@ fn input<'a>(rec: &'a dyn Record, input: &'a StageInput) -> Value<'a> {
 }
 
 /// Encode one staging row: ordinal, drop flag (false), then every stage column. On a reject,
-/// `out` is left as it was and the failing column's index is returned.
+/// `out` is left as it was and the failing column's index is returned, with the kind of
+/// reject.
 fn encode_row(
     staging: &Staging<'_>,
     rec: &dyn Record,
     over: Option<(usize, Value<'_>)>,
     conv: &mut Converter,
     out: &mut BytesMut,
-) -> Result<(), (usize, Reject)> {
+) -> Result<(), (usize, Code, Reject)> {
     let start = out.len();
     staging.begin_row(out, rec.ordinal(), false);
     // Room for a generated id, so making one allocates nothing.
@@ -178,10 +193,13 @@ fn encode_row(
             }
             _ => input(rec, &col.input),
         };
-        let result = shaped(value, col).and_then(|v| conv.encode(v, &col.plan, out));
-        if let Err(r) = result {
+        let result = shaped(value, col).and_then(|v| {
+            conv.encode(v, &col.plan, out)
+                .map_err(|r| (Code::Convert, r))
+        });
+        if let Err((code, r)) = result {
             out.truncate(start);
-            return Err((i, r));
+            return Err((i, code, r));
         }
     }
     Ok(())
@@ -216,7 +234,7 @@ fn empty_skipped_reference(
 
 /// A structured value made fit for its column before conversion: a formula error per
 /// `on_error`; an array into a column that holds one value per `many`. Other values pass.
-fn shaped<'a>(value: Value<'a>, col: &StageColumn) -> Result<Value<'a>, Reject> {
+fn shaped<'a>(value: Value<'a>, col: &StageColumn) -> Result<Value<'a>, (Code, Reject)> {
     let Value::Json(json) = value else {
         return Ok(value);
     };
@@ -226,9 +244,12 @@ fn shaped<'a>(value: Value<'a>, col: &StageColumn) -> Result<Value<'a>, Reject> 
     {
         return match col.shape.on_error {
             OnError::Null => Ok(Value::Null),
-            OnError::Reject => Err(Reject::new(format!(
-                "the source holds a formula error {json}: fix it in the source, or set on_error = \"null\" in the mapping"
-            ))),
+            OnError::Reject => Err((
+                Code::FormulaError,
+                Reject::new(format!(
+                    "the source holds a formula error {json}: fix it in the source, or set on_error = \"null\" in the mapping"
+                )),
+            )),
         };
     }
     if let Some(items) = json.as_array()
@@ -240,11 +261,14 @@ fn shaped<'a>(value: Value<'a>, col: &StageColumn) -> Result<Value<'a>, Reject> 
         return match (items.as_slice(), col.shape.many) {
             ([], _) => Ok(Value::Null),
             ([one], _) | ([one, ..], Many::First) => Ok(json_scalar(one)),
-            (many, Many::Reject) => Err(Reject::new(format!(
-                "{} values where `{}` holds one: set many = \"first\" in the mapping to take the first",
-                many.len(),
-                col.target
-            ))),
+            (many, Many::Reject) => Err((
+                Code::ManyValues,
+                Reject::new(format!(
+                    "{} values where `{}` holds one: set many = \"first\" in the mapping to take the first",
+                    many.len(),
+                    col.target
+                )),
+            )),
         };
     }
     Ok(value)
@@ -283,14 +307,24 @@ fn encode_dropped(
     });
 }
 
-fn reject_row(table: &TablePlan, rec: &dyn Record, col: usize, reject: Reject) -> RejectRow {
+fn reject_row(
+    table: &TablePlan,
+    rec: &dyn Record,
+    col: usize,
+    code: Code,
+    reject: Reject,
+) -> RejectRow {
     let c = &table.stage[col];
     RejectRow {
         table: table.name.clone(),
+        source: table.from.clone(),
         legacy_id: legacy_id(table, rec),
         column: c.target.clone(),
         value: convert::describe(input(rec, &c.input)),
+        code,
         reason: reject.reason,
+        ordinal: rec.ordinal(),
+        row: None,
     }
 }
 
@@ -368,7 +402,8 @@ mod tests {
             Value::Null
         ));
         let two = serde_json::json!(["recA", "recB"]);
-        let err = shaped(Value::Json(&two), &text_col).unwrap_err();
+        let (code, err) = shaped(Value::Json(&two), &text_col).unwrap_err();
+        assert_eq!(code, Code::ManyValues);
         assert!(
             err.reason.contains("2 values where `owner_id` holds one"),
             "{}",
@@ -401,6 +436,7 @@ mod tests {
         assert!(
             shaped(Value::Json(&e), &reject)
                 .unwrap_err()
+                .1
                 .reason
                 .contains("formula error")
         );

@@ -1,23 +1,36 @@
 //! `cutover check`: the mapping against the source, and with a target against its catalog;
-//! the load plan, and every source value converted to see what would be rejected. Writes
-//! nothing.
+//! the load plan (`plan_view`), and every source value converted to see what would be
+//! rejected. Writes nothing to the target; as text, or as JSON (`--format json`, `--report`).
 
 use super::outcome::{Outcome, Output};
 use super::pipeline::{Converted, convert_only};
+use super::plan_view::PlanView;
 use super::prepare::{open_source, source_spec};
-use super::progress::Notes;
+use super::progress::{Display, Notes, Work};
+use super::record::{Record, source_ref};
 use super::target::{Released, Target};
-use crate::cli::Common;
+use crate::cli::{CheckArgs, Format};
 use crate::error::{data, usage};
 use crate::mapping::{self, Mapping};
 use crate::pg::catalog;
 use crate::plan;
-use crate::report;
+use crate::report::json::{Findings, Run};
+use crate::report::{group_rejects, render_groups};
 use crate::source::SourceTable;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// What a check found.
-pub(crate) enum Checked {
+pub(crate) struct Checked {
+    found: Found,
+    /// The JSON document, when it goes to stdout (`--format json` or `--report -`); then it
+    /// is all stdout carries.
+    json: Option<String>,
+    /// `--format json`: the text is not shown at all.
+    json_only: bool,
+}
+
+enum Found {
     /// No target given: the mapping checked against the source alone.
     SourceOnly { mapping: PathBuf, source: String },
     /// The plan against the target, and what converting the source found.
@@ -36,18 +49,54 @@ pub(crate) struct Planned {
 }
 
 /// The `check` command.
-pub(crate) async fn command(c: Common) -> anyhow::Result<Outcome> {
-    let notes = Notes::on_terminal(c.quiet);
+pub(crate) async fn command(a: CheckArgs) -> anyhow::Result<Outcome> {
+    let record = match (a.format, a.report.report.as_deref()) {
+        (Format::Json, None) => Record::Stdout,
+        (Format::Json, Some(p)) if p != std::path::Path::new("-") => {
+            return Err(usage(
+                "--format json prints the report on stdout: give --report FILE or --format json, not both",
+            ));
+        }
+        (_, report) => Record::new(report)?,
+    };
+    let mut run = Run::start("check", Some(&a.common.mapping));
+    match check(&a, &mut run, &record).await {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => record.failed(&run, e),
+    }
+}
+
+async fn check(a: &CheckArgs, run: &mut Run, record: &Record) -> anyhow::Result<Outcome> {
+    let c = &a.common;
+    let json_only = a.format == Format::Json;
+    let notes = Notes::for_run(c.quiet || json_only);
     let m = mapping::load(&c.mapping)?;
     let spec = source_spec(&m, c.source.as_deref())?;
+    run.source = Some(source_ref(&spec));
     let (source, tables) = open_source(spec.clone(), c.from.open_options()).await?;
-    let Some(target) = Target::open(&c, notes).await? else {
+    let Some(target) = Target::open(c, notes).await? else {
         check_source_only(&m, &tables)?;
-        return Ok(Outcome::Check(Checked::SourceOnly {
-            mapping: m.file.clone(),
-            source: spec.to_string(),
+        let json = record.write(
+            run,
+            &Findings {
+                outcome: "passed",
+                load: None,
+                plan: None,
+                rejects: &[],
+                rejects_total: 0,
+                error: None,
+            },
+        )?;
+        return Ok(Outcome::Check(Checked {
+            found: Found::SourceOnly {
+                mapping: m.file.clone(),
+                source: spec.to_string(),
+            },
+            json,
+            json_only,
         }));
     };
+    run.target = Some(target.url.redacted());
     let client = target.url.connect().await?;
     let cat = catalog::read(&client, &m.schema).await?;
     let plan = plan::bind(&m, &cat, &tables).map_err(|p| usage(p.to_string()))?;
@@ -63,9 +112,43 @@ pub(crate) async fn command(c: Common) -> anyhow::Result<Outcome> {
             )));
         }
     }
-    let described = plan.describe();
+    run.alembic_revision = catalog::alembic_revision(&client).await;
+    let names: Vec<String> = plan.tables.iter().map(|t| t.name.clone()).collect();
+    let touched = catalog::touched(&client, &m.schema, &names).await?;
     let redacted = target.url.redacted();
-    let converted = convert_only(source, &plan, 20, notes).await;
+    notes.note(format_args!("check: {spec} -> {redacted}"));
+    let display = Arc::new(Display::new(notes, Work::Read, names));
+    let converted = convert_only(source, &plan, 1000, &display).await;
+    let view = PlanView::new(
+        &plan,
+        &cat,
+        &tables,
+        touched,
+        converted.as_ref().ok().map(|c| c.read.as_slice()),
+    );
+    let plan_json = view.json();
+    let (outcome, rejected, examples, error) = match &converted {
+        Ok(c) if c.rejected > 0 => (
+            "rejects",
+            c.rejected,
+            c.examples.as_slice(),
+            Some(rejected_error(c.rejected)),
+        ),
+        Ok(c) => ("passed", 0, c.examples.as_slice(), None),
+        Err(_) => ("failed", 0, &[][..], None),
+    };
+    let json = record.write(
+        run,
+        &Findings {
+            outcome,
+            load: None,
+            plan: Some(&plan_json),
+            rejects: examples,
+            rejects_total: rejected,
+            error: error.as_ref().or(converted.as_ref().err()),
+        },
+    )?;
+    let described = view.render(&plan);
     // A conversion that failed ends the run there: the target is dropped, not released.
     let released = if converted.is_ok() {
         drop(client);
@@ -73,13 +156,22 @@ pub(crate) async fn command(c: Common) -> anyhow::Result<Outcome> {
     } else {
         Released::Quietly
     };
-    Ok(Outcome::Check(Checked::Planned(Planned {
-        source: spec.to_string(),
-        target: redacted,
-        plan: described,
-        converted,
-        released,
-    })))
+    Ok(Outcome::Check(Checked {
+        found: Found::Planned(Planned {
+            source: spec.to_string(),
+            target: redacted,
+            plan: described,
+            converted,
+            released,
+        }),
+        json,
+        json_only,
+    }))
+}
+
+/// The error a check ends with when some values would be rejected (exit 1).
+fn rejected_error(n: u64) -> anyhow::Error {
+    data(format!("{n} rows would be rejected"))
 }
 
 /// Without a target: every table and field the mapping reads exists in the source.
@@ -130,8 +222,30 @@ fn check_source_only(m: &Mapping, tables: &[SourceTable]) -> anyhow::Result<()> 
 
 impl Checked {
     pub(crate) fn show(self, out: &mut Output) {
+        match (self.json, self.json_only) {
+            // Only the JSON on stdout; the errors still on stderr, and the exit code theirs.
+            (Some(json), true) => {
+                out.text(json);
+                if let Found::Planned(p) = self.found {
+                    p.errors(out);
+                }
+            }
+            (json, _) => {
+                out.aside(json.is_some());
+                self.found.show(out);
+                if let Some(json) = json {
+                    out.aside(false);
+                    out.text(json);
+                }
+            }
+        }
+    }
+}
+
+impl Found {
+    fn show(self, out: &mut Output) {
         match self {
-            Checked::SourceOnly { mapping, source } => {
+            Found::SourceOnly { mapping, source } => {
                 out.line(format!(
                     "mapping {} and source {} are consistent.",
                     mapping.display(),
@@ -141,7 +255,7 @@ impl Checked {
                     "no target given (--target or DATABASE_URL): target tables, columns and types were not checked.",
                 );
             }
-            Checked::Planned(p) => p.show(out),
+            Found::Planned(p) => p.show(out),
         }
     }
 }
@@ -163,16 +277,23 @@ impl Planned {
         }
         if converted.rejected > 0 {
             out.line(format!(
-                "{} source rows cannot be converted to the target's types; for example:",
+                "{} source rows cannot be converted to the target's types, by reason:",
                 converted.rejected
             ));
-            out.text(report::render_rejects(&converted.examples, 20));
-            out.error(data(format!(
-                "{} rows would be rejected",
-                converted.rejected
-            )));
+            out.text(render_groups(&group_rejects(&converted.examples), 20));
+            out.error(rejected_error(converted.rejected));
         } else {
             out.line("check passed: every mapped value converts to its target column.");
+        }
+    }
+
+    /// The errors alone, for `--format json`: the same exit code as the text would give.
+    fn errors(self, out: &mut Output) {
+        match self.converted {
+            Err(e) => out.error(e),
+            Ok(_) if self.released.failed() => self.released.show(out),
+            Ok(c) if c.rejected > 0 => out.error(rejected_error(c.rejected)),
+            Ok(_) => self.released.show(out),
         }
     }
 }
@@ -184,16 +305,21 @@ mod tests {
 
     fn planned(rejected: u64, released: Released) -> String {
         let mut out = Output::default();
-        Checked::Planned(Planned {
-            source: "sqlite:x".into(),
-            target: "postgresql://t".into(),
-            plan: "  1. users <- people\n".into(),
-            converted: Ok(Converted {
-                rejected,
-                examples: Vec::new(),
+        Checked {
+            found: Found::Planned(Planned {
+                source: "sqlite:x".into(),
+                target: "postgresql://t".into(),
+                plan: "  1. users <- people\n".into(),
+                converted: Ok(Converted {
+                    read: vec![2],
+                    rejected,
+                    examples: Vec::new(),
+                }),
+                released,
             }),
-            released,
-        })
+            json: None,
+            json_only: false,
+        }
         .show(&mut out);
         transcript(&out.into_parts())
     }

@@ -1,11 +1,13 @@
 //! `cutover load`: the source into the target in one transaction, and the `--rejects` and
-//! `--report` files written. A load into a scratch cluster is verified before the cluster
-//! goes away, since nothing could look at it afterwards.
+//! `--report` files written — the report also when the run fails. A load into a scratch
+//! cluster is verified before the cluster goes away, since nothing could look at it
+//! afterwards.
 
 use super::outcome::{Outcome, Output};
 use super::pipeline::load_with;
 use super::prepare::prepare;
-use super::progress::Notes;
+use super::progress::{Display, Notes, Work};
+use super::record::{Record, source_ref};
 use super::target::{Released, Target};
 use super::verify::{self, Verified};
 use crate::cli::{LoadArgs, ModeArg};
@@ -13,7 +15,10 @@ use crate::convert::reject::RejectRow;
 use crate::error::usage;
 use crate::files;
 use crate::load::{Mode, Options, Report};
-use crate::report;
+use crate::pg::catalog;
+use crate::report::json::{Findings, Run};
+use crate::report::{self, summary};
+use std::sync::Arc;
 
 /// What a load did.
 pub(crate) struct Loaded {
@@ -25,20 +30,34 @@ pub(crate) struct Loaded {
     /// The scratch cluster's verify, or why it could not run.
     verified: Option<anyhow::Result<Verified>>,
     released: Released,
+    /// The JSON report, when it goes to stdout (`--report -`).
+    json: Option<String>,
 }
 
 /// The `load` command.
 pub(crate) async fn command(a: LoadArgs) -> anyhow::Result<Outcome> {
-    let c = &a.common;
     // A --rejects or --report path that cannot be written is found before anything is
     // loaded, not after the commit.
-    for p in [&a.rejects, &a.report].into_iter().flatten() {
+    let record = Record::new(a.report.report.as_deref())?;
+    if let Some(p) = &a.rejects {
         files::check(p, files::Existing::Replace)
             .map_err(|e| usage(format!("cannot write {e}")))?;
     }
-    let notes = Notes::on_terminal(c.quiet);
+    let mut run = Run::start("load", Some(&a.common.mapping));
+    match load(&a, &mut run, &record).await {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => record.failed(&run, e),
+    }
+}
+
+async fn load(a: &LoadArgs, run: &mut Run, record: &Record) -> anyhow::Result<Outcome> {
+    let c = &a.common;
+    let notes = Notes::for_run(c.quiet);
     let target = Target::required(c, notes).await?;
+    run.target = Some(target.url.redacted());
     let mut p = prepare(c, &target).await?;
+    run.source = Some(source_ref(&p.spec));
+    run.alembic_revision = catalog::alembic_revision(&p.client).await;
     let opts = Options {
         mode: match a.mode {
             ModeArg::Merge => Mode::Merge,
@@ -64,30 +83,43 @@ pub(crate) async fn command(a: LoadArgs) -> anyhow::Result<Outcome> {
     let keep = usize::try_from(a.max_rejects)
         .unwrap_or(usize::MAX)
         .saturating_add(1000);
-    let outcome = load_with(p.source, &p.plan, &mut p.client, &opts, keep, notes).await?;
+    let names = p.plan.tables.iter().map(|t| t.name.clone()).collect();
+    let display = Arc::new(Display::new(notes, Work::Load { verify: a.verify }, names));
+    let (outcome, source) =
+        load_with(p.source, &p.plan, &mut p.client, &opts, keep, &display).await?;
+    let rejects = if a.rejects_with_rows && !outcome.rejects.is_empty() {
+        super::rows::fill(source, &p.plan, outcome.rejects).await?
+    } else {
+        outcome.rejects
+    };
     let mut loaded = Loaded {
         report: outcome.report,
-        rejects: outcome.rejects,
-        failure: None,
+        rejects,
+        failure: outcome.failure,
         verified: None,
         released: Released::Quietly,
+        json: None,
     };
-    if let Err(e) = write_files(&loaded, &a) {
-        // The run ends here; the target is dropped, not released.
-        loaded.failure = Some(e);
-        return Ok(Outcome::Load(loaded));
+    match write_files(&loaded, a, run, record) {
+        Ok(json) => loaded.json = json,
+        Err(e) => {
+            // The run ends here; the target is dropped, not released.
+            loaded.failure = Some(e);
+            return Ok(Outcome::Load(Box::new(loaded)));
+        }
     }
-    loaded.failure = outcome.failure;
     // A scratch load is verified before the cluster goes away.
     if loaded.failure.is_none() && target.is_scratch() && !a.dry_run {
         let checked = match prepare(c, &target).await {
             Ok(mut again) => {
+                let names = again.plan.tables.iter().map(|t| t.name.clone()).collect();
+                let quiet = Arc::new(Display::new(Notes::none(), Work::Compare, names));
                 verify::compare(
                     again.source,
                     &again.plan,
                     &mut again.client,
                     &p.mapping,
-                    Notes::none(),
+                    &quiet,
                     10,
                 )
                 .await
@@ -98,34 +130,58 @@ pub(crate) async fn command(a: LoadArgs) -> anyhow::Result<Outcome> {
         loaded.verified = Some(checked);
         if stop {
             // As with a failed load before it, the target is dropped, not released.
-            return Ok(Outcome::Load(loaded));
+            return Ok(Outcome::Load(Box::new(loaded)));
         }
     }
     drop(p.client);
     loaded.released = target.release(c.keep_scratch, notes);
-    Ok(Outcome::Load(loaded))
+    Ok(Outcome::Load(Box::new(loaded)))
 }
 
-/// `--rejects` and `--report`, written whether or not the load committed.
-fn write_files(l: &Loaded, a: &LoadArgs) -> anyhow::Result<()> {
+/// What became of the load, in a word, for the report.
+fn outcome_word(l: &Loaded) -> &'static str {
+    let (inserted, updated, deleted) = l.report.changed();
+    match (&l.failure, l.report.committed) {
+        (Some(_), _) => "failed",
+        (None, false) => "rolled_back",
+        (None, true) if inserted + updated + deleted == 0 => "nothing_to_do",
+        (None, true) => "committed",
+    }
+}
+
+/// `--rejects` and `--report`, written whether or not the load committed. The report, when
+/// it goes to stdout, is returned.
+fn write_files(
+    l: &Loaded,
+    a: &LoadArgs,
+    run: &Run,
+    record: &Record,
+) -> anyhow::Result<Option<String>> {
     if let Some(p) = &a.rejects {
-        report::write_rejects(p, &l.rejects)?;
+        report::write_rejects(p, &l.rejects, a.rejects_with_rows)?;
     }
-    if let Some(p) = &a.report {
-        report::write_json(&l.report, p)?;
-    }
-    Ok(())
+    record.write(
+        run,
+        &Findings {
+            outcome: outcome_word(l),
+            load: Some(&l.report),
+            plan: None,
+            rejects: &l.rejects,
+            rejects_total: l.report.tables.iter().map(|t| t.rejected + t.skipped).sum(),
+            error: l.failure.as_ref(),
+        },
+    )
 }
 
 impl Loaded {
     /// The summary, then whether it committed (or why not), then the scratch verify and
-    /// what became of the cluster.
+    /// what became of the cluster; the JSON report last, alone on stdout.
     pub(crate) fn show(self, out: &mut Output) {
-        out.text(report::render_load(&self.report, &self.rejects));
+        out.aside(self.json.is_some());
+        out.text(summary::load(&self.report, &self.rejects));
         match self.failure {
             Some(e) => out.error(e),
-            None if self.report.committed => out.line("committed."),
-            None => out.line("dry run: rolled back, the target is unchanged."),
+            None => out.line(summary::verdict(&self.report)),
         }
         match self.verified {
             Some(Ok(v)) => v.show(out),
@@ -133,6 +189,10 @@ impl Loaded {
             None => {}
         }
         self.released.show(out);
+        if let Some(json) = self.json {
+            out.aside(false);
+            out.text(json);
+        }
     }
 }
 
@@ -159,6 +219,7 @@ mod tests {
             failure,
             verified: None,
             released,
+            json: None,
         }
     }
 
@@ -191,8 +252,23 @@ mod tests {
         assert!(t.ends_with("\ncommitted.\n"), "{t}");
         let t = transcript(&shown(loaded(false, None, Released::Quietly)));
         assert!(
-            t.ends_with("\ndry run: rolled back, the target is unchanged.\n"),
+            t.ends_with(
+                "\ndry run: would insert 2, update 0 and delete 0 rows; rolled back, the target is unchanged.\n"
+            ),
             "{t}"
+        );
+    }
+
+    #[test]
+    fn with_the_report_on_stdout_the_summary_goes_to_stderr() {
+        let mut l = loaded(true, None, Released::Quietly);
+        l.json = Some("{}\n".into());
+        let parts = shown(l);
+        assert!(matches!(&parts[0], Part::Aside(s) if s.starts_with("table")));
+        assert!(matches!(parts.last(), Some(Part::Text(s)) if s == "{}\n"));
+        assert_eq!(
+            parts.iter().filter(|p| matches!(p, Part::Text(_))).count(),
+            1
         );
     }
 }

@@ -5,11 +5,15 @@
 mod check;
 mod export;
 mod inspect;
+mod install;
 mod load;
 mod outcome;
 mod pipeline;
+mod plan_view;
 mod prepare;
 mod progress;
+mod record;
+mod rows;
 mod target;
 mod verify;
 
@@ -25,5 +29,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Verify(v) => verify::command(v).await,
         Command::Export(e) => export::command(e).await,
         Command::Inspect(i) => inspect::command(i).await,
+        Command::Completions { shell } => Ok(Outcome::Generated(install::completions(shell))),
+        Command::Man => Ok(Outcome::Generated(install::man()?)),
     }
 }

@@ -1,7 +1,9 @@
 //! The convert stage on a thread of its own, feeding either the load on this one (`load`,
-//! `verify`) or nothing but a tally of what would be rejected (`check`).
+//! `verify`) or nothing but a tally of what would be rejected (`check`). Both show their
+//! progress on one [`Display`]: rows read from the convert stage, phases from the load. The
+//! source comes back afterwards, so the rows of the rejects can be read again from it.
 
-use super::progress::{Bars, Notes};
+use super::progress::Display;
 use crate::convert::reject::RejectRow;
 use crate::extract::{self, Limits, Msg};
 use crate::load::{self, Options};
@@ -10,6 +12,28 @@ use crate::source::Source;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+/// The convert stage on its own thread; the source is handed back when it is done.
+fn spawn_reader(
+    mut source: Box<dyn Source>,
+    plan: &Plan,
+    tx: mpsc::Sender<Msg>,
+    keep_rejects: usize,
+    display: &Arc<Display>,
+) -> std::thread::JoinHandle<(Box<dyn Source>, anyhow::Result<()>)> {
+    let shared = Arc::new(plan.clone());
+    let display = Arc::clone(display);
+    std::thread::spawn(move || {
+        let read = extract::run(
+            source.as_mut(),
+            shared,
+            tx,
+            Limits { keep_rejects },
+            display.as_ref(),
+        );
+        (source, read)
+    })
+}
+
 /// Run the convert stage on its own thread and the load on this one.
 pub(crate) async fn load_with(
     source: Box<dyn Source>,
@@ -17,21 +41,17 @@ pub(crate) async fn load_with(
     client: &mut tokio_postgres::Client,
     opts: &Options,
     keep_rejects: usize,
-    notes: Notes,
-) -> anyhow::Result<load::Outcome> {
+    display: &Arc<Display>,
+) -> anyhow::Result<(load::Outcome, Box<dyn Source>)> {
     let (tx, mut rx) = mpsc::channel::<Msg>(8);
-    let shared = Arc::new(plan.clone());
-    let reader = std::thread::spawn(move || {
-        let bars = Bars::new(notes);
-        extract::run(source, shared, tx, Limits { keep_rejects }, &bars)
-    });
-    let result = load::run(client, plan, &mut rx, opts).await;
+    let reader = spawn_reader(source, plan, tx, keep_rejects, display);
+    let result = load::run(client, plan, &mut rx, opts, display.as_ref()).await;
     drop(rx);
-    let read = reader
+    let (source, read) = reader
         .join()
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("the source reader crashed")));
+        .map_err(|_| anyhow::anyhow!("the source reader crashed"))?;
     match (result, read) {
-        (Ok(outcome), _) => Ok(outcome),
+        (Ok(outcome), _) => Ok((outcome, source)),
         // A source error explains a load that stopped for want of data; a reader that
         // stopped because the load failed explains nothing.
         (Err(e), Err(source_err)) if source_err.downcast_ref::<extract::Stopped>().is_some() => {
@@ -44,6 +64,8 @@ pub(crate) async fn load_with(
 
 /// What converting every source value found, writing nothing.
 pub(crate) struct Converted {
+    /// Rows read, per table in plan order.
+    pub(crate) read: Vec<u64>,
     /// Rows with a value that does not convert to its target column.
     pub(crate) rejected: u64,
     /// The first of them, in detail.
@@ -55,29 +77,25 @@ pub(crate) async fn convert_only(
     source: Box<dyn Source>,
     plan: &Plan,
     keep_rejects: usize,
-    notes: Notes,
+    display: &Arc<Display>,
 ) -> anyhow::Result<Converted> {
     let (tx, mut rx) = mpsc::channel::<Msg>(8);
-    let shared = Arc::new(plan.clone());
-    let reader = std::thread::spawn(move || {
-        extract::run(
-            source,
-            shared,
-            tx,
-            Limits { keep_rejects },
-            &Bars::new(notes),
-        )
-    });
-    let mut rejected = 0u64;
-    let mut examples = Vec::new();
+    let reader = spawn_reader(source, plan, tx, keep_rejects, display);
+    let mut converted = Converted {
+        read: Vec::new(),
+        rejected: 0,
+        examples: Vec::new(),
+    };
     while let Some(msg) = rx.recv().await {
         if let Msg::End(ex) = msg {
-            rejected += ex.rejected;
-            examples.extend(ex.rejects);
+            converted.read.push(ex.read);
+            converted.rejected += ex.rejected;
+            converted.examples.extend(ex.rejects);
         }
     }
-    reader
+    let (_, read) = reader
         .join()
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("the source reader crashed")))?;
-    Ok(Converted { rejected, examples })
+        .map_err(|_| anyhow::anyhow!("the source reader crashed"))?;
+    read?;
+    Ok(converted)
 }

@@ -5,36 +5,101 @@
 use super::outcome::{Outcome, Output};
 use super::pipeline::load_with;
 use super::prepare::prepare;
-use super::progress::Notes;
+use super::progress::{Display, Notes, Work};
+use super::record::{Record, source_ref};
 use super::target::Target;
 use crate::cli::VerifyArgs;
 use crate::convert::reject::RejectRow;
 use crate::error::data;
 use crate::load::{Mode, Options, Report};
 use crate::mapping::Mapping;
+use crate::pg::catalog;
 use crate::plan::Plan;
-use crate::report;
+use crate::report::json::{Findings, Run};
+use crate::report::summary::layout;
+use crate::report::text::thousands;
+use crate::report::{self, group_rejects, render_groups};
 use crate::source::Source;
+use std::sync::Arc;
 
 /// The comparison: per table, how many source rows the target holds equal, different,
 /// missing or extra, and the rows left out of it.
 pub(crate) struct Verified {
     report: Report,
     rejects: Vec<RejectRow>,
-    /// How many differences and left-out rows to list.
+    /// How many differences and kinds of left-out rows to list.
     show: usize,
+    /// The JSON report, when it goes to stdout (`--report -`).
+    json: Option<String>,
 }
 
 /// The `verify` command.
 pub(crate) async fn command(v: VerifyArgs) -> anyhow::Result<Outcome> {
+    let record = Record::new(v.report.report.as_deref())?;
+    let mut run = Run::start("verify", Some(&v.common.mapping));
+    match verify(&v, &mut run, &record).await {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => record.failed(&run, e),
+    }
+}
+
+async fn verify(v: &VerifyArgs, run: &mut Run, record: &Record) -> anyhow::Result<Outcome> {
     let c = &v.common;
-    let notes = Notes::on_terminal(c.quiet);
+    let notes = Notes::for_run(c.quiet);
     let target = Target::required(c, notes).await?;
+    run.target = Some(target.url.redacted());
     let mut p = prepare(c, &target).await?;
-    let verified = compare(p.source, &p.plan, &mut p.client, &p.mapping, notes, v.show).await?;
+    run.source = Some(source_ref(&p.spec));
+    run.alembic_revision = catalog::alembic_revision(&p.client).await;
+    notes.note(format_args!(
+        "verify: {} -> {}",
+        p.spec,
+        target.url.redacted()
+    ));
+    let names = p.plan.tables.iter().map(|t| t.name.clone()).collect();
+    let display = Arc::new(Display::new(notes, Work::Compare, names));
+    let mut verified = compare(
+        p.source,
+        &p.plan,
+        &mut p.client,
+        &p.mapping,
+        &display,
+        v.show,
+    )
+    .await?;
+    let differs = verified.differences();
+    let error = (!differs.is_empty()).then(|| differs_error(&differs));
+    verified.json = record.write(
+        run,
+        &Findings {
+            outcome: if differs.is_empty() {
+                "matches"
+            } else {
+                "differs"
+            },
+            load: Some(&verified.report),
+            plan: None,
+            rejects: &verified.rejects,
+            rejects_total: verified
+                .report
+                .tables
+                .iter()
+                .map(|t| t.rejected + t.skipped)
+                .sum(),
+            error: error.as_ref(),
+        },
+    )?;
     drop(p.client);
     let released = target.release(c.keep_scratch, notes);
     Ok(Outcome::Verify { verified, released })
+}
+
+/// The error a comparison that found differences ends with (exit 1).
+fn differs_error(differs: &[String]) -> anyhow::Error {
+    data(format!(
+        "the target does not match the source: {}",
+        differs.join("; ")
+    ))
 }
 
 /// Compare the target with the source through the load in verify mode, which writes nothing.
@@ -43,7 +108,7 @@ pub(crate) async fn compare(
     plan: &Plan,
     client: &mut tokio_postgres::Client,
     m: &Mapping,
-    notes: Notes,
+    display: &Arc<Display>,
     show: usize,
 ) -> anyhow::Result<Verified> {
     let opts = Options {
@@ -55,11 +120,14 @@ pub(crate) async fn compare(
         verify: false,
         examples: show,
     };
-    let outcome = load_with(source, plan, client, &opts, show, notes).await?;
+    // Left-out rows are kept beyond `show`, so that they are counted by reason.
+    let keep = show.saturating_add(1000);
+    let (outcome, _) = load_with(source, plan, client, &opts, keep, display).await?;
     Ok(Verified {
         report: outcome.report,
         rejects: outcome.rejects,
         show,
+        json: None,
     })
 }
 
@@ -67,46 +135,71 @@ impl Verified {
     /// The table, the differences, the rows left out, and the verdict: any difference is
     /// the data not checking out (exit 1).
     pub(crate) fn show(self, out: &mut Output) {
-        out.line(format!(
-            "verify: {:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-            "table", "source", "equal", "differ", "missing", "extra", "left out"
-        ));
-        let mut bad = Vec::new();
-        for t in &self.report.tables {
+        out.aside(self.json.is_some());
+        let figures = |t: &crate::load::TableReport| {
             let d = t.verify.clone().unwrap_or_default();
-            out.line(format!(
-                "verify: {:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-                t.table,
+            [
                 t.read,
                 d.equal,
                 d.differ,
                 d.missing,
                 d.extra,
-                t.rejected + t.skipped
-            ));
-            if !d.is_clean() {
-                bad.push(format!(
-                    "{}: {} differ, {} missing, {} extra",
-                    t.table, d.differ, d.missing, d.extra
-                ));
+                t.rejected + t.skipped,
+            ]
+        };
+        let mut rows = vec![
+            [
+                "table", "source", "equal", "differ", "missing", "extra", "left out",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ];
+        let mut total = [0u64; 6];
+        for t in &self.report.tables {
+            let f = figures(t);
+            for (sum, n) in total.iter_mut().zip(f) {
+                *sum += n;
             }
+            let mut row = vec![t.table.clone()];
+            row.extend(f.iter().map(|n| thousands(*n)));
+            rows.push(row);
         }
+        let mut last = vec!["total".to_string()];
+        last.extend(total.iter().map(|n| thousands(*n)));
+        rows.push(last);
+        out.text(layout(&rows));
         out.text(report::render_differences(&self.report));
         if !self.rejects.is_empty() {
-            out.line(format!(
-                "left out of the comparison (rejected or skipped), first {}:",
-                self.rejects.len().min(self.show)
-            ));
-            out.text(report::render_rejects(&self.rejects, self.show));
+            out.line("left out of the comparison (rejected or skipped), by reason:");
+            out.text(render_groups(&group_rejects(&self.rejects), self.show));
         }
+        let bad = self.differences();
         if bad.is_empty() {
             out.line("verify: the target matches the source.");
         } else {
-            out.error(data(format!(
-                "the target does not match the source: {}",
-                bad.join("; ")
-            )));
+            out.error(differs_error(&bad));
         }
+        if let Some(json) = self.json {
+            out.aside(false);
+            out.text(json);
+        }
+    }
+
+    /// The tables that differ, a phrase each.
+    fn differences(&self) -> Vec<String> {
+        self.report
+            .tables
+            .iter()
+            .filter_map(|t| {
+                let d = t.verify.as_ref()?;
+                (!d.is_clean()).then(|| {
+                    format!(
+                        "{}: {} differ, {} missing, {} extra",
+                        t.table, d.differ, d.missing, d.extra
+                    )
+                })
+            })
+            .collect()
     }
 }
 
@@ -137,6 +230,7 @@ mod tests {
             },
             rejects: Vec::new(),
             show: 10,
+            json: None,
         };
         let mut out = Output::default();
         verified.show(&mut out);

@@ -27,11 +27,56 @@ impl Reject {
 /// One rejected (or skipped) source row.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct RejectRow {
+    /// The target table.
     pub table: String,
+    /// The source table it was read from.
+    pub source: String,
     pub legacy_id: String,
     pub column: String,
     pub value: String,
+    /// What kind of reject it is, for tools: see [`Code`].
+    pub code: Code,
     pub reason: String,
+    /// The row's 1-based position in its source table (what the source scan numbers it).
+    pub ordinal: u64,
+    /// The source row itself, as JSON, when asked for (`--rejects-with-rows`).
+    pub row: Option<String>,
+}
+
+/// The kind of a reject, a stable identifier a tool can group and filter on; the reason
+/// says the rest in words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Code {
+    /// A value does not convert to its column's type (or a rule such as `required` or a
+    /// value `map` refuses it).
+    Convert,
+    /// Several values (an Airtable link or list) where the column holds one.
+    ManyValues,
+    /// The source holds a formula error (Airtable).
+    FormulaError,
+    /// A NOT NULL reference with `on_missing = "skip"` is empty: skipped.
+    EmptyReference,
+    /// A reference to a legacy id that is not in the target (`on_missing = "error"`).
+    DanglingReference,
+    /// The same, with `on_missing = "skip"`: skipped.
+    SkippedReference,
+    /// An earlier source row has the same legacy id.
+    DuplicateLegacyId,
+}
+
+impl Code {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Code::Convert => "convert",
+            Code::ManyValues => "many_values",
+            Code::FormulaError => "formula_error",
+            Code::EmptyReference => "empty_reference",
+            Code::DanglingReference => "dangling_reference",
+            Code::SkippedReference => "skipped_reference",
+            Code::DuplicateLegacyId => "duplicate_legacy_id",
+        }
+    }
 }
 
 /// A readable name of a column type for messages.

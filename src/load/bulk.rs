@@ -13,6 +13,7 @@
 //! a slug) surfaces when its index is rebuilt, and the legacy ids of the colliding rows are
 //! named then.
 
+use super::Constraint;
 use crate::error::{data, describe_pg, unavailable};
 use crate::pg::sql::ident;
 use tokio_postgres::Transaction;
@@ -48,14 +49,21 @@ impl SetAside {
     pub(crate) fn is_empty(&self) -> bool {
         self.keys.is_empty() && self.indexes.is_empty() && self.foreign_keys.is_empty()
     }
-    /// "N foreign keys, M keys and K indexes", for the report.
-    pub(crate) fn describe(&self) -> String {
-        format!(
-            "{} foreign keys, {} primary/unique keys and {} indexes",
-            self.foreign_keys.len(),
-            self.keys.len(),
-            self.indexes.len()
-        )
+    /// Everything set aside, in the order it is put back, for the report.
+    pub(crate) fn items(&self) -> Vec<Constraint> {
+        let named = |kind: &'static str| {
+            move |it: &Item| Constraint {
+                table: it.table.clone(),
+                name: it.name.clone(),
+                kind,
+            }
+        };
+        self.keys
+            .iter()
+            .map(named("key"))
+            .chain(self.indexes.iter().map(named("index")))
+            .chain(self.foreign_keys.iter().map(named("foreign_key")))
+            .collect()
     }
 }
 

@@ -2,7 +2,8 @@
 //! bulk load, prune, reset sequences, check that every row that should be loaded is, compare
 //! every row with `--verify`, and hold the rejects to `--max-rejects`.
 
-use super::{Loading, bulk, merge, sequences};
+use super::phase::Clock;
+use super::{BulkLoad, Loading, Phase, bulk, merge, sequences};
 use crate::error::data;
 use crate::hooks;
 
@@ -10,18 +11,29 @@ impl Loading<'_> {
     /// Run the checks over the whole load. Returns why the data does not check out (the
     /// first reason found), if it does not: then nothing is committed.
     pub(super) async fn finish(&mut self) -> anyhow::Result<Option<anyhow::Error>> {
+        let observer = self.observer;
         // Constraints back before anything is deleted, so ON DELETE actions apply to pruning.
         if !self.set_aside.is_empty() {
+            let clock = Clock::start(observer, Phase::Rebuild, None);
             bulk::restore(&self.tx, &self.set_aside).await?;
-            self.report.rebuilt = Some(format!(
-                "{} set aside and rebuilt inside the transaction",
-                self.set_aside.describe()
-            ));
+            clock.stop(None, &mut self.report.phases);
+            let mut rebuilt = self.set_aside.items();
+            for c in &mut rebuilt {
+                if let Some(t) = self.plan.tables.iter().find(|t| t.qualified == c.table) {
+                    c.table = t.name.clone();
+                }
+            }
+            self.report.bulk_load = Some(BulkLoad {
+                rebuilt,
+                not_possible: None,
+            });
         }
         if self.opts.prune {
+            let clock = Clock::start(observer, Phase::Prune, None);
             for (index, staging) in self.staging.iter().enumerate().rev() {
                 self.report.tables[index].deleted += merge::prune(&self.tx, staging).await?;
             }
+            clock.stop(None, &mut self.report.phases);
         }
         hooks::reached("sequences").await;
         let tables: Vec<&str> = self
@@ -30,11 +42,23 @@ impl Loading<'_> {
             .iter()
             .map(|t| t.qualified.as_str())
             .collect();
+        let clock = Clock::start(observer, Phase::Sequences, None);
         self.report.sequences_reset = sequences::reset(&self.tx, &tables).await?;
+        // Named as the mapping names the table, not as SQL quotes it.
+        for s in &mut self.report.sequences_reset {
+            if let Some(t) = self.plan.tables.iter().find(|t| t.qualified == s.table) {
+                s.table = t.name.clone();
+            }
+        }
+        clock.stop(None, &mut self.report.phases);
 
+        let clock = Clock::start(observer, Phase::Counts, None);
         let mut failure = self.count_check().await?;
+        clock.stop(None, &mut self.report.phases);
         if self.opts.verify {
+            let clock = Clock::start(observer, Phase::Verify, None);
             let bad = self.verify().await?;
+            clock.stop(None, &mut self.report.phases);
             failure = failure.or(bad);
         }
         if self.report.rejects_total > self.opts.max_rejects && failure.is_none() {

@@ -8,7 +8,7 @@
 use super::TableReport;
 use super::diagnose;
 use super::table_error;
-use crate::convert::reject::RejectRow;
+use crate::convert::reject::{Code, RejectRow};
 use crate::mapping::OnMissing;
 use crate::pg::sql::ident;
 use crate::plan::staging::{RESOLVED_ORDER, Staging};
@@ -46,10 +46,14 @@ pub(crate) async fn resolve(
             let id: String = r.get(0);
             rejects.push(RejectRow {
                 table: table.name.clone(),
+                source: table.from.clone(),
                 value: id.clone(),
                 legacy_id: id,
                 column: table.stage[0].target.clone(),
+                code: Code::DuplicateLegacyId,
                 reason: "duplicate legacy id: an earlier source row has the same id".into(),
+                ordinal: ordinal(r.get(1)),
+                row: None,
             });
         }
     }
@@ -91,10 +95,14 @@ pub(crate) async fn resolve(
             }
             rejects.push(RejectRow {
                 table: table.name.clone(),
+                source: table.from.clone(),
                 legacy_id: row.get(1),
                 column: table.stage[*i].target.clone(),
+                code: dangling_code(r),
                 reason: dangling_reason(r, &value),
                 value,
+                ordinal: ordinal(row.get(2 + 2 * n)),
+                row: None,
             });
             dropped.push(row.get(0));
             break;
@@ -138,10 +146,14 @@ async fn dangling_set_based(
             let value: String = row.get(1);
             rejects.push(RejectRow {
                 table: table.name.clone(),
+                source: table.from.clone(),
                 legacy_id: row.get(0),
                 column: c.target.clone(),
+                code: dangling_code(r),
                 reason: dangling_reason(r, &value),
                 value,
+                ordinal: ordinal(row.get(2)),
+                row: None,
             });
         }
         let n = tx.execute(&drop, &[]).await.map_err(counted)?;
@@ -152,6 +164,19 @@ async fn dangling_set_based(
         }
     }
     Ok(())
+}
+
+/// A staged row's source position (`row_`, a bigint).
+fn ordinal(row: i64) -> u64 {
+    u64::try_from(row).unwrap_or_default()
+}
+
+/// The kind of reject a dangling reference is, by its policy.
+fn dangling_code(r: &RefPlan) -> Code {
+    match r.on_missing {
+        OnMissing::Skip => Code::SkippedReference,
+        _ => Code::DanglingReference,
+    }
 }
 
 /// Why a row with a dangling reference was left out, and what to do about it.

@@ -5,6 +5,9 @@
 //! The phases are methods of [`Loading`], the transaction and what the load has found so
 //! far, each in the file named after it: `setup`, `table`, `finish` and `commit`.
 //!
+//! Each phase is timed and told to an [`Observer`] as it starts and ends (`phase`), so that
+//! progress is shown through all of them and the report says where the time went.
+//!
 //! Verification runs the same stages without writing: it compares the target with the
 //! resolved staging rows in a REPEATABLE READ transaction (one consistent snapshot), then
 //! rolls back.
@@ -16,12 +19,14 @@ pub(crate) mod diff;
 mod finish;
 mod merge;
 mod outcome;
+mod phase;
 mod sequences;
 mod setup;
 mod stage;
 mod table;
 
-pub(crate) use outcome::{Outcome, Report, TableReport};
+pub(crate) use outcome::{BulkLoad, Constraint, Outcome, Report, SequenceReset, TableReport};
+pub(crate) use phase::{Durations, Observer, Phase, seconds};
 
 use crate::convert::reject::RejectRow;
 use crate::error::{data, describe_pg, unavailable};
@@ -52,18 +57,20 @@ pub(crate) struct Options {
     pub(crate) examples: usize,
 }
 
-/// Run the whole load on `client`, consuming the convert stage's output from `rx`.
+/// Run the whole load on `client`, consuming the convert stage's output from `rx` and
+/// telling `observer` of each phase.
 pub(crate) async fn run(
     client: &mut Client,
     plan: &Plan,
     rx: &mut mpsc::Receiver<Msg>,
     opts: &Options,
+    observer: &dyn Observer,
 ) -> anyhow::Result<Outcome> {
     // Sequences are not transactional: their state is saved once this run holds the load
     // lock (so no other cutover load moves them meanwhile) and put back if it then does not
     // commit. A run that never got the lock never touches them.
     let mut saved = None;
-    let result = load(client, plan, rx, opts, &mut saved).await;
+    let result = load(client, plan, rx, opts, observer, &mut saved).await;
     let restore = |saved: Option<Vec<sequences::SequenceState>>| async move {
         match saved {
             Some(s) => sequences::restore(client, &s).await,
@@ -97,6 +104,8 @@ struct Loading<'a> {
     set_aside: bulk::SetAside,
     report: Report,
     rejects: Vec<RejectRow>,
+    /// Told of each phase as it starts and ends.
+    observer: &'a dyn Observer,
 }
 
 impl Loading<'_> {
@@ -113,9 +122,14 @@ async fn load(
     plan: &Plan,
     rx: &mut mpsc::Receiver<Msg>,
     opts: &Options,
+    observer: &dyn Observer,
     saved: &mut Option<Vec<sequences::SequenceState>>,
 ) -> anyhow::Result<Outcome> {
-    let mut load = Loading::begin(client, plan, opts, saved).await?;
+    let mut setup = Durations::default();
+    let clock = phase::Clock::start(observer, Phase::Setup, None);
+    let mut load = Loading::begin(client, plan, opts, saved, observer).await?;
+    clock.stop(None, &mut setup);
+    load.report.phases = setup;
     for index in 0..plan.tables.len() {
         load.table(index, rx).await?;
     }
@@ -124,7 +138,18 @@ async fn load(
     } else {
         load.finish().await?
     };
-    load.end(failure).await
+    // The same decision `end` takes, to name the phase before it runs.
+    let ending = if failure.is_none() && !opts.dry_run && !load.verify_only() {
+        Phase::Commit
+    } else {
+        Phase::Rollback
+    };
+    let mut phases = std::mem::take(&mut load.report.phases);
+    let clock = phase::Clock::start(observer, ending, None);
+    let mut outcome = load.end(failure).await?;
+    clock.stop(None, &mut phases);
+    outcome.report.phases = phases;
+    Ok(outcome)
 }
 
 /// A database error in a table's load, with PostgreSQL's DETAIL. Constraint violations are

@@ -1,6 +1,8 @@
-//! What a load did: counts per table, the sequences it reset and the constraints it rebuilt,
-//! and the rejects kept in detail. `report` prints and writes these.
+//! What a load did: counts and phase durations per table, the whole load's phases, the
+//! sequences it reset and the constraints it rebuilt (as data, for the JSON report), and the
+//! rejects kept in detail. `report` prints and writes these.
 
+use super::phase::Durations;
 use crate::convert::reject::RejectRow;
 use serde::Serialize;
 
@@ -23,23 +25,77 @@ pub(crate) struct TableReport {
     pub(crate) nulled: u64,
     /// Target rows carrying this run's legacy ids (or links) after the load.
     pub(crate) target: u64,
+    /// Seconds per phase of this table: copy, resolve, write (or compare).
+    pub(crate) seconds: Durations,
     /// The row-by-row comparison, for `verify` and `load --verify`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) verify: Option<super::diff::TableDiff>,
+}
+
+/// A sequence set past its column's largest value.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct SequenceReset {
+    /// The qualified table, as quoted in SQL.
+    pub(crate) table: String,
+    pub(crate) column: String,
+    /// The qualified sequence, as `pg_get_serial_sequence` names it.
+    pub(crate) sequence: String,
+    /// The value the application's next INSERT gets.
+    pub(crate) next: i64,
+}
+
+/// A constraint or index set aside for the bulk load and rebuilt.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Constraint {
+    pub(crate) table: String,
+    pub(crate) name: String,
+    /// `foreign_key`, `key` (primary or unique) or `index`.
+    pub(crate) kind: &'static str,
+}
+
+/// The bulk load of the tables empty at the start.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct BulkLoad {
+    /// Set aside and rebuilt inside the transaction, in rebuild order.
+    pub(crate) rebuilt: Vec<Constraint>,
+    /// Why the constraints could not be set aside; then they stayed in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) not_possible: Option<String>,
+}
+
+impl BulkLoad {
+    /// How many of `kind` were rebuilt.
+    pub(crate) fn count(&self, kind: &str) -> usize {
+        self.rebuilt.iter().filter(|c| c.kind == kind).count()
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct Report {
     pub(crate) mode: String,
     pub(crate) dry_run: bool,
+    pub(crate) prune: bool,
     pub(crate) committed: bool,
     pub(crate) tables: Vec<TableReport>,
-    pub(crate) sequences_reset: Vec<String>,
-    /// Foreign keys and indexes set aside for a bulk load and rebuilt before commit.
+    /// Seconds per whole-load phase: setup, rebuild, prune, sequences, counts, verify,
+    /// commit or rollback.
+    pub(crate) phases: Durations,
+    pub(crate) sequences_reset: Vec<SequenceReset>,
+    /// Constraints set aside for a bulk load and rebuilt before commit; absent when no
+    /// table was empty at the start.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) rebuilt: Option<String>,
+    pub(crate) bulk_load: Option<BulkLoad>,
     pub(crate) rejects_total: u64,
     pub(crate) max_rejects: u64,
+}
+
+impl Report {
+    /// Rows a load inserted, updated and deleted, over every table.
+    pub(crate) fn changed(&self) -> (u64, u64, u64) {
+        self.tables.iter().fold((0, 0, 0), |(i, u, d), t| {
+            (i + t.inserted, u + t.updated, d + t.deleted)
+        })
+    }
 }
 
 /// The result of a load: the report (committed or not) and every reject kept in detail.

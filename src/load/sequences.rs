@@ -1,11 +1,12 @@
-//! Sequences behind loaded tables: `serial`, `bigserial` and identity columns alike
-//! (`pg_get_serial_sequence` finds them all). After a load each is set past the largest id so
+//! Sequences behind loaded tables: `serial`, `bigserial`, identity columns, and sequences only
+//! named in a column default. After a load each is set past the largest id so
 //! the application's next INSERT succeeds — an empty table's too (pgloader misses identity
 //! columns and empty tables). The reset itself is an `ALTER SEQUENCE … RESTART`, which rolls
 //! back with the load's transaction; `setval` (the fallback for a role that does not own the
 //! sequence) does not, so the state is also saved first and put back when a load is rolled
 //! back (dry run or failure).
 
+use super::SequenceReset;
 use crate::error::{describe_pg, unavailable};
 use crate::pg::sql::ident;
 use tokio_postgres::{Client, GenericClient};
@@ -133,11 +134,11 @@ pub(crate) async fn restore(client: &Client, saved: &[SequenceState]) -> anyhow:
 
 /// Set every sequence of `tables` so its next value is past the largest value of every
 /// column that draws from it — in any table, loaded or not — or the sequence's start when
-/// they are all empty. Returns "table.column -> next N" lines, one per loaded column.
+/// they are all empty. Returns what it set, one entry per loaded column.
 pub(crate) async fn reset(
     client: &impl GenericClient,
     tables: &[&str],
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Vec<SequenceReset>> {
     let mut done = Vec::new();
     for f in find(client, tables).await? {
         let seq = &f.name;
@@ -202,7 +203,12 @@ pub(crate) async fn reset(
             Err(e) => return Err(fail(e)),
         }
         for (t, col) in &f.columns {
-            done.push(format!("{t}.{col} -> next {next}"));
+            done.push(SequenceReset {
+                table: t.clone(),
+                column: col.clone(),
+                sequence: seq.clone(),
+                next,
+            });
         }
     }
     Ok(done)

@@ -3,7 +3,7 @@
 //! Alembic revision check, emptying the tables for `--mode replace`, and setting aside the
 //! constraints of the tables that are empty at the start so they are bulk loaded.
 
-use super::{Loading, Mode, Options, Report, bulk, sequences};
+use super::{BulkLoad, Loading, Mode, Observer, Options, Report, bulk, sequences};
 use crate::error::{describe_pg, unavailable, usage};
 use crate::plan::staging::Staging;
 use crate::plan::{Plan, TableKind};
@@ -26,6 +26,7 @@ impl<'a> Loading<'a> {
         plan: &'a Plan,
         opts: &'a Options,
         saved: &mut Option<Vec<sequences::SequenceState>>,
+        observer: &'a dyn Observer,
     ) -> anyhow::Result<Loading<'a>> {
         let verify_only = opts.mode == Mode::Verify;
         // Verification compares against one consistent snapshot.
@@ -82,10 +83,12 @@ impl<'a> Loading<'a> {
                 }
                 .into(),
                 dry_run: opts.dry_run,
+                prune: opts.prune,
                 max_rejects: opts.max_rejects,
                 ..Report::default()
             },
             rejects: Vec::new(),
+            observer,
         };
         if !verify_only {
             load.set_aside_constraints().await?;
@@ -140,9 +143,10 @@ impl<'a> Loading<'a> {
                             describe_pg(&e)
                         ))
                     })?;
-                self.report.rebuilt = Some(format!(
-                    "not possible ({e:#}); loaded with constraints in place"
-                ));
+                self.report.bulk_load = Some(BulkLoad {
+                    rebuilt: Vec::new(),
+                    not_possible: Some(format!("{e:#}")),
+                });
             }
         }
         Ok(())

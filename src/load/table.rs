@@ -1,7 +1,8 @@
 //! One table of the load, in plan order: stage its rows, resolve them, then merge them into
 //! the target — or, when only verifying, compare them with it.
 
-use super::{Loading, TableReport, diff, merge, stage};
+use super::phase::{Clock, Durations};
+use super::{Loading, Phase, TableReport, diff, merge, stage};
 use crate::error::{describe_pg, unavailable};
 use crate::extract::Msg;
 use tokio::sync::mpsc;
@@ -17,7 +18,11 @@ impl Loading<'_> {
         let staging = &self.staging[index];
         let table = staging.table();
         let tx = &self.tx;
+        let observer = self.observer;
+        let mut seconds = Durations::default();
+        let clock = Clock::start(observer, Phase::Copy, Some(index));
         let ex = stage::copy(tx, staging, rx).await?;
+        clock.stop(Some(ex.read), &mut seconds);
         let mut t = TableReport {
             table: table.name.clone(),
             source: table.from.clone(),
@@ -27,11 +32,16 @@ impl Loading<'_> {
             ..TableReport::default()
         };
         self.rejects.extend(ex.rejects);
+        let clock = Clock::start(observer, Phase::Resolve, Some(index));
         merge::resolve(tx, staging, &mut t, &mut self.rejects).await?;
+        clock.stop(None, &mut seconds);
         crate::hooks::reached(&format!("merge:{}", table.name)).await;
         if verify_only {
+            let clock = Clock::start(observer, Phase::Compare, Some(index));
             t.verify = Some(diff::diff(tx, self.plan, staging, self.opts.examples, true).await?);
+            clock.stop(None, &mut seconds);
         } else {
+            let clock = Clock::start(observer, Phase::Write, Some(index));
             let empty = self.empty[index];
             merge::write(tx, self.plan, staging, empty, &mut t).await?;
             if empty {
@@ -45,7 +55,9 @@ impl Loading<'_> {
             t.unchanged = merge::staged(tx, staging)
                 .await?
                 .saturating_sub(t.inserted + t.updated);
+            clock.stop(None, &mut seconds);
         }
+        t.seconds = seconds;
         self.report.rejects_total += t.rejected;
         self.report.tables.push(t);
         Ok(())

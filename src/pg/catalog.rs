@@ -213,3 +213,144 @@ fn pg_type(typname: &str, typtype: &str, typmod: i32, labels: Vec<String>) -> Pg
         },
     }
 }
+
+/// The target's Alembic revision (`alembic_version`, on the search path, as Alembic finds
+/// it): its revisions joined with `,` (one per branch head), or None without the table.
+pub(crate) async fn alembic_revision(client: &Client) -> Option<String> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('alembic_version') IS NOT NULL", &[])
+        .await
+        .ok()?
+        .get(0);
+    if !exists {
+        return None;
+    }
+    client
+        .query_one(
+            "SELECT string_agg(version_num::text, ',' ORDER BY version_num) FROM alembic_version",
+            &[],
+        )
+        .await
+        .ok()?
+        .get(0)
+}
+
+/// What a load touches beyond the rows of its tables: the sequences it resets, the keys,
+/// indexes and foreign keys it may set aside and rebuild, and the triggers that fire on its
+/// writes.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub(crate) struct Touched {
+    pub(crate) sequences: Vec<SequenceInfo>,
+    pub(crate) constraints: Vec<ConstraintInfo>,
+    pub(crate) triggers: Vec<TriggerInfo>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct SequenceInfo {
+    pub(crate) table: String,
+    pub(crate) column: String,
+    pub(crate) sequence: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct ConstraintInfo {
+    pub(crate) table: String,
+    pub(crate) name: String,
+    /// `primary_key`, `unique`, `foreign_key`, `check`, `exclusion` or `index` (an index
+    /// that backs no constraint).
+    pub(crate) kind: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct TriggerInfo {
+    pub(crate) table: String,
+    pub(crate) name: String,
+    /// `pg_get_triggerdef`: when it fires and what it runs.
+    pub(crate) definition: String,
+    pub(crate) enabled: bool,
+}
+
+/// What a load of `tables` (in `schema`) touches, read from the catalog; nothing is
+/// changed.
+pub(crate) async fn touched(
+    client: &Client,
+    schema: &str,
+    tables: &[String],
+) -> anyhow::Result<Touched> {
+    let sequences = client
+        .query(
+            "SELECT c.relname::text, a.attname::text, pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname)
+               FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+              WHERE n.nspname = $1 AND c.relname::text = ANY ($2::text[])
+                AND pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname) IS NOT NULL
+              ORDER BY array_position($2::text[], c.relname::text), a.attnum",
+            &[&schema, &tables],
+        )
+        .await
+        .context("reading the sequences of the mapped tables")?
+        .iter()
+        .map(|r| SequenceInfo {
+            table: r.get(0),
+            column: r.get(1),
+            sequence: r.get(2),
+        })
+        .collect();
+    let constraints = client
+        .query(
+            "SELECT c.relname::text, x.name, x.kind
+               FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               JOIN LATERAL (
+                    SELECT k.conname::text AS name,
+                           CASE k.contype WHEN 'p' THEN 'primary_key' WHEN 'u' THEN 'unique'
+                                          WHEN 'f' THEN 'foreign_key' WHEN 'c' THEN 'check'
+                                          WHEN 'x' THEN 'exclusion' ELSE k.contype::text END AS kind,
+                           k.contype::text AS sort
+                      FROM pg_constraint k WHERE k.conrelid = c.oid
+                    UNION ALL
+                    SELECT i.indexrelid::regclass::text, 'index', 'i'
+                      FROM pg_index i
+                     WHERE i.indrelid = c.oid
+                       AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.contype <> 'f')
+               ) x ON true
+              WHERE n.nspname = $1 AND c.relname::text = ANY ($2::text[])
+              ORDER BY array_position($2::text[], c.relname::text), x.sort, x.name",
+            &[&schema, &tables],
+        )
+        .await
+        .context("reading the constraints of the mapped tables")?
+        .iter()
+        .map(|r| ConstraintInfo {
+            table: r.get(0),
+            name: r.get(1),
+            kind: r.get(2),
+        })
+        .collect();
+    let triggers = client
+        .query(
+            "SELECT c.relname::text, t.tgname::text, pg_get_triggerdef(t.oid), t.tgenabled <> 'D'
+               FROM pg_trigger t
+               JOIN pg_class c ON c.oid = t.tgrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = $1 AND c.relname::text = ANY ($2::text[]) AND NOT t.tgisinternal
+              ORDER BY array_position($2::text[], c.relname::text), t.tgname",
+            &[&schema, &tables],
+        )
+        .await
+        .context("reading the triggers of the mapped tables")?
+        .iter()
+        .map(|r| TriggerInfo {
+            table: r.get(0),
+            name: r.get(1),
+            definition: r.get(2),
+            enabled: r.get(3),
+        })
+        .collect();
+    Ok(Touched {
+        sequences,
+        constraints,
+        triggers,
+    })
+}

@@ -16,7 +16,7 @@ use crate::mapping::{
 };
 use crate::pg::PgType;
 use crate::pg::catalog::{Catalog, ColumnInfo, TableInfo};
-use crate::pg::sql::{ident, qualified};
+use crate::pg::sql::qualified;
 use crate::source::SourceTable;
 
 pub(crate) mod staging;
@@ -535,34 +535,5 @@ fn stage_column(ci: &ColumnInfo, input: StageInput, rules: Rules, key: bool) -> 
         key,
         reference: None,
         shape: Shape::default(),
-    }
-}
-
-impl Plan {
-    /// The plan as the lines `check` prints.
-    pub(crate) fn describe(&self) -> String {
-        let mut s = String::new();
-        for (i, t) in self.tables.iter().enumerate() {
-            let how = match &t.kind {
-                TableKind::Entity { match_column } => format!("matched on {}", ident(match_column)),
-                TableKind::Junction { owner } => format!(
-                    "junction, links owned by {}",
-                    t.stage
-                        .get(*owner)
-                        .map(|c| c.target.as_str())
-                        .unwrap_or("?")
-                ),
-            };
-            s.push_str(&format!("  {}. {} <- {} ({how})\n", i + 1, t.name, t.from));
-            for c in &t.stage {
-                if let Some(r) = &c.reference {
-                    s.push_str(&format!(
-                        "       {} -> {}.{} via {}\n",
-                        c.target, r.table, r.pk, r.match_column
-                    ));
-                }
-            }
-        }
-        s
     }
 }

@@ -195,12 +195,13 @@ impl<'a> Staging<'a> {
         )
     }
 
-    /// Drop every row whose identity an earlier source row has, returning their labels.
+    /// Drop every row whose identity an earlier source row has, returning their labels and
+    /// source positions (`row_`).
     pub(crate) fn drop_duplicates(&self) -> String {
         // Rows are told apart by ctid: the rows exploded from one record share its row_.
         format!(
             "WITH d AS (SELECT ctid AS id, row_number() OVER (PARTITION BY {partition} ORDER BY row_) AS n FROM {s} WHERE NOT drop_)
-                 UPDATE {s} s SET drop_ = true FROM d WHERE s.ctid = d.id AND d.n > 1 RETURNING {label}",
+                 UPDATE {s} s SET drop_ = true FROM d WHERE s.ctid = d.id AND d.n > 1 RETURNING {label}, s.row_",
             s = self.name,
             partition = self.partition(),
             label = self.staged_label()
@@ -217,7 +218,8 @@ impl<'a> Staging<'a> {
 
     /// The rows not dropped with any reference that does not resolve, at most `limit`: the
     /// row's ctid as text, its label, then per reference column in stage order whether it
-    /// dangles, then per reference column its staged value as text. None without references.
+    /// dangles, then per reference column its staged value as text, then its source position
+    /// (`row_`). None without references.
     pub(crate) fn dangling(&self, limit: usize) -> Option<String> {
         let mut joins = String::new();
         let mut flags = Vec::new();
@@ -236,7 +238,7 @@ impl<'a> Staging<'a> {
             return None;
         }
         Some(format!(
-            "SELECT s.ctid::text, {label}, {flags}, {values} FROM {s} s{joins} WHERE NOT s.drop_ AND ({any}) LIMIT {limit}",
+            "SELECT s.ctid::text, {label}, {flags}, {values}, s.row_ FROM {s} s{joins} WHERE NOT s.drop_ AND ({any}) LIMIT {limit}",
             label = self.staged_label(),
             s = self.name,
             flags = flags.join(", "),
@@ -272,11 +274,12 @@ impl<'a> Staging<'a> {
         ))
     }
 
-    /// The first `limit` rows with reference column `i` unresolved: label, value as text.
+    /// The first `limit` rows with reference column `i` unresolved: label, value as text,
+    /// source position (`row_`).
     pub(crate) fn unresolved_examples(&self, i: usize, limit: usize) -> Option<String> {
         let unresolved = self.unresolved(i)?;
         Some(format!(
-            "SELECT {label}, s.c{i}::text FROM {s} s WHERE {unresolved} LIMIT {limit}",
+            "SELECT {label}, s.c{i}::text, s.row_ FROM {s} s WHERE {unresolved} LIMIT {limit}",
             label = self.staged_label(),
             s = self.name
         ))
@@ -621,7 +624,7 @@ mod tests {
         );
         assert_eq!(
             s.dangling(11).unwrap(),
-            "SELECT s.ctid::text, s.c0::text, (s.c3 IS NOT NULL AND p3.\"legacy_id\" IS NULL), s.c3::text FROM cutover_stage_1 s LEFT JOIN \"public\".\"teams\" p3 ON p3.\"legacy_id\" = s.c3 WHERE NOT s.drop_ AND ((s.c3 IS NOT NULL AND p3.\"legacy_id\" IS NULL)) LIMIT 11"
+            "SELECT s.ctid::text, s.c0::text, (s.c3 IS NOT NULL AND p3.\"legacy_id\" IS NULL), s.c3::text, s.row_ FROM cutover_stage_1 s LEFT JOIN \"public\".\"teams\" p3 ON p3.\"legacy_id\" = s.c3 WHERE NOT s.drop_ AND ((s.c3 IS NOT NULL AND p3.\"legacy_id\" IS NULL)) LIMIT 11"
         );
         assert!(Staging::new(&plan.tables[0], 0).dangling(11).is_none());
         assert_eq!(

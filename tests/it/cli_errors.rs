@@ -67,8 +67,17 @@ fn check_finds_values_the_target_cannot_hold() {
     db.edit_sqlite("UPDATE events SET slug = printf('%.200c', 'x') WHERE id = 1; UPDATE people SET is_admin = 'maybe' WHERE id = 2;");
     let r = db.cutover("check", &[]);
     r.fails(1);
-    assert!(r.stdout.contains("events 1 slug"), "{}", r.all());
-    assert!(r.stdout.contains("users 2 is_admin"), "{}", r.all());
+    assert!(
+        r.stdout.contains("1 × events.slug, convert (legacy id 1)"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        r.stdout
+            .contains("1 × users.is_admin, convert (legacy id 2)"),
+        "{}",
+        r.all()
+    );
     db.cutover("check", &[]).fails(1);
     let ok = Db::new("check_ok");
     let r = ok.cutover("check", &[]);

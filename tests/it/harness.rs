@@ -232,6 +232,16 @@ pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
+/// A cell of a load's summary table: the row whose first cell is `table`, the column headed
+/// `column` (read from the header line, so the test does not depend on which columns show).
+pub fn cell(stdout: &str, table: &str, column: &str) -> Option<String> {
+    let mut lines = stdout.lines().skip_while(|l| !l.starts_with("table "));
+    let header: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let at = header.iter().position(|h| *h == column)?;
+    let row = lines.find(|l| l.split_whitespace().next() == Some(table))?;
+    row.split_whitespace().nth(at).map(str::to_string)
+}
+
 /// Write a file into a directory and return its path.
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);

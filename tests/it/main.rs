@@ -8,6 +8,7 @@ mod files;
 mod identifiers;
 mod inspect;
 mod locks;
+mod output;
 mod podium_load;
 mod process;
 mod schemas;

@@ -1,0 +1,265 @@
+//! The load plan as `check` shows it: what a load will do before it does it. Per table in
+//! load order: where it reads from, how rows are matched, its references and the source's
+//! row count; the source fields and target columns the mapping leaves out (as warnings);
+//! and what the load touches besides rows — the sequences it resets, the keys, indexes and
+//! foreign keys it sets aside and rebuilds when a table is empty, the triggers its writes
+//! fire. As text for people, and as JSON for tools (`check --format json`, `--report`).
+
+use crate::pg::catalog::{Catalog, Touched};
+use crate::plan::{Plan, TableKind};
+use crate::report::summary::{WIDTH, items};
+use crate::report::text::{thousands, wrap};
+use crate::source::SourceTable;
+use serde::Serialize;
+
+/// The plan, described.
+#[derive(Debug, Serialize)]
+pub(crate) struct PlanView {
+    tables: Vec<TableView>,
+    #[serde(flatten)]
+    touched: Touched,
+    /// Source fields and target columns the mapping leaves out, a sentence each.
+    warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct TableView {
+    table: String,
+    source: String,
+    /// `entity` (matched on `match_column`) or `junction`.
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    match_column: Option<String>,
+    /// Source rows, once the check has read them.
+    rows: Option<u64>,
+    references: Vec<Reference>,
+    unmapped_source_fields: Vec<String>,
+    unmapped_target_columns: Vec<Unmapped>,
+}
+
+#[derive(Debug, Serialize)]
+struct Reference {
+    column: String,
+    table: String,
+    /// `error`, `null` or `skip`: what becomes of a row whose reference does not resolve.
+    on_missing: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Unmapped {
+    column: String,
+    /// What the column gets: `default` or `null`.
+    gets: &'static str,
+}
+
+impl PlanView {
+    /// The plan, with the row counts read so far (per table in plan order, if read).
+    pub(crate) fn new(
+        plan: &Plan,
+        cat: &Catalog,
+        source: &[SourceTable],
+        touched: Touched,
+        rows: Option<&[u64]>,
+    ) -> PlanView {
+        let mut warnings = Vec::new();
+        let mut warned_sources: Vec<&str> = Vec::new();
+        let mut tables = Vec::new();
+        for (i, t) in plan.tables.iter().enumerate() {
+            // A source field is unmapped when no table of the plan reads it.
+            let read_by_any = |f: &String| {
+                plan.tables
+                    .iter()
+                    .filter(|p| p.from == t.from)
+                    .any(|p| p.fields.contains(f))
+            };
+            let unmapped_source_fields: Vec<String> = source
+                .iter()
+                .find(|s| s.name == t.from)
+                .map(|s| {
+                    s.fields
+                        .iter()
+                        .filter(|f| !read_by_any(f))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !unmapped_source_fields.is_empty() && !warned_sources.contains(&t.from.as_str()) {
+                warned_sources.push(&t.from);
+                warnings.push(format!(
+                    "source table `{}`: {} not mapped: {}",
+                    t.from,
+                    if unmapped_source_fields.len() == 1 {
+                        "1 field is"
+                    } else {
+                        "these fields are"
+                    },
+                    unmapped_source_fields.join(", ")
+                ));
+            }
+            let sequenced = |c: &str| {
+                touched
+                    .sequences
+                    .iter()
+                    .any(|s| s.table == t.name && s.column == c)
+            };
+            let unmapped_target_columns: Vec<Unmapped> = cat
+                .table(&t.name)
+                .map(|info| {
+                    info.columns
+                        .iter()
+                        .filter(|c| !c.generated && !sequenced(&c.name))
+                        .filter(|c| !t.stage.iter().any(|s| s.target == c.name))
+                        .map(|c| Unmapped {
+                            column: c.name.clone(),
+                            gets: if c.has_default { "default" } else { "null" },
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            for u in &unmapped_target_columns {
+                warnings.push(format!(
+                    "target column `{}.{}` is not mapped: a new row gets {}",
+                    t.name,
+                    u.column,
+                    if u.gets == "default" {
+                        "its default"
+                    } else {
+                        "NULL"
+                    }
+                ));
+            }
+            let (kind, match_column) = match &t.kind {
+                TableKind::Entity { match_column } => ("entity", Some(match_column.clone())),
+                TableKind::Junction { .. } => ("junction", None),
+            };
+            tables.push(TableView {
+                table: t.name.clone(),
+                source: t.from.clone(),
+                kind,
+                match_column,
+                rows: rows.and_then(|r| r.get(i)).copied(),
+                references: t
+                    .stage
+                    .iter()
+                    .filter_map(|c| {
+                        let r = c.reference.as_ref()?;
+                        Some(Reference {
+                            column: c.target.clone(),
+                            table: r.table.clone(),
+                            on_missing: format!("{:?}", r.on_missing).to_lowercase(),
+                        })
+                    })
+                    .collect(),
+                unmapped_source_fields,
+                unmapped_target_columns,
+            });
+        }
+        PlanView {
+            tables,
+            touched,
+            warnings,
+        }
+    }
+
+    /// The plan as JSON.
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// The plan as text: the tables in load order, what else the load touches, warnings.
+    pub(crate) fn render(&self, plan: &Plan) -> String {
+        let mut s = String::new();
+        for (i, (t, p)) in self.tables.iter().zip(&plan.tables).enumerate() {
+            let how = match (&t.match_column, &p.kind) {
+                (Some(m), _) => format!("matched on {m}"),
+                (None, TableKind::Junction { owner }) => format!(
+                    "junction, links owned by {}",
+                    p.stage
+                        .get(*owner)
+                        .map(|c| c.target.as_str())
+                        .unwrap_or("?")
+                ),
+                (None, _) => String::new(),
+            };
+            let rows = t
+                .rows
+                .map(|n| format!(", {} rows", thousands(n)))
+                .unwrap_or_default();
+            let head = format!("  {}. {} <- {} ({how}){rows}", i + 1, t.table, t.source);
+            if head.chars().count() <= WIDTH {
+                s.push_str(&head);
+                s.push('\n');
+            } else {
+                s.push_str(&format!("  {}. {} <- {}{rows}\n", i + 1, t.table, t.source));
+                s.push_str(&wrap(&format!("       ({how})"), 8, WIDTH));
+            }
+            for r in &t.references {
+                s.push_str(&format!(
+                    "       {} -> {} (on_missing = \"{}\")\n",
+                    r.column, r.table, r.on_missing
+                ));
+            }
+        }
+        let seqs: Vec<String> = self
+            .touched
+            .sequences
+            .iter()
+            .map(|q| format!("{}.{}", q.table, q.column))
+            .collect();
+        if !seqs.is_empty() {
+            s.push_str(&wrap(
+                &format!(
+                    "sequences reset after the load ({}): {}",
+                    seqs.len(),
+                    seqs.join(", ")
+                ),
+                2,
+                WIDTH,
+            ));
+        }
+        let cons = &self.touched.constraints;
+        if !cons.is_empty() {
+            let kinds = [
+                ("primary_key", "primary keys"),
+                ("unique", "unique keys"),
+                ("index", "indexes"),
+                ("foreign_key", "foreign keys"),
+                ("check", "checks"),
+                ("exclusion", "exclusion constraints"),
+            ];
+            let counts: Vec<String> = kinds
+                .iter()
+                .filter_map(|(k, words)| {
+                    let n = cons.iter().filter(|c| c.kind == *k).count();
+                    (n > 0).then(|| format!("{n} {words}"))
+                })
+                .collect();
+            s.push_str(&items("constraints on the mapped tables: ", &counts));
+            s.push_str(&wrap(
+                "  (those of a table that is empty at the start are set aside and rebuilt inside the transaction)",
+                3,
+                WIDTH,
+            ));
+        }
+        for tr in &self.touched.triggers {
+            s.push_str(&wrap(
+                &format!(
+                    "trigger {} on {}{}: fires on the load's writes: {}",
+                    tr.name,
+                    tr.table,
+                    if tr.enabled { "" } else { " (disabled)" },
+                    tr.definition
+                ),
+                4,
+                WIDTH,
+            ));
+        }
+        if !self.warnings.is_empty() {
+            s.push_str(&format!("warnings ({}):\n", self.warnings.len()));
+            for w in &self.warnings {
+                s.push_str(&wrap(&format!("  {w}"), 4, WIDTH));
+            }
+        }
+        s
+    }
+}
