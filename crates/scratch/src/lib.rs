@@ -5,6 +5,8 @@
 //!
 //! PostgreSQL refuses to run as root; as root the cluster runs as an account of
 //! its own, `cutover-scratch` (see `account`), as anyone else as the current user.
+//! Starting a cluster also removes the directories of clusters whose run was
+//! killed before it could (see `dir`).
 
 mod account;
 mod dir;
@@ -137,7 +139,9 @@ impl Drop for Scratch {
 fn start_inner(keep: bool, tls: Option<(&str, &str)>) -> Result<Scratch> {
     let bindir = find_bindir()?;
     let run_as = account::run_as()?;
-    let dir = dir::make_private(&dir::base())?;
+    let base = dir::base();
+    dir::clear_stale(&base, run_as);
+    let dir = dir::make_private(&base)?;
     // From here on, remove the directory if anything fails.
     let mut scratch = Scratch {
         dir: dir.clone(),
@@ -178,6 +182,11 @@ fn start_inner(keep: bool, tls: Option<(&str, &str)>) -> Result<Scratch> {
         match server::launch(&bindir, &dir, port, keep, run_as, &extra) {
             Ok(child) => {
                 scratch.child = Some(child);
+                if keep {
+                    // Never cleared as stale: the user asked for it to stay.
+                    fs::write(dir.join(dir::KEPT_MARK), "")
+                        .with_context(|| format!("marking {} as kept", dir.display()))?;
+                }
                 scratch.port = port;
                 scratch.keep = keep;
                 return Ok(scratch);
@@ -346,6 +355,22 @@ mod tests {
                 assert!(listed.is_err(), "listed {}", main.display());
             }
         }
+    }
+
+    /// A run that was SIGKILLed left its directory; the next cluster clears it.
+    #[test]
+    fn starting_a_cluster_clears_what_a_killed_run_left() {
+        let mut c = Command::new("true").spawn().unwrap();
+        let dead = c.id();
+        c.wait().unwrap();
+        let stale = dir::base().join(format!("cutover-scratch-{dead}-5eed5eed"));
+        fs::create_dir_all(stale.join("data")).unwrap();
+        fs::write(stale.join("data/PG_VERSION"), "15\n").unwrap();
+        fs::write(stale.join("postgres.log"), "the killed run's log\n").unwrap();
+        let s = Scratch::start(false).unwrap();
+        assert!(!stale.exists(), "{} left behind", stale.display());
+        assert!(s.data_dir().exists());
+        s.stop().unwrap();
     }
 
     #[test]
