@@ -6,10 +6,13 @@
 //! PostgreSQL refuses to run as root; as root the cluster runs as an account of
 //! its own, `cutover-scratch` (see `account`), as anyone else as the current user.
 //! Starting a cluster also removes the directories of clusters whose run was
-//! killed before it could (see `dir`).
+//! killed before it could (see `dir`). `script` and `dump` give a scratch
+//! database a real target's schema: what `pg_dump -s` writes, as plain SQL.
 
 mod account;
 mod dir;
+pub mod dump;
+pub mod script;
 mod server;
 
 use std::fs;
@@ -22,8 +25,8 @@ use anyhow::{Context, Result, anyhow};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 pub use account::ACCOUNT;
-pub use server::find_bindir;
 use server::Launch;
+pub use server::find_bindir;
 
 /// What a URL component keeps as it is: RFC 3986's unreserved characters.
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
@@ -344,13 +347,23 @@ mod tests {
                 .is_some_and(|d| d.message().contains("Permission denied")),
             "{err:?}"
         );
-        assert!(copied.is_err(), "COPY FROM PROGRAM read a postgres-only file");
+        assert!(
+            copied.is_err(),
+            "COPY FROM PROGRAM read a postgres-only file"
+        );
         // And so is the data directory of a real cluster, if the machine has one.
-        for real in fs::read_dir("/var/lib/postgresql").into_iter().flatten().flatten() {
+        for real in fs::read_dir("/var/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let main = real.path().join("main");
             if main.is_dir() {
                 let listed = c
-                    .query_one("SELECT count(*) FROM pg_ls_dir($1)", &[&main.to_str().unwrap()])
+                    .query_one(
+                        "SELECT count(*) FROM pg_ls_dir($1)",
+                        &[&main.to_str().unwrap()],
+                    )
                     .await;
                 assert!(listed.is_err(), "listed {}", main.display());
             }
