@@ -10,6 +10,7 @@ mod outcome;
 mod pipeline;
 mod prepare;
 mod progress;
+mod schema;
 mod target;
 mod verify;
 

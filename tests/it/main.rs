@@ -9,6 +9,7 @@ mod identifiers;
 mod inspect;
 mod podium_load;
 mod process;
+mod scratch_schema;
 
 mod security;
 mod snapshot;
