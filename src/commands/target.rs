@@ -63,10 +63,9 @@ impl Target {
                     "--schema, --schema-from and --keep-scratch only apply with --target scratch",
                 ));
             }
-            return Ok(Some(Target {
-                url: TargetUrl::parse(&given)?,
-                scratch: None,
-            }));
+            let url = TargetUrl::parse(&given)?;
+            crate::load::remember_target(&url);
+            return Ok(Some(Target { url, scratch: None }));
         }
         let schema = match (&c.schema, &c.schema_from) {
             (Some(file), _) => Schema::File(file.clone()),
@@ -124,6 +123,7 @@ impl Target {
             )),
             None => {}
         }
+        crate::load::remember_target(&url);
         Ok(Some(Target {
             url,
             scratch: Some(scratch),

@@ -3,7 +3,8 @@
 //! row) — then commit, or roll back for a dry run or on any failure.
 //!
 //! The phases are methods of [`Loading`], the transaction and what the load has found so
-//! far, each in the file named after it: `setup`, `table`, `finish` and `commit`.
+//! far, each in the file named after it: `setup`, `table`, `finish` and `commit`. An
+//! interrupt once COMMIT is on its way is answered by `in_flight`.
 //!
 //! Verification runs the same stages without writing: it compares the target with the
 //! resolved staging rows in a REPEATABLE READ transaction (one consistent snapshot), then
@@ -14,6 +15,7 @@ mod commit;
 mod diagnose;
 pub(crate) mod diff;
 mod finish;
+mod in_flight;
 mod merge;
 mod outcome;
 mod sequences;
@@ -21,6 +23,7 @@ mod setup;
 mod stage;
 mod table;
 
+pub(crate) use in_flight::{interrupted, remember_target};
 pub(crate) use outcome::{Outcome, Report, TableReport};
 
 use crate::convert::reject::RejectRow;
