@@ -10,6 +10,7 @@ use super::in_flight::{self, Fate};
 use super::{Loading, Outcome};
 use crate::error::{describe_pg, unavailable};
 use crate::hooks;
+use tokio_postgres::error::Severity;
 
 impl Loading<'_> {
     /// Commit or roll back; `failure` is why the data did not check out, if it did not.
@@ -36,7 +37,13 @@ impl Loading<'_> {
             in_flight::sending(xid);
             match tx.commit().await {
                 Ok(()) => in_flight::answered(true),
-                Err(e) if e.as_db_error().is_some() => {
+                // An ERROR is COMMIT's own answer: the transaction was rolled back. A FATAL
+                // ends the session and may come in place of the answer to a COMMIT that
+                // went through, as may a broken connection: look it up.
+                Err(e)
+                    if e.as_db_error()
+                        .is_some_and(|d| d.parsed_severity() == Some(Severity::Error)) =>
+                {
                     in_flight::answered(false);
                     return Err(unavailable(format!(
                         "COMMIT failed, nothing was loaded: {}",
@@ -59,14 +66,14 @@ impl Loading<'_> {
     }
 }
 
-/// The connection broke while COMMIT was on its way: the answer is lost, not necessarily
-/// the commit. Ok when the transaction committed after all.
+/// The session ended while COMMIT was on its way (a broken connection, a FATAL error): the
+/// answer is lost, not necessarily the commit. Ok when the transaction committed after all.
 async fn lost_answer(xid: i64, e: &tokio_postgres::Error) -> anyhow::Result<()> {
     let fate = match in_flight::target_url() {
         Some(url) => in_flight::fate(&url, xid).await,
         None => Fate::Unknown("the target is not known here".into()),
     };
-    let lost = format!("the connection was lost during COMMIT ({e})");
+    let lost = format!("the connection was lost during COMMIT ({})", describe_pg(e));
     match fate {
         Fate::Committed => {
             in_flight::answered(true);

@@ -4,6 +4,8 @@
 
 use crate::harness::{Db, Run};
 use crate::{podium_args, spawn_paused, state, strs, touch};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A loaded target whose source has changed since, so the next load updates a row of
@@ -47,6 +49,12 @@ fn load_in_commit(db: &Db) -> crate::Paused {
     let args = podium_args(db, "load", &db.url, &[]);
     let p = spawn_paused(&strs(&args), &[], "commit", Some(&resume));
     touch(&resume);
+    in_commit(db);
+    p
+}
+
+/// Returns once a session on the database other than ours is running COMMIT.
+fn in_commit(db: &Db) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while db.one(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active' AND query = 'COMMIT'",
@@ -55,7 +63,6 @@ fn load_in_commit(db: &Db) -> crate::Paused {
         assert!(Instant::now() < deadline, "the load never reached COMMIT");
         std::thread::sleep(Duration::from_millis(20));
     }
-    p
 }
 
 /// What cutover said matches what the target holds, and it is `expect`.
@@ -150,4 +157,68 @@ fn sigterm_during_a_commit_that_fails_says_it_rolled_back() {
         "{}",
         r.all()
     );
+}
+
+/// A TCP proxy to the test cluster whose client-side connections can be cut while their
+/// server side stays open: the server goes on with what it was doing, as when a network
+/// path breaks between cutover and a server that does not notice.
+struct Proxy {
+    port: u16,
+    clients: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn to(upstream: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let clients = Arc::new(Mutex::new(Vec::new()));
+        let kept = clients.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                kept.lock().unwrap().push(client.try_clone().unwrap());
+                let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                    })
+                };
+                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+                pipe(server, client);
+            }
+        });
+        Proxy { port, clients }
+    }
+
+    /// Closes every connection made so far on cutover's side.
+    fn cut(&self) {
+        for c in self.clients.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn a_connection_lost_during_commit_is_looked_up() {
+    let (db, before, after) = slow_commit("f_commit_cut", 3.0, false);
+    db.sql(
+        "DROP ROLE IF EXISTS f_commit_cut; CREATE ROLE f_commit_cut LOGIN SUPERUSER PASSWORD 'cut-pw-1'",
+    );
+    let proxy = Proxy::to(crate::harness::tcp_port());
+    let url = format!(
+        "postgresql://f_commit_cut:cut-pw-1@127.0.0.1:{}/{}?sslmode=disable",
+        proxy.port, db.name
+    );
+    let resume = db.dir.join("resume");
+    let args = podium_args(&db, "load", &url, &[]);
+    let p = spawn_paused(&strs(&args), &[], "commit", Some(&resume));
+    touch(&resume);
+    in_commit(&db);
+    proxy.cut();
+    let r = p.wait(Duration::from_secs(60));
+    settled(&db);
+    says_what_the_target_holds(&db, (&before, &after), &r, "committed");
+    assert_eq!(r.code, 0, "{}", r.all());
 }
