@@ -159,9 +159,9 @@ fn sigterm_during_a_commit_that_fails_says_it_rolled_back() {
     );
 }
 
-/// A TCP proxy to the test cluster whose client-side connections can be cut while their
-/// server side stays open: the server goes on with what it was doing, as when a network
-/// path breaks between cutover and a server that does not notice.
+/// A TCP proxy to the test cluster whose connections can be cut on cutover's side: cutover
+/// sees its connection closed, while the server goes on with what it was doing and finds
+/// out only when it next reads, as when a network path breaks.
 struct Proxy {
     port: u16,
     clients: Arc<Mutex<Vec<TcpStream>>>,
@@ -180,9 +180,12 @@ impl Proxy {
                     continue;
                 };
                 kept.lock().unwrap().push(client.try_clone().unwrap());
+                // An end of stream is passed on, so a backend whose client has gone sees it
+                // once it reads again (it reads nothing while it runs a statement).
                 let pipe = |mut from: TcpStream, mut to: TcpStream| {
                     std::thread::spawn(move || {
                         let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Write);
                     })
                 };
                 pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
