@@ -1,5 +1,5 @@
 //! The one place a run ends: parse the command line, run the command on an async runtime
-//! (Ctrl-C rolls back), show its outcome — text on stdout, errors with their whole chain on
+//! (Ctrl-C rolls back, or once COMMIT is sent waits for it), show its outcome — text on stdout, errors with their whole chain on
 //! stderr — and pick the exit code from it.
 
 use crate::commands::{self, Part};
@@ -32,13 +32,21 @@ pub fn main() -> i32 {
                 )));
             }
         };
-        tokio::select! {
-            r = commands::run(cli) => r,
-            // Dropping the command drops its transaction, so PostgreSQL rolls it back (and a
-            // scratch cluster, a spool or a half-written snapshot is removed).
-            _ = tokio::signal::ctrl_c() => Err(crate::error::interrupted("Ctrl-C")),
-            _ = term.recv() => Err(crate::error::interrupted("SIGTERM")),
-        }
+        let command = commands::run(cli);
+        tokio::pin!(command);
+        let by = tokio::select! {
+            r = &mut command => return r,
+            _ = tokio::signal::ctrl_c() => "Ctrl-C",
+            _ = term.recv() => "SIGTERM",
+        };
+        // Dropping the command drops its transaction, so PostgreSQL rolls it back (and a
+        // scratch cluster, a spool or a half-written snapshot is removed) — unless COMMIT
+        // is already on its way, which no dropped connection stops: then its answer, or
+        // what the target holds, is what the run reports.
+        crate::load::interrupted(by, command, |note| {
+            let _ = writeln!(std::io::stderr(), "{note}");
+        })
+        .await
     });
     // Do not wait for background tasks (connections) to wind down.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

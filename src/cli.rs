@@ -82,9 +82,21 @@ pub(crate) struct Common {
     /// `scratch` for a throwaway cluster. Default: $DATABASE_URL.
     #[arg(long, value_name = "URL")]
     pub(crate) target: Option<String>,
-    /// With --target scratch: the SQL file that creates the target schema.
+    /// With --target scratch: the SQL file that creates the target schema (a `pg_dump -s`
+    /// output is fine).
     #[arg(long, value_name = "FILE.sql")]
     pub(crate) schema: Option<PathBuf>,
+    /// With --target scratch: take the schema from this database instead, with the
+    /// installed `pg_dump -s`, and copy its alembic_version rows. Without a URL:
+    /// $DATABASE_URL.
+    #[arg(
+        long,
+        value_name = "URL",
+        num_args = 0..=1,
+        default_missing_value = "",
+        conflicts_with = "schema"
+    )]
+    pub(crate) schema_from: Option<String>,
     /// With --target scratch: leave the cluster running and print its URL.
     #[arg(long)]
     pub(crate) keep_scratch: bool,

@@ -57,11 +57,16 @@ pub(crate) fn unavailable(message: impl Into<String>) -> anyhow::Error {
     .into()
 }
 
-/// Ctrl-C: nothing was committed.
+/// Ctrl-C or SIGTERM before COMMIT was sent: nothing was committed.
 pub(crate) fn interrupted(by: &str) -> anyhow::Error {
     unavailable(format!(
         "interrupted ({by}): the load was stopped before it committed and PostgreSQL rolled it back; the target is unchanged. Run the same command again when ready."
     ))
+}
+
+/// Ctrl-C or SIGTERM once COMMIT was sent: `what` says when, and what became of it.
+pub(crate) fn interrupted_in_commit(by: &str, what: &str) -> anyhow::Error {
+    unavailable(format!("interrupted ({by}) {what}"))
 }
 
 /// The exit code an error stands for.

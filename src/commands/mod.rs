@@ -14,6 +14,7 @@ mod prepare;
 mod progress;
 mod record;
 mod rows;
+mod schema;
 mod target;
 mod verify;
 

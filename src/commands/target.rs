@@ -1,12 +1,13 @@
 //! The target database of a run: the URL given (`--target URL` or `$DATABASE_URL`), or a
-//! throwaway scratch cluster (`--target scratch --schema FILE.sql`) that lives as long as
-//! the run and is let go of at its end.
+//! throwaway scratch cluster (`--target scratch --schema FILE.sql`, or `--schema-from URL`)
+//! that lives as long as the run and is let go of at its end.
 
 use super::outcome::Output;
 use super::progress::Notes;
+use super::schema::{self, Schema};
 use crate::cli::Common;
 use crate::connect::TargetUrl;
-use crate::error::{describe_pg, unavailable, usage};
+use crate::error::usage;
 use anyhow::Context;
 use cutover_scratch::Scratch;
 
@@ -57,52 +58,72 @@ impl Target {
         };
         let Some(given) = given else { return Ok(None) };
         if given != "scratch" {
-            if c.schema.is_some() || c.keep_scratch {
+            if c.schema.is_some() || c.schema_from.is_some() || c.keep_scratch {
                 return Err(usage(
-                    "--schema and --keep-scratch only apply with --target scratch",
+                    "--schema, --schema-from and --keep-scratch only apply with --target scratch",
                 ));
             }
-            return Ok(Some(Target {
-                url: TargetUrl::parse(&given)?,
-                scratch: None,
-            }));
+            let url = TargetUrl::parse(&given)?;
+            crate::load::remember_target(&url);
+            return Ok(Some(Target { url, scratch: None }));
         }
-        let Some(schema) = &c.schema else {
-            return Err(usage(
-                "--target scratch needs --schema FILE.sql: the SQL that creates the target schema (e.g. fixtures/podium/schema.sql)",
-            ));
+        let schema = match (&c.schema, &c.schema_from) {
+            (Some(file), _) => Schema::File(file.clone()),
+            (None, Some(from)) => {
+                let raw = if from.is_empty() {
+                    std::env::var("DATABASE_URL")
+                        .ok()
+                        .filter(|s| !s.trim().is_empty())
+                        .ok_or_else(|| {
+                            usage("--schema-from without a URL takes the schema from $DATABASE_URL, which is not set: give the URL of the database whose schema to copy")
+                        })?
+                } else {
+                    from.clone()
+                };
+                let url = TargetUrl::parse(&raw)?;
+                Schema::Database(raw, Box::new(url))
+            }
+            (None, None) => {
+                return Err(usage(
+                    "--target scratch needs --schema FILE.sql (the SQL that creates the target schema, e.g. fixtures/podium/schema.sql or a `pg_dump -s` of the real target) or --schema-from URL (a database to take the schema from)",
+                ));
+            }
         };
-        let sql = std::fs::read_to_string(schema)
-            .map_err(|e| usage(format!("cannot read --schema {}: {e}", schema.display())))?;
+        // The schema before the cluster: a file that cannot be used, or a database that
+        // cannot be dumped, fails before anything is started.
+        let sql = schema.sql().await?;
         let keep = c.keep_scratch;
         let scratch = tokio::task::spawn_blocking(move || Scratch::start(keep))
             .await
             .context("starting the scratch cluster")??;
         let admin = TargetUrl::parse(&scratch.url("postgres"))?;
-        let client = admin.connect().await?;
-        client
-            .batch_execute("CREATE DATABASE cutover")
-            .await
-            .map_err(|e| {
-                unavailable(format!(
-                    "creating the scratch database: {}",
-                    describe_pg(&e)
-                ))
-            })?;
-        drop(client);
         let url = TargetUrl::parse(&scratch.url("cutover"))?;
-        let client = url.connect().await?;
-        client.batch_execute(&sql).await.map_err(|e| {
-            usage(format!(
-                "applying --schema {} to the scratch database failed: {}",
-                schema.display(),
-                describe_pg(&e)
-            ))
-        })?;
+        let roles = schema::apply(&admin, &url, &sql, &schema.describe()).await?;
+        let revisions = match &schema {
+            Schema::Database(_, from) => Some(schema::copy_revisions(from, &url).await?),
+            Schema::File(_) => None,
+        };
         notes.note(format_args!(
-            "scratch: PostgreSQL cluster started, schema {} applied",
-            schema.display()
+            "scratch: PostgreSQL cluster started, {} applied",
+            schema.describe()
         ));
+        if !roles.is_empty() {
+            notes.note(format_args!(
+                "scratch: created the roles the schema names, without login: {}",
+                roles.join(", ")
+            ));
+        }
+        match revisions {
+            Some(r) if r.is_empty() => {
+                notes.note(format_args!("scratch: no alembic_version rows to copy"))
+            }
+            Some(r) => notes.note(format_args!(
+                "scratch: alembic_version copied: {}",
+                r.join(", ")
+            )),
+            None => {}
+        }
+        crate::load::remember_target(&url);
         Ok(Some(Target {
             url,
             scratch: Some(scratch),
@@ -111,7 +132,7 @@ impl Target {
 
     /// The target, for the commands that cannot run without one.
     pub(crate) async fn required(c: &Common, notes: Notes) -> anyhow::Result<Target> {
-        Target::open(c, notes).await?.ok_or_else(|| usage("no target database: pass --target URL, set DATABASE_URL, or use --target scratch --schema FILE.sql"))
+        Target::open(c, notes).await?.ok_or_else(|| usage("no target database: pass --target URL, set DATABASE_URL, or use --target scratch --schema FILE.sql (or --schema-from URL)"))
     }
 
     pub(crate) fn is_scratch(&self) -> bool {

@@ -3,7 +3,8 @@
 //! row) — then commit, or roll back for a dry run or on any failure.
 //!
 //! The phases are methods of [`Loading`], the transaction and what the load has found so
-//! far, each in the file named after it: `setup`, `table`, `finish` and `commit`.
+//! far, each in the file named after it: `setup`, `table`, `finish` and `commit`. An
+//! interrupt once COMMIT is on its way is answered by `in_flight`.
 //!
 //! Each phase is timed and told to an [`Observer`] as it starts and ends (`phase`), so that
 //! progress is shown through all of them and the report says where the time went.
@@ -17,6 +18,7 @@ mod commit;
 mod diagnose;
 pub(crate) mod diff;
 mod finish;
+mod in_flight;
 mod merge;
 mod outcome;
 mod phase;
@@ -25,6 +27,7 @@ mod setup;
 mod stage;
 mod table;
 
+pub(crate) use in_flight::{interrupted, remember_target};
 pub(crate) use outcome::{BulkLoad, Constraint, Outcome, Report, SequenceReset, TableReport};
 pub(crate) use phase::{Durations, Observer, Phase, seconds};
 

@@ -289,6 +289,11 @@ async fn check_revision(tx: &Transaction<'_>, expect: Option<&str>) -> anyhow::R
     if found.iter().any(|v| v == expect) {
         return Ok(());
     }
+    if found.is_empty() {
+        return Err(usage(format!(
+            "the mapping expects Alembic revision {expect}, but the target's alembic_version table is empty: run `alembic upgrade head` on the target; for --target scratch with a schema-only dump (which has no rows), use --schema-from URL, which copies them, or append the real target's row to the --schema file (`INSERT INTO alembic_version VALUES ('<its revision>');`)"
+        )));
+    }
     Err(usage(format!(
         "the target schema is at Alembic revision {}, but the mapping expects {expect}: run `alembic upgrade head` on the target, or update `expect_revision` after checking the mapping against the new schema",
         if found.is_empty() {

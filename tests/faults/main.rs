@@ -9,6 +9,7 @@
 mod harness;
 
 mod airtable;
+mod commit;
 mod export;
 mod pg;
 

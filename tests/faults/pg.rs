@@ -173,6 +173,13 @@ fn sigterm_rolls_back_like_ctrl_c_and_removes_the_scratch_cluster() {
             .count()
     };
     assert_eq!(own_dirs(), 1, "the paused load runs its scratch cluster");
+    let server: libc::pid_t = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with(&own))
+        .and_then(|e| std::fs::read_to_string(e.path().join("data/postmaster.pid")).ok())
+        .and_then(|s| s.lines().next()?.trim().parse().ok())
+        .expect("the scratch server's pid");
     p.signal(libc::SIGTERM);
     let r = p.wait(Duration::from_secs(20));
     assert_eq!(r.code, 3, "{}", r.all());
@@ -181,6 +188,12 @@ fn sigterm_rolls_back_like_ctrl_c_and_removes_the_scratch_cluster() {
         0,
         "the scratch cluster outlived SIGTERM:\n{}",
         r.all()
+    );
+    // And its server is gone with it.
+    assert_ne!(
+        unsafe { libc::kill(server, 0) },
+        0,
+        "the scratch server outlived SIGTERM"
     );
 }
 

@@ -12,6 +12,7 @@ mod output;
 mod podium_load;
 mod process;
 mod schemas;
+mod scratch_schema;
 
 mod security;
 mod snapshot;

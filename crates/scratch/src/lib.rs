@@ -3,23 +3,30 @@
 //! free 127.0.0.1 port, and remove it all afterwards. Used for dry runs and
 //! tests, so they never need an existing server.
 //!
-//! PostgreSQL refuses to run as root; as root the cluster runs as the
-//! `postgres` system user (or `nobody`), as anyone else as the current user.
+//! PostgreSQL refuses to run as root; as root the cluster runs as an account of
+//! its own, `cutover-scratch` (see `account`), as anyone else as the current user.
+//! Starting a cluster also removes the directories of clusters whose run was
+//! killed before it could (see `dir`). `script` and `dump` give a scratch
+//! database a real target's schema: what `pg_dump -s` writes, as plain SQL.
 
-use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom};
-use std::net::TcpListener;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
+mod account;
+mod dir;
+pub mod dump;
+pub mod script;
+mod server;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, OnceLock, mpsc};
-use std::time::{Duration, Instant};
+use std::process::Child;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+pub use account::ACCOUNT;
+use server::Launch;
+pub use server::find_bindir;
 
 /// What a URL component keeps as it is: RFC 3986's unreserved characters.
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
@@ -31,14 +38,6 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
 fn encode(s: &str) -> String {
     utf8_percent_encode(s, UNRESERVED).to_string()
 }
-
-const NOT_FOUND: &str = "PostgreSQL server binaries (initdb, postgres) not found: install Debian's `postgresql` package (apt-get install postgresql) or put them on PATH";
-/// How long `start` waits for the server to accept connections.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long `stop` waits after SIGINT (fast shutdown) before SIGKILL.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Unix socket paths are limited to ~107 bytes; stay well below.
-const MAX_SOCKET_DIR_LEN: usize = 80;
 
 /// A running throwaway cluster. Dropping it stops the server and removes
 /// its directory, unless it was started with `keep`.
@@ -119,7 +118,7 @@ impl Scratch {
 
     fn shutdown(&mut self) -> Result<()> {
         if let Some(child) = self.child.take() {
-            stop_child(child)?;
+            server::stop_child(child)?;
         }
         if self.dir.exists() {
             fs::remove_dir_all(&self.dir)
@@ -140,147 +139,12 @@ impl Drop for Scratch {
     }
 }
 
-fn stop_child(mut child: Child) -> Result<()> {
-    let pid = child.id() as libc::pid_t;
-    if child.try_wait()?.is_some() {
-        return Ok(());
-    }
-    // SAFETY: plain syscall on the pid of our own, not yet reaped, child.
-    unsafe { libc::kill(pid, libc::SIGINT) };
-    let deadline = Instant::now() + STOP_TIMEOUT;
-    while Instant::now() < deadline {
-        if child.try_wait()?.is_some() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // SAFETY: as above; the child is still not reaped.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    child
-        .wait()
-        .context("waiting for the scratch server to exit")?;
-    Ok(())
-}
-
-/// The directory holding `initdb` and `postgres`: `pg_config --bindir`, else
-/// the newest `/usr/lib/postgresql/*/bin`, else wherever `initdb` is on PATH.
-pub fn find_bindir() -> Result<PathBuf> {
-    let usable = |d: &Path| d.join("initdb").is_file() && d.join("postgres").is_file();
-    if let Ok(out) = Command::new("pg_config")
-        .arg("--bindir")
-        .stderr(Stdio::null())
-        .output()
-        && out.status.success()
-    {
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if usable(&dir) {
-            return Ok(dir);
-        }
-    }
-    if let Ok(entries) = fs::read_dir("/usr/lib/postgresql") {
-        let mut versions: Vec<(Vec<u32>, PathBuf)> = entries
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().to_string();
-                let v: Option<Vec<u32>> = name.split('.').map(|p| p.parse().ok()).collect();
-                Some((v?, e.path().join("bin")))
-            })
-            .filter(|(_, bin)| usable(bin))
-            .collect();
-        versions.sort();
-        if let Some((_, bin)) = versions.pop() {
-            return Ok(bin);
-        }
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            if usable(&dir) {
-                return Ok(dir);
-            }
-        }
-    }
-    bail!(NOT_FOUND)
-}
-
-/// The user the server runs as when we are root.
-#[derive(Clone, Copy)]
-struct RunAs {
-    uid: u32,
-    gid: u32,
-}
-
-fn run_as() -> Result<Option<RunAs>> {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        return Ok(None);
-    }
-    for name in ["postgres", "nobody"] {
-        if let Some(r) = lookup_user(name) {
-            return Ok(Some(r));
-        }
-    }
-    bail!(
-        "running as root, and neither a `postgres` nor a `nobody` user exists to run the scratch PostgreSQL server (it refuses to run as root): create one (adduser --system postgres) or run as a normal user"
-    )
-}
-
-fn lookup_user(name: &str) -> Option<RunAs> {
-    let cname = std::ffi::CString::new(name).ok()?;
-    // SAFETY: getpwnam_r writes only into the buffers we pass; we read the
-    // result only on success.
-    unsafe {
-        let mut pwd: libc::passwd = std::mem::zeroed();
-        let mut buf = vec![0 as libc::c_char; 4096];
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = libc::getpwnam_r(
-            cname.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        );
-        (rc == 0 && !result.is_null()).then_some(RunAs {
-            uid: pwd.pw_uid,
-            gid: pwd.pw_gid,
-        })
-    }
-}
-
-fn make_private_dir() -> Result<PathBuf> {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let mut base = std::env::temp_dir();
-    if base.as_os_str().len() > MAX_SOCKET_DIR_LEN - 40 {
-        base = PathBuf::from("/tmp");
-    }
-    let pid = std::process::id();
-    for _ in 0..100 {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let rand = nanos ^ n.wrapping_mul(0x9E37_79B9) ^ pid.rotate_left(16);
-        let dir = base.join(format!("cutover-scratch-{pid}-{rand:08x}"));
-        match fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("creating scratch cluster directory {}", dir.display())
-                });
-            }
-        }
-    }
-    bail!(
-        "could not create a unique scratch directory under {}",
-        base.display()
-    )
-}
-
 fn start_inner(keep: bool, tls: Option<(&str, &str)>) -> Result<Scratch> {
     let bindir = find_bindir()?;
-    let run_as = run_as()?;
-    let dir = make_private_dir()?;
+    let run_as = account::run_as()?;
+    let base = dir::base();
+    dir::clear_stale(&base, run_as);
+    let dir = dir::make_private(&base)?;
     // From here on, remove the directory if anything fails.
     let mut scratch = Scratch {
         dir: dir.clone(),
@@ -292,7 +156,7 @@ fn start_inner(keep: bool, tls: Option<(&str, &str)>) -> Result<Scratch> {
         std::os::unix::fs::chown(&dir, Some(r.uid), Some(r.gid))
             .with_context(|| format!("handing {} to the server user", dir.display()))?;
     }
-    initdb(&bindir, &dir, run_as)?;
+    server::initdb(&bindir, &dir, run_as)?;
 
     let mut extra: Vec<String> = Vec::new();
     if let Some((cert, key)) = tls {
@@ -317,10 +181,15 @@ fn start_inner(keep: bool, tls: Option<(&str, &str)>) -> Result<Scratch> {
 
     let mut last_err = None;
     for _attempt in 0..5 {
-        let port = free_port()?;
-        match launch(&bindir, &dir, port, keep, run_as, &extra) {
+        let port = server::free_port()?;
+        match server::launch(&bindir, &dir, port, keep, run_as, &extra) {
             Ok(child) => {
                 scratch.child = Some(child);
+                if keep {
+                    // Never cleared as stale: the user asked for it to stay.
+                    fs::write(dir.join(dir::KEPT_MARK), "")
+                        .with_context(|| format!("marking {} as kept", dir.display()))?;
+                }
                 scratch.port = port;
                 scratch.keep = keep;
                 return Ok(scratch);
@@ -332,255 +201,12 @@ fn start_inner(keep: bool, tls: Option<(&str, &str)>) -> Result<Scratch> {
     Err(last_err.unwrap_or_else(|| anyhow!("could not find a free port")))
 }
 
-fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("finding a free TCP port on 127.0.0.1")?;
-    Ok(l.local_addr()?.port())
-}
-
-fn command_as(program: &Path, dir: &Path, run_as: Option<RunAs>) -> Command {
-    let mut cmd = Command::new(program);
-    cmd.current_dir(dir).stdin(Stdio::null());
-    // libpq/initdb environment that could redirect what we start.
-    for var in ["PGDATA", "PGHOST", "PGPORT", "PGUSER", "PGOPTIONS"] {
-        cmd.env_remove(var);
-    }
-    if let Some(r) = run_as {
-        // std drops supplementary groups (setgroups(0)) when uid is set as root.
-        cmd.uid(r.uid).gid(r.gid);
-    }
-    cmd
-}
-
-fn initdb(bindir: &Path, dir: &Path, run_as: Option<RunAs>) -> Result<()> {
-    let data = dir.join("data");
-    let log_path = dir.join("initdb.log");
-    let mut first_log = String::new();
-    for locale in ["C.UTF-8", "C"] {
-        if data.exists() {
-            fs::remove_dir_all(&data).context("cleaning up after a failed initdb")?;
-        }
-        let log = File::create(&log_path).context("creating initdb.log")?;
-        let status = command_as(&bindir.join("initdb"), dir, run_as)
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "postgres", "-E", "UTF8", "--no-sync"])
-            .arg(format!("--locale={locale}"))
-            .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .status()
-            .with_context(|| format!("running {}", bindir.join("initdb").display()))?;
-        if status.success() {
-            return Ok(());
-        }
-        if first_log.is_empty() {
-            first_log = log_tail(&log_path);
-        }
-    }
-    bail!(
-        "initdb failed for the scratch cluster in {}: {}\n{}",
-        dir.display(),
-        log_tail(&log_path),
-        first_log
-    )
-}
-
-enum Launch {
-    PortTaken(anyhow::Error),
-    Failed(anyhow::Error),
-}
-
-fn launch(
-    bindir: &Path,
-    dir: &Path,
-    port: u16,
-    keep: bool,
-    run_as: Option<RunAs>,
-    extra: &[String],
-) -> Result<Child, Launch> {
-    let log_path = dir.join("postgres.log");
-    let failed = |e: anyhow::Error| Launch::Failed(e);
-    let log = File::options()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .context("creating postgres.log")
-        .map_err(failed)?;
-    let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut cmd = command_as(&bindir.join("postgres"), dir, run_as);
-    cmd.arg("-D")
-        .arg(dir.join("data"))
-        .arg("-k")
-        .arg(dir)
-        .args(["-c", "listen_addresses=127.0.0.1", "-p"])
-        .arg(port.to_string())
-        .args([
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "max_connections=100",
-        ])
-        .args(extra)
-        .stdout(log.try_clone().map_err(|e| failed(e.into()))?)
-        .stderr(log);
-    // SAFETY: getpid is async-signal-safe and called here in the parent.
-    let parent = unsafe { libc::getpid() };
-    // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe syscalls (setsid, prctl, getppid), allocating nothing.
-    // std runs it after setuid/setgid, which matters: changing credentials
-    // clears PR_SET_PDEATHSIG.
-    unsafe {
-        cmd.pre_exec(move || {
-            if keep {
-                // Own session: no SIGHUP/SIGINT from our terminal.
-                if libc::setsid() < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            } else {
-                // Die (immediate shutdown, which also ends the backends)
-                // when our parent goes. Note: the "parent" is the *thread*
-                // that forked us; that is why `spawn_long_lived` forks from
-                // a thread that lives as long as the process.
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGQUIT as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::getppid() != parent {
-                    // The parent died before prctl took effect.
-                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
-                }
-            }
-            Ok(())
-        });
-    }
-    let mut child = spawn_long_lived(cmd)
-        .with_context(|| format!("starting {}", bindir.join("postgres").display()))
-        .map_err(failed)?;
-
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                let tail = log_tail_from(&log_path, log_start);
-                let e = anyhow!(
-                    "the scratch PostgreSQL server exited during startup ({status}); log {}:\n{tail}",
-                    log_path.display()
-                );
-                return Err(
-                    if tail.contains("could not bind") || tail.contains("in use") {
-                        Launch::PortTaken(e)
-                    } else {
-                        Launch::Failed(e)
-                    },
-                );
-            }
-            Ok(None) => {}
-            Err(e) => return Err(failed(anyhow!(e).context("checking the scratch server"))),
-        }
-        if is_ready(bindir, dir, port) {
-            return Ok(child);
-        }
-        if Instant::now() > deadline {
-            let _ = stop_child(child);
-            return Err(failed(anyhow!(
-                "the scratch PostgreSQL server did not accept connections within {} s; log {}:\n{}",
-                START_TIMEOUT.as_secs(),
-                log_path.display(),
-                log_tail_from(&log_path, log_start)
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// `pg_isready` if it is there, else the postmaster.pid status line.
-fn is_ready(bindir: &Path, dir: &Path, port: u16) -> bool {
-    let isready = bindir.join("pg_isready");
-    if isready.is_file() {
-        return Command::new(isready)
-            .arg("-q")
-            .arg("-h")
-            .arg(dir)
-            .args(["-p", &port.to_string(), "-U", "postgres", "-d", "postgres"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-    }
-    fs::read_to_string(dir.join("data/postmaster.pid"))
-        .map(|s| s.lines().nth(7).is_some_and(|l| l.trim() == "ready"))
-        .unwrap_or(false)
-}
-
-fn log_tail(path: &Path) -> String {
-    log_tail_from(path, 0)
-}
-
-/// The last ~3 KB of a log, from byte `start` on.
-fn log_tail_from(path: &Path, start: u64) -> String {
-    let Ok(mut f) = File::open(path) else {
-        return "(no log)".to_string();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let from = start.max(len.saturating_sub(3000));
-    let mut buf = Vec::new();
-    if f.seek(SeekFrom::Start(from)).is_err() || f.read_to_end(&mut buf).is_err() {
-        return "(unreadable log)".to_string();
-    }
-    String::from_utf8_lossy(&buf).trim_end().to_string()
-}
-
-type SpawnJob = (Command, mpsc::Sender<io::Result<Child>>);
-
-/// Spawns `cmd` from a thread that lives until the process exits.
-/// PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not
-/// the process: spawning from a short-lived thread (a test thread, a tokio
-/// `spawn_blocking` worker) would kill the server as soon as that thread
-/// ended.
-fn spawn_long_lived(cmd: Command) -> io::Result<Child> {
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnJob>>> = OnceLock::new();
-    let tx = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<SpawnJob>();
-        let spawned = std::thread::Builder::new()
-            .name("cutover-scratch-spawner".into())
-            .spawn(move || {
-                for (mut cmd, reply) in rx {
-                    let _ = reply.send(cmd.spawn());
-                }
-            });
-        if let Err(e) = spawned {
-            eprintln!("warning: cannot start the scratch spawner thread: {e}");
-        }
-        Mutex::new(tx)
-    });
-    let (reply_tx, reply_rx) = mpsc::channel();
-    let sent = tx
-        .lock()
-        .map_err(|_| io::Error::other("scratch spawner lock poisoned"))?
-        .send((cmd, reply_tx));
-    if sent.is_err() {
-        return Err(io::Error::other("scratch spawner thread is not running"));
-    }
-    reply_rx
-        .recv()
-        .map_err(|_| io::Error::other("scratch spawner thread is not running"))?
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
 
     async fn connect(url: &str) -> tokio_postgres::Client {
         let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
@@ -643,6 +269,121 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(!dir.exists(), "stop removes {}", dir.display());
+    }
+
+    fn is_root() -> bool {
+        unsafe { libc::geteuid() == 0 }
+    }
+
+    /// The effective uid of a running process.
+    fn uid_of(pid: u32) -> u32 {
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        line.split_whitespace().nth(2).unwrap().parse().unwrap()
+    }
+
+    /// As root, what the cluster's superuser can do as the server's OS user reaches nothing
+    /// of the `postgres` account's: the server runs as an account of its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_server_is_an_identity_of_its_own() {
+        let s = tokio::task::spawn_blocking(|| Scratch::start(false))
+            .await
+            .unwrap()
+            .unwrap();
+        let c = connect(&s.url("postgres")).await;
+        c.batch_execute("CREATE TEMP TABLE who (u text); COPY who FROM PROGRAM 'id -un'")
+            .await
+            .unwrap();
+        let who: String = c.query_one("SELECT u FROM who", &[]).await.unwrap().get(0);
+        if !is_root() {
+            let me = std::env::var("USER").unwrap_or_default();
+            assert!(me.is_empty() || who == me, "{who} vs {me}");
+            return;
+        }
+        assert_eq!(who, ACCOUNT, "COPY TO PROGRAM runs as");
+        let account = account::lookup_user(ACCOUNT).unwrap();
+        let backend: i32 = c
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let postmaster = s.child.as_ref().unwrap().id();
+        for pid in [postmaster, backend as u32] {
+            assert_eq!(uid_of(pid), account.uid, "process {pid}");
+        }
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(s.data_dir()).unwrap();
+        assert_eq!(meta.uid(), account.uid);
+        assert_eq!(meta.mode() & 0o077, 0, "private: {:o}", meta.mode());
+
+        // A file only `postgres` may read, in a directory only it may enter: out of reach.
+        let Some(pg) = account::lookup_user("postgres") else {
+            return;
+        };
+        let secret_dir =
+            std::env::temp_dir().join(format!("cutover-postgres-only-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&secret_dir);
+        fs::create_dir(&secret_dir).unwrap();
+        let secret = secret_dir.join("secret");
+        fs::write(&secret, "the real cluster's secret\n").unwrap();
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::set_permissions(&secret_dir, fs::Permissions::from_mode(0o700)).unwrap();
+        for p in [&secret, &secret_dir] {
+            std::os::unix::fs::chown(p, Some(pg.uid), Some(pg.gid)).unwrap();
+        }
+        let read = c
+            .query_one("SELECT pg_read_file($1)", &[&secret.to_str().unwrap()])
+            .await;
+        let copied = c
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE leak (l text); COPY leak FROM PROGRAM 'cat {}'",
+                secret.display()
+            ))
+            .await;
+        let _ = fs::remove_dir_all(&secret_dir);
+        let err = read.expect_err("pg_read_file read a postgres-only file");
+        assert!(
+            err.as_db_error()
+                .is_some_and(|d| d.message().contains("Permission denied")),
+            "{err:?}"
+        );
+        assert!(
+            copied.is_err(),
+            "COPY FROM PROGRAM read a postgres-only file"
+        );
+        // And so is the data directory of a real cluster, if the machine has one.
+        for real in fs::read_dir("/var/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let main = real.path().join("main");
+            if main.is_dir() {
+                let listed = c
+                    .query_one(
+                        "SELECT count(*) FROM pg_ls_dir($1)",
+                        &[&main.to_str().unwrap()],
+                    )
+                    .await;
+                assert!(listed.is_err(), "listed {}", main.display());
+            }
+        }
+    }
+
+    /// A run that was SIGKILLed left its directory; the next cluster clears it.
+    #[test]
+    fn starting_a_cluster_clears_what_a_killed_run_left() {
+        let mut c = Command::new("true").spawn().unwrap();
+        let dead = c.id();
+        c.wait().unwrap();
+        let stale = dir::base().join(format!("cutover-scratch-{dead}-5eed5eed"));
+        fs::create_dir_all(stale.join("data")).unwrap();
+        fs::write(stale.join("data/PG_VERSION"), "15\n").unwrap();
+        fs::write(stale.join("postgres.log"), "the killed run's log\n").unwrap();
+        let s = Scratch::start(false).unwrap();
+        assert!(!stale.exists(), "{} left behind", stale.display());
+        assert!(s.data_dir().exists());
+        s.stop().unwrap();
     }
 
     #[test]
