@@ -5,6 +5,7 @@
 pub mod airtable;
 pub mod floor;
 pub mod pgloader;
+pub mod results;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
