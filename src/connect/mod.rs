@@ -1,7 +1,28 @@
-//! Reaching the target: a PostgreSQL URL parsed, checked and redacted, and the TLS modes it
-//! asks for.
+//! Reaching the target: the connection string (a URL or libpq keyword/value settings) with
+//! the `PG*` environment variables and the password file filling the gaps; TLS; and
+//! the session every connection starts with (application_name, keepalives). The password is only ever shown as `***`.
+//!
+//! | file | what |
+//! |---|---|
+//! | `conninfo.rs` | the written string split into libpq's keyword/value pairs |
+//! | `settings.rs` | what the keywords mean, the `PG*` variables, defaults → tokio-postgres `Config` |
+//! | `pgpass.rs` | the password file |
+//! | `url.rs` | [`TargetUrl`], the parsed target |
+//! | `session.rs` | connecting, and what every session sets first |
+//! | `explain.rs` | failed and lost connections as sentences |
+//! | `tls.rs` | sslmode, root and client certificates over rustls |
+//! | `redact.rs` | showing any connection string without its password |
 
+mod conninfo;
+mod explain;
+mod pgpass;
+mod redact;
+mod session;
+mod settings;
 pub(crate) mod tls;
-pub(crate) mod url;
+mod url;
+
+#[cfg(test)]
+mod tests;
 
 pub(crate) use url::TargetUrl;

@@ -1,20 +1,23 @@
-//! TLS for target connections: maps libpq's `sslmode` / `sslrootcert` onto a
-//! rustls client configuration so `cutover` can talk to managed PostgreSQL
-//! services (which usually require TLS) without OpenSSL.
+//! TLS for target connections: libpq's `sslmode`, `sslrootcert`, `sslcert` and `sslkey`
+//! (PostgreSQL docs, "SSL Support") mapped onto a rustls client configuration, so cutover can
+//! talk to managed PostgreSQL services (which usually require TLS) without OpenSSL.
 //!
 //! | sslmode       | TLS attempted | chain verified | host name verified |
 //! |---------------|---------------|----------------|--------------------|
 //! | disable       | no            | -              | -                  |
 //! | allow, prefer | yes, falls back to plain text | no | no              |
-//! | require       | yes, mandatory | no (yes if `sslrootcert` is given, like libpq) | no |
+//! | require       | yes, mandatory | no (yes if a root certificate file is given or `~/.postgresql/root.crt` exists, like libpq) | no |
 //! | verify-ca     | yes, mandatory | yes            | no                 |
 //! | verify-full   | yes, mandatory | yes            | yes                |
 //!
-//! Roots for verification come from `sslrootcert` (a PEM file) or, when it is
-//! absent or `system`, from the Mozilla root set bundled by `webpki-roots`.
+//! Roots for verification: the `sslrootcert` PEM file, else `~/.postgresql/root.crt`, else
+//! (and for `sslrootcert=system`) the operating system's trust store, read with
+//! rustls-native-certs. A client certificate (`sslcert`, default `~/.postgresql/postgresql.crt`)
+//! is presented with its key (`sslkey`, default `~/.postgresql/postgresql.key`), which must be
+//! private to its owner as libpq requires.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -22,7 +25,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
@@ -30,7 +33,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// libpq's `sslmode` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SslMode {
+pub(crate) enum SslMode {
     Disable,
     Allow,
     #[default]
@@ -41,8 +44,8 @@ pub enum SslMode {
 }
 
 impl SslMode {
-    /// Parses a libpq `sslmode` value.
-    pub fn parse(s: &str) -> Result<SslMode> {
+    /// Parses a libpq `sslmode` value (asyncpg's `ssl` takes the same ones).
+    pub(crate) fn parse(s: &str) -> Result<SslMode> {
         Ok(match s {
             "disable" => SslMode::Disable,
             "allow" => SslMode::Allow,
@@ -56,7 +59,7 @@ impl SslMode {
         })
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SslMode::Disable => "disable",
             SslMode::Allow => "allow",
@@ -70,7 +73,7 @@ impl SslMode {
     /// The tokio-postgres mode: it only knows disable / prefer / require.
     /// (`allow` means "plain first, TLS if needed" in libpq; trying TLS
     /// first is the safer approximation.)
-    pub fn to_tokio(self) -> tokio_postgres::config::SslMode {
+    pub(crate) fn to_tokio(self) -> tokio_postgres::config::SslMode {
         use tokio_postgres::config::SslMode as T;
         match self {
             SslMode::Disable => T::Disable,
@@ -86,62 +89,118 @@ impl fmt::Display for SslMode {
     }
 }
 
-/// How strictly the server certificate is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verify {
-    Nothing,
-    Chain,
-    ChainAndName,
+/// Where trusted root certificates come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Roots {
+    /// A PEM file (`sslrootcert=FILE` or `~/.postgresql/root.crt`).
+    File(PathBuf),
+    /// The operating system's trust store (`sslrootcert=system`).
+    System,
 }
 
-/// Builds the tokio-postgres TLS connector for `mode`. `rootcert` is the
-/// `sslrootcert` parameter (a PEM file path, or `system`).
-pub fn connector(mode: SslMode, rootcert: Option<&Path>) -> Result<MakeRustlsConnect> {
-    let verify = match mode {
-        SslMode::Disable | SslMode::Allow | SslMode::Prefer => Verify::Nothing,
-        // libpq: "if a root CA file exists, require behaves like verify-ca".
-        SslMode::Require if rootcert.is_some() => Verify::Chain,
-        SslMode::Require => Verify::Nothing,
-        SslMode::VerifyCa => Verify::Chain,
-        SslMode::VerifyFull => Verify::ChainAndName,
-    };
+impl fmt::Display for Roots {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Roots::File(p) => write!(f, "the roots in {}", p.display()),
+            Roots::System => f.write_str("the system trust store"),
+        }
+    }
+}
+
+/// A client certificate and its private key (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClientCert {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+}
+
+/// The TLS settings of one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Settings {
+    pub(crate) mode: SslMode,
+    /// Explicit or default roots; `None` = none given (verify modes then use the system's).
+    pub(crate) roots: Option<Roots>,
+    pub(crate) client: Option<ClientCert>,
+}
+
+impl Settings {
+    /// The roots a verifying connection uses, `None` when nothing is verified.
+    pub(crate) fn verifying_roots(&self) -> Option<Roots> {
+        match (self.mode, &self.roots) {
+            (SslMode::Disable | SslMode::Allow | SslMode::Prefer, _) => None,
+            // libpq: "if a root CA file exists, require behaves like verify-ca".
+            (SslMode::Require, Some(Roots::File(p))) => Some(Roots::File(p.clone())),
+            (SslMode::Require, _) => None,
+            (SslMode::VerifyCa | SslMode::VerifyFull, r) => {
+                Some(r.clone().unwrap_or(Roots::System))
+            }
+        }
+    }
+}
+
+/// Builds the tokio-postgres TLS connector for `settings`.
+pub(crate) fn connector(settings: &Settings) -> Result<MakeRustlsConnect> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .context("setting up TLS (rustls protocol versions)")?;
-    let config = match verify {
-        Verify::Nothing => builder
+    let roots = settings.verifying_roots();
+    let builder = match &roots {
+        None => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerify(
                 provider.signature_verification_algorithms,
-            )))
-            .with_no_client_auth(),
-        Verify::Chain | Verify::ChainAndName => {
-            let roots = Arc::new(load_roots(rootcert)?);
-            let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
+            ))),
+        Some(r) => {
+            let store = Arc::new(load_roots(r)?);
+            let webpki = WebPkiServerVerifier::builder_with_provider(store, provider)
                 .build()
                 .context("setting up TLS certificate verification")?;
-            if verify == Verify::ChainAndName {
-                builder.with_webpki_verifier(webpki).with_no_client_auth()
+            if settings.mode == SslMode::VerifyFull {
+                builder.with_webpki_verifier(webpki)
             } else {
                 builder
                     .dangerous()
                     .with_custom_certificate_verifier(Arc::new(ChainOnly(webpki)))
-                    .with_no_client_auth()
             }
         }
     };
+    let mut config = match &settings.client {
+        None => builder.with_no_client_auth(),
+        Some(c) => {
+            let (certs, key) = load_client_cert(c)?;
+            builder.with_client_auth_cert(certs, key).with_context(|| {
+                format!(
+                    "the client certificate {} does not match its key {}",
+                    c.cert.display(),
+                    c.key.display()
+                )
+            })?
+        }
+    };
+    // libpq 17 offers this ALPN; PostgreSQL 17 requires it for sslnegotiation=direct.
+    config.alpn_protocols = vec![b"postgresql".to_vec()];
     Ok(MakeRustlsConnect::new(config))
 }
 
-fn load_roots(rootcert: Option<&Path>) -> Result<RootCertStore> {
-    let mut roots = RootCertStore::empty();
-    match rootcert {
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        Some(p) if p.as_os_str() == "system" => {
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned())
+fn load_roots(roots: &Roots) -> Result<RootCertStore> {
+    let mut store = RootCertStore::empty();
+    match roots {
+        Roots::System => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _) = store.add_parsable_certificates(found.certs);
+            if added == 0 {
+                let why = found
+                    .errors
+                    .first()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default();
+                bail!(
+                    "no trusted root certificates found in the system trust store{why}: install the system's CA certificates (e.g. the ca-certificates package) or pass sslrootcert=/path/to/ca.pem"
+                );
+            }
         }
-        Some(path) => {
+        Roots::File(path) => {
             let bytes = std::fs::read(path)
                 .with_context(|| format!("cannot read sslrootcert file {}", path.display()))?;
             let mut n = 0usize;
@@ -149,7 +208,7 @@ fn load_roots(rootcert: Option<&Path>) -> Result<RootCertStore> {
                 let cert = cert.with_context(|| {
                     format!("sslrootcert file {} is not valid PEM", path.display())
                 })?;
-                roots.add(cert).with_context(|| {
+                store.add(cert).with_context(|| {
                     format!(
                         "sslrootcert file {} contains an unusable certificate",
                         path.display()
@@ -165,7 +224,63 @@ fn load_roots(rootcert: Option<&Path>) -> Result<RootCertStore> {
             }
         }
     }
-    Ok(roots)
+    Ok(store)
+}
+
+fn load_client_cert(
+    c: &ClientCert,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    let bytes = std::fs::read(&c.cert)
+        .with_context(|| format!("cannot read sslcert file {}", c.cert.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("sslcert file {} is not valid PEM", c.cert.display()))?;
+    if certs.is_empty() {
+        bail!(
+            "sslcert file {} contains no PEM certificate (expected -----BEGIN CERTIFICATE-----)",
+            c.cert.display()
+        );
+    }
+    let key_path = &c.key;
+    let meta = std::fs::metadata(key_path).with_context(|| {
+        format!(
+            "certificate present, but not private key file {}: pass it with sslkey=FILE",
+            key_path.display()
+        )
+    })?;
+    check_key_permissions(key_path, &meta)?;
+    let key_bytes = std::fs::read(key_path)
+        .with_context(|| format!("cannot read sslkey file {}", key_path.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|_| {
+        anyhow::anyhow!(
+            "sslkey file {} holds no usable private key (PEM PKCS#8, PKCS#1 or SEC1; encrypted keys are not supported)",
+            key_path.display()
+        )
+    })?;
+    Ok((certs, key))
+}
+
+/// libpq refuses a private key others may read: at most u=rw (0600) when the current user
+/// owns it, or u=rw,g=r (0640) when root does.
+fn check_key_permissions(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let mode = meta.mode();
+        let too_open = if meta.uid() == 0 {
+            mode & 0o037 != 0
+        } else {
+            mode & 0o077 != 0
+        };
+        if too_open {
+            bail!(
+                "private key file {} has group or world access; it must have permissions u=rw (0600) or less if owned by the current user, or u=rw,g=r (0640) or less if owned by root",
+                path.display()
+            );
+        }
+    }
+    let _ = (path, meta);
+    Ok(())
 }
 
 /// `sslmode=require`/`prefer`: encrypt, but accept any certificate (what
@@ -260,7 +375,7 @@ impl ServerCertVerifier for ChainOnly {
 
 /// Finds a rustls error anywhere in an error's source chain (tokio-rustls
 /// wraps it in an `io::Error`).
-pub fn find_rustls_error<'a>(
+pub(crate) fn find_rustls_error<'a>(
     err: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a rustls::Error> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
@@ -283,6 +398,14 @@ pub fn find_rustls_error<'a>(
 mod tests {
     use super::*;
 
+    fn settings(mode: SslMode, roots: Option<Roots>) -> Settings {
+        Settings {
+            mode,
+            roots,
+            client: None,
+        }
+    }
+
     #[test]
     fn parses_modes() {
         for m in [
@@ -299,29 +422,79 @@ mod tests {
     }
 
     #[test]
+    fn what_is_verified() {
+        let file = Some(Roots::File("/ca.pem".into()));
+        assert_eq!(
+            settings(SslMode::Prefer, file.clone()).verifying_roots(),
+            None
+        );
+        assert_eq!(settings(SslMode::Require, None).verifying_roots(), None);
+        assert_eq!(
+            settings(SslMode::Require, file.clone()).verifying_roots(),
+            file
+        );
+        assert_eq!(
+            settings(SslMode::VerifyFull, None).verifying_roots(),
+            Some(Roots::System)
+        );
+    }
+
+    #[test]
     fn builds_connectors() {
-        for m in [
-            SslMode::Prefer,
-            SslMode::Require,
-            SslMode::VerifyCa,
-            SslMode::VerifyFull,
-        ] {
-            connector(m, None).unwrap();
+        for m in [SslMode::Prefer, SslMode::Require] {
+            connector(&settings(m, None)).unwrap();
         }
-        let err = connector(SslMode::VerifyFull, Some(Path::new("/nonexistent/ca.pem")))
-            .err()
-            .unwrap();
+        let err = connector(&settings(
+            SslMode::VerifyFull,
+            Some(Roots::File("/nonexistent/ca.pem".into())),
+        ))
+        .err()
+        .unwrap();
         assert!(format!("{err:#}").contains("/nonexistent/ca.pem"));
     }
 
     #[test]
-    fn rejects_non_pem_rootcert() {
+    fn rejects_bad_files() {
         let dir = std::env::temp_dir().join(format!("cutover-tls-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("bad.pem");
         std::fs::write(&f, "not a certificate\n").unwrap();
-        let err = connector(SslMode::VerifyCa, Some(&f)).err().unwrap();
+        let err = connector(&settings(SslMode::VerifyCa, Some(Roots::File(f.clone()))))
+            .err()
+            .unwrap();
         assert!(format!("{err:#}").contains("no PEM certificate"), "{err:#}");
+
+        // A client key others may read is refused, as libpq does.
+        let ck = rcgen::generate_simple_self_signed(vec!["client".to_string()]).unwrap();
+        let (cert, key) = (dir.join("c.crt"), dir.join("c.key"));
+        std::fs::write(&cert, ck.cert.pem()).unwrap();
+        std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+        let mut s = settings(SslMode::Require, None);
+        s.client = Some(ClientCert {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let err = connector(&s).err().unwrap();
+            assert!(
+                format!("{err:#}").contains("has group or world access"),
+                "{err:#}"
+            );
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        connector(&s).unwrap();
+        s.client = Some(ClientCert {
+            cert,
+            key: dir.join("missing.key"),
+        });
+        let err = connector(&s).err().unwrap();
+        assert!(
+            format!("{err:#}").contains("not private key file"),
+            "{err:#}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

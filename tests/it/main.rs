@@ -4,6 +4,7 @@ mod harness;
 mod airtable_load;
 mod bad_input;
 mod cli_errors;
+mod connect;
 mod files;
 mod identifiers;
 mod inspect;
