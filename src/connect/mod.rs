@@ -1,6 +1,7 @@
 //! Reaching the target: the connection string (a URL or libpq keyword/value settings) with
 //! the `PG*` environment variables and the password file filling the gaps; TLS; and
-//! the session every connection starts with (application_name, keepalives). The password is only ever shown as `***`.
+//! the session every connection starts with (search_path pinned, application_name,
+//! keepalives). The password is only ever shown as `***`.
 //!
 //! | file | what |
 //! |---|---|

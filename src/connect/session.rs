@@ -1,7 +1,18 @@
-//! Opening a session on the target: the TLS connector its settings ask for, a bound on the
-//! whole connect (`connect_timeout`), and a connection task that says which server went when
-//! an established connection dies (TCP keepalives and `tcp_user_timeout` are on, see
-//! `settings.rs`, so a server that vanishes is noticed in bounded time).
+//! Opening a session on the target, and what every session cutover opens starts with.
+//!
+//! - `search_path` is pinned to `pg_catalog, pg_temp` by a schema-qualified call before
+//!   anything else runs. cutover calls catalog functions and operators unqualified
+//!   (`unnest`, `=`, `count`, `pg_try_advisory_xact_lock`, …); a role that may create objects
+//!   in a schema on the search path could otherwise plant better-matching overloads that then
+//!   run with cutover's privileges (PostgreSQL docs, "Schemas", "Usage Patterns";
+//!   CVE-2018-1058). Target tables are schema-qualified in the SQL cutover writes.
+//! - `application_name` is `cutover` unless the target sets one, so a lock holder or a
+//!   long-running statement is recognisable in `pg_stat_activity`.
+//! - TCP keepalives and `tcp_user_timeout` are on (see `settings.rs`), so a server that
+//!   vanishes is noticed in bounded time; the connection task then says which server went.
+//!   The server's side gets the same keepalive settings (`tcp_keepalives_idle`, `_interval`,
+//!   `_count`), so a cutover that vanishes mid-load has its transaction rolled back and its
+//!   locks released in about a minute, not after the server's two-hour default.
 
 use anyhow::{Result, anyhow};
 use tokio_postgres::{Client, NoTls};
@@ -10,9 +21,51 @@ use super::explain::{self, Failure};
 use super::tls;
 use super::url::TargetUrl;
 
+/// The statement every pinned session runs first.
+pub(super) const PIN_SEARCH_PATH: &str =
+    "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)";
+
 impl TargetUrl {
-    /// Connects and spawns the connection task on the current tokio runtime.
+    /// Connects, pins `search_path`, and spawns the connection task on the current tokio
+    /// runtime. Every session cutover reads or writes the target through comes from here.
     pub(crate) async fn connect(&self) -> Result<Client> {
+        let client = self.open().await?;
+        let mut setup = format!("{PIN_SEARCH_PATH};");
+        let c = &self.config;
+        if c.get_keepalives() {
+            let set = |name: &str, v: u64| format!("pg_catalog.set_config('{name}', '{v}', false)");
+            setup.push_str(&format!(
+                " SELECT {}, {}, {};",
+                set(
+                    "tcp_keepalives_idle",
+                    c.get_keepalives_idle().as_secs().max(1)
+                ),
+                set(
+                    "tcp_keepalives_interval",
+                    c.get_keepalives_interval()
+                        .map_or(0, |d| d.as_secs().max(1))
+                ),
+                set(
+                    "tcp_keepalives_count",
+                    c.get_keepalives_retries().map_or(0, u64::from)
+                ),
+            ));
+        }
+        client.batch_execute(&setup).await.map_err(|e| {
+            anyhow!(
+                "cannot set up the session on {}: setting search_path and keepalives failed: {}",
+                self.redacted(),
+                crate::error::describe_pg(&e)
+            )
+        })?;
+        Ok(client)
+    }
+
+    /// Connects WITHOUT pinning `search_path`: only for applying the user's own `--schema`
+    /// SQL to a fresh scratch database, where an unqualified `CREATE TABLE` must land in
+    /// `public` as it would under psql. Never use it for a session that reads or writes data.
+    #[allow(dead_code)]
+    pub(crate) async fn connect_unpinned_for_schema_setup(&self) -> Result<Client> {
         self.open().await
     }
 

@@ -1,6 +1,11 @@
 //! What the target schema really is, read from the PostgreSQL catalog: tables, column types,
 //! nullability, defaults, identity and generated columns, primary and foreign keys.
 //! Column types always come from here, never from the mapping.
+//!
+//! Catalog tables and functions are schema-qualified (`pg_catalog.`), as PostgreSQL's docs
+//! advise for code that may run with an untrusted search_path ("Schemas", "Usage Patterns");
+//! the operators rely on the session's search_path, which `connect` pins to
+//! `pg_catalog, pg_temp`.
 
 use super::types::PgType;
 use anyhow::Context;
@@ -57,7 +62,10 @@ impl TableInfo {
 /// Read the catalog of one schema.
 pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
     let exists = client
-        .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
+        .query_opt(
+            "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
+            &[&schema],
+        )
         .await
         .context("reading the target catalog")?;
     if exists.is_none() {
@@ -68,16 +76,16 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
     let rows = client
         .query(
             "SELECT c.relname, a.attname, a.attnotnull, a.atthasdef, a.attidentity::text, a.attgenerated::text,
-                    format_type(a.atttypid, a.atttypmod),
+                    pg_catalog.format_type(a.atttypid, a.atttypmod),
                     bt.typname, bt.typtype::text, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
                     bt.oid, et.typname, et.typtype::text, bt.typelem, et.oid,
                     CASE WHEN bt.typtype = 'e' THEN bt.oid WHEN et.typtype = 'e' THEN et.oid END
-               FROM pg_class c
-               JOIN pg_namespace n ON n.oid = c.relnamespace
-               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-               JOIN pg_type t ON t.oid = a.atttypid
-               JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
-               LEFT JOIN pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A'
+               FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+               JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+               JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+               LEFT JOIN pg_catalog.pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A'
               WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
               ORDER BY c.relname, a.attnum",
             &[&schema],
@@ -86,7 +94,7 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
         .context("reading the target catalog")?;
     let enums = client
         .query(
-            "SELECT enumtypid, enumlabel FROM pg_enum ORDER BY enumtypid, enumsortorder",
+            "SELECT enumtypid, enumlabel FROM pg_catalog.pg_enum ORDER BY enumtypid, enumsortorder",
             &[],
         )
         .await
@@ -142,14 +150,14 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
     let cons = client
         .query(
             "SELECT c.relname, k.contype::text,
-                    ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY u(n, o)
-                          JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.o),
+                    ARRAY(SELECT a.attname::text FROM pg_catalog.unnest(k.conkey) WITH ORDINALITY u(n, o)
+                          JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.o),
                     fc.relname
-               FROM pg_constraint k
-               JOIN pg_class c ON c.oid = k.conrelid
-               JOIN pg_namespace n ON n.oid = c.relnamespace
-               LEFT JOIN pg_class fc ON fc.oid = k.confrelid
-               LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
+               FROM pg_catalog.pg_constraint k
+               JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               LEFT JOIN pg_catalog.pg_class fc ON fc.oid = k.confrelid
+               LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
               WHERE n.nspname = $1 AND k.contype IN ('p', 'f') AND (k.contype = 'p' OR fn.nspname = $1)",
             &[&schema],
         )

@@ -65,15 +65,55 @@ async fn session_settings_and_errors() {
             one(&c, "select current_setting('application_name')").await,
             "cutover"
         );
+        assert_eq!(
+            one(&c, "select current_setting('search_path')").await,
+            "pg_catalog, pg_temp"
+        );
+        assert_eq!(
+            one(&c, "select current_setting('tcp_keepalives_idle')").await,
+            "30"
+        );
+        assert_eq!(
+            one(&c, "select current_setting('tcp_keepalives_interval')").await,
+            "10"
+        );
+        assert_eq!(
+            one(&c, "select current_setting('tcp_keepalives_count')").await,
+            "3"
+        );
     }
+    // A role or database default search_path is overridden; the schema-setup session keeps it.
     let su = p(&s.url("appdb")).connect().await.unwrap();
+    su.batch_execute("alter role appuser set search_path = public, pg_catalog")
+        .await
+        .unwrap();
     let url = p(&format!(
         "postgresql://appuser:{PW_ENC}@127.0.0.1:{port}/appdb?application_name=mine"
     ));
     let c = url.connect().await.unwrap();
     assert_eq!(
+        one(&c, "select current_setting('search_path')").await,
+        "pg_catalog, pg_temp"
+    );
+    assert_eq!(
         one(&c, "select current_setting('application_name')").await,
         "mine"
+    );
+    let c = url.connect_unpinned_for_schema_setup().await.unwrap();
+    assert_eq!(
+        one(&c, "select current_setting('search_path')").await,
+        "public, pg_catalog"
+    );
+    c.batch_execute("create table made_here (id int)")
+        .await
+        .unwrap();
+    assert_eq!(
+        one(
+            &su,
+            "select relnamespace::regnamespace::text from pg_class where relname = 'made_here'"
+        )
+        .await,
+        "public"
     );
     // Keyword/value, and the password from the environment.
     let t = with_env(
