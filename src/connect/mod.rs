@@ -13,10 +13,12 @@
 //! | `explain.rs` | failed and lost connections as sentences |
 //! | `tls.rs` | sslmode, root and client certificates over rustls |
 //! | `redact.rs` | showing any connection string without its password |
+//! | `process.rs` | no core dumps of a process holding secrets |
 
 mod conninfo;
 mod explain;
 mod pgpass;
+mod process;
 mod redact;
 mod session;
 mod settings;
@@ -26,4 +28,6 @@ mod url;
 #[cfg(test)]
 mod tests;
 
+#[allow(unused_imports)]
+pub(crate) use process::forbid_core_dumps;
 pub(crate) use url::TargetUrl;

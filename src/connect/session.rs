@@ -13,12 +13,18 @@
 //!   The server's side gets the same keepalive settings (`tcp_keepalives_idle`, `_interval`,
 //!   `_count`), so a cutover that vanishes mid-load has its transaction rolled back and its
 //!   locks released in about a minute, not after the server's two-hour default.
+//! - A password that would reach a non-local server without `sslmode=verify-full` draws a
+//!   warning: under prefer or require a server impersonating the target may ask for it in
+//!   clear text and receive it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Result, anyhow};
+use tokio_postgres::config::Host;
 use tokio_postgres::{Client, NoTls};
 
 use super::explain::{self, Failure};
-use super::tls;
+use super::tls::{self, SslMode};
 use super::url::TargetUrl;
 
 /// The statement every pinned session runs first.
@@ -70,6 +76,12 @@ impl TargetUrl {
     }
 
     async fn open(&self) -> Result<Client> {
+        if let Some(w) = self.exposure_warning() {
+            static ONCE: AtomicBool = AtomicBool::new(false);
+            if !ONCE.swap(true, Ordering::Relaxed) {
+                eprintln!("warning: {w}");
+            }
+        }
         let attempt = self.open_raw();
         let res = match self.connect_timeout {
             Some(t) => match tokio::time::timeout(t, attempt).await {
@@ -117,5 +129,42 @@ impl TargetUrl {
             });
             Ok(client)
         }
+    }
+
+    /// A warning when a password would go to a non-local server whose identity is not
+    /// checked (anything short of `sslmode=verify-full`).
+    pub(super) fn exposure_warning(&self) -> Option<String> {
+        self.config.get_password()?;
+        if self.tls.mode == SslMode::VerifyFull || self.is_local() {
+            return None;
+        }
+        let how = match self.tls.mode {
+            SslMode::Disable => "unencrypted",
+            _ => "encrypted, but without checking the server's certificate",
+        };
+        Some(format!(
+            "the password for user \"{}\" goes to {} over a connection that is {how} (sslmode={}): a server impersonating it could ask for the password in clear text and receive it. Use sslmode=verify-full (with sslrootcert=FILE, or sslrootcert=system for a public CA) so the server must prove who it is.",
+            self.user().unwrap_or("?"),
+            self.server(),
+            self.tls.mode
+        ))
+    }
+
+    /// Every host is this machine (a Unix socket or a loopback address).
+    fn is_local(&self) -> bool {
+        let loopback = |name: &str| {
+            name.eq_ignore_ascii_case("localhost")
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|a| a.is_loopback())
+        };
+        let addrs = self.config.get_hostaddrs();
+        if !addrs.is_empty() {
+            return addrs.iter().all(|a| a.is_loopback());
+        }
+        self.config.get_hosts().iter().all(|h| match h {
+            Host::Unix(_) => true,
+            Host::Tcp(name) => loopback(name),
+        })
     }
 }

@@ -440,6 +440,31 @@ fn certificates_from_settings_and_home() {
 }
 
 #[test]
+fn password_warning_for_unverified_remote_servers() {
+    let warn = |s: &str| p(s).exposure_warning();
+    let w = warn("postgresql://u:pw@db.example.com/x?sslmode=require").unwrap();
+    assert!(
+        w.contains("db.example.com:5432") && w.contains("sslmode=verify-full"),
+        "{w}"
+    );
+    assert!(!w.contains("pw@"), "{w}");
+    assert!(
+        warn("postgresql://u:pw@db.example.com/x?sslmode=disable")
+            .unwrap()
+            .contains("unencrypted")
+    );
+    assert!(warn("postgresql://u:pw@db.example.com/x?sslmode=verify-full").is_none());
+    assert!(
+        warn("postgresql://u@db.example.com/x?sslmode=require").is_none(),
+        "no password"
+    );
+    assert!(warn("postgresql://u:pw@localhost/x").is_none());
+    assert!(warn("postgresql://u:pw@127.0.0.1,[::1]/x").is_none());
+    assert!(warn("postgresql://u:pw@/x?host=/tmp").is_none());
+    assert!(warn("postgresql://u:pw@127.0.0.1,db.example.com/x").is_some());
+}
+
+#[test]
 fn password_never_shown() {
     let pw = "Sup3rS3cret";
     for u in [

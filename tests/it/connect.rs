@@ -56,6 +56,24 @@ fn a_malformed_target_is_a_usage_error_that_hides_the_password() {
 }
 
 #[test]
+fn a_password_for_an_unverified_remote_server_draws_a_warning() {
+    let db = Db::new("conn_warning");
+    let target = "postgresql://loader:Hunter2Secret@db.example.invalid/app?sslmode=require";
+    let r = cutover(&db, "check", target, &[]);
+    r.fails(3);
+    assert!(
+        r.stderr
+            .contains("warning: the password for user \"loader\" goes to db.example.invalid:5432")
+            && r.stderr.contains("Use sslmode=verify-full"),
+        "{}",
+        r.all()
+    );
+    assert!(!r.all().contains("Hunter2Secret"), "{}", r.all());
+    let r = cutover(&db, "check", &target.replace("require", "verify-full"), &[]);
+    assert!(!r.stderr.contains("warning:"), "{}", r.all());
+}
+
+#[test]
 fn pgsslmode_verify_full_is_honoured() {
     // The test cluster has no TLS: a target that must verify the server cannot connect.
     let db = Db::new("conn_pgsslmode");
