@@ -185,16 +185,22 @@ fn explain_tls(url: &TargetUrl, r: &rustls::Error) -> String {
     }
 }
 
-/// What the connection task prints when an established connection dies.
-pub(super) fn lost(server: &str, bound: Option<Duration>, e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return format!(
-            "cutover: the server at {server} ended the session: {}",
-            db.message()
-        );
+/// What the connection task prints when an established connection dies of a network
+/// failure: the server stopped answering (keepalives, `tcp_user_timeout`) or cannot be
+/// reached any more. `None` for a server that ended the session or closed the connection,
+/// which also happens on purpose (a scratch cluster stopping) and which the statement that
+/// was running reports itself.
+pub(super) fn lost(
+    server: &str,
+    bound: Option<Duration>,
+    e: &tokio_postgres::Error,
+) -> Option<String> {
+    use std::io::ErrorKind as K;
+    if e.as_db_error().is_some() {
+        return None;
     }
-    let why = match find_io_error(e).map(|io| io.kind()) {
-        Some(std::io::ErrorKind::TimedOut) => {
+    let why = match find_io_error(e)?.kind() {
+        K::TimedOut => {
             let within = bound
                 .map(|b| format!(" for about {} s", b.as_secs()))
                 .unwrap_or_default();
@@ -202,12 +208,12 @@ pub(super) fn lost(server: &str, bound: Option<Duration>, e: &tokio_postgres::Er
                 "the server stopped answering: nothing sent to it was acknowledged{within} (tcp_user_timeout, TCP keepalives); it, or the network to it, is down or stalled"
             )
         }
-        Some(std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof) => {
-            "the server closed the connection".to_string()
+        K::ConnectionReset | K::UnexpectedEof | K::BrokenPipe | K::ConnectionAborted => {
+            return None;
         }
         _ => error_chain(e),
     };
-    format!("cutover: lost the connection to {server}: {why}")
+    Some(format!("cutover: lost the connection to {server}: {why}"))
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

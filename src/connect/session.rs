@@ -9,7 +9,8 @@
 //! - `application_name` is `cutover` unless the target sets one, so a lock holder or a
 //!   long-running statement is recognisable in `pg_stat_activity`.
 //! - TCP keepalives and `tcp_user_timeout` are on (see `settings.rs`), so a server that
-//!   vanishes is noticed in bounded time; the connection task then says which server went.
+//!   vanishes is noticed in bounded time; the connection task then says which server stopped
+//!   answering.
 //!   The server's side gets the same keepalive settings (`tcp_keepalives_idle`, `_interval`,
 //!   `_count`), so a cutover that vanishes mid-load has its transaction rolled back and its
 //!   locks released in about a minute, not after the server's two-hour default.
@@ -114,8 +115,10 @@ impl TargetUrl {
         if self.config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
             let (client, conn) = self.config.connect(NoTls).await.map_err(Failure::Pg)?;
             tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    eprintln!("{}", explain::lost(&server, bound, &e));
+                if let Err(e) = conn.await
+                    && let Some(why) = explain::lost(&server, bound, &e)
+                {
+                    eprintln!("{why}");
                 }
             });
             Ok(client)
@@ -123,8 +126,10 @@ impl TargetUrl {
             let tls = tls::connector(&self.tls).map_err(Failure::Setup)?;
             let (client, conn) = self.config.connect(tls).await.map_err(Failure::Pg)?;
             tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    eprintln!("{}", explain::lost(&server, bound, &e));
+                if let Err(e) = conn.await
+                    && let Some(why) = explain::lost(&server, bound, &e)
+                {
+                    eprintln!("{why}");
                 }
             });
             Ok(client)
