@@ -26,7 +26,7 @@ mod resolve;
 mod session;
 mod settings;
 pub(crate) mod tls;
-mod url;
+pub(crate) mod url;
 
 #[cfg(test)]
 mod tests;

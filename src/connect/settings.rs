@@ -26,7 +26,7 @@ pub(super) const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
 /// Without `connect_timeout`: connecting (TCP, TLS, authentication) may take this long.
 pub(super) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Without `application_name`: what `pg_stat_activity` shows for cutover's sessions.
-pub(super) const DEFAULT_APPLICATION_NAME: &str = "cutover";
+pub(crate) const DEFAULT_APPLICATION_NAME: &str = "cutover";
 /// Without keepalive settings: probe an idle connection after 30 s, every 10 s, 3 times.
 pub(super) const DEFAULT_KEEPALIVES: (Duration, Duration, u32) =
     (Duration::from_secs(30), Duration::from_secs(10), 3);

@@ -16,6 +16,9 @@ use super::settings::{self, Origin, Vars};
 use super::tls;
 use crate::error::usage;
 
+/// What `pg_stat_activity` shows for cutover's sessions unless the target sets a name.
+pub(crate) use super::settings::DEFAULT_APPLICATION_NAME;
+
 /// A parsed target. Clone it freely.
 #[derive(Clone)]
 pub(crate) struct TargetUrl {

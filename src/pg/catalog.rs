@@ -10,7 +10,7 @@
 use super::types::PgType;
 use anyhow::Context;
 use std::collections::HashMap;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, GenericClient};
 
 #[derive(Debug, Clone)]
 pub struct Catalog {
@@ -222,20 +222,69 @@ fn pg_type(typname: &str, typtype: &str, typmod: i32, labels: Vec<String>) -> Pg
     }
 }
 
-/// The target's Alembic revision (`alembic_version`, on the search path, as Alembic finds
-/// it): its revisions joined with `,` (one per branch head), or None without the table.
-pub(crate) async fn alembic_revision(client: &Client) -> Option<String> {
-    let exists: bool = client
-        .query_one("SELECT to_regclass('alembic_version') IS NOT NULL", &[])
+/// The `alembic_version` table as Alembic finds it, schema-qualified: the first schema of
+/// the session's default search_path that holds a table of that name. The default is what
+/// RESET would restore (the role's, the database's or the server's setting), since
+/// `connect` pins the live search_path to `pg_catalog, pg_temp`. Only an ordinary table
+/// counts: a view of that name could run another role's code.
+pub(crate) async fn alembic_table(client: &impl GenericClient) -> Option<String> {
+    let row = client
+        .query_one(
+            "SELECT reset_val, current_user::text FROM pg_catalog.pg_settings WHERE name = 'search_path'",
+            &[],
+        )
         .await
-        .ok()?
-        .get(0);
-    if !exists {
-        return None;
+        .ok()?;
+    let (path, user): (String, String) = (row.get(0), row.get(1));
+    for schema in search_path_schemas(&path, &user) {
+        let found = client
+            .query_opt(
+                "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+                   FROM pg_catalog.pg_class c
+                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = $1 AND c.relname = 'alembic_version' AND c.relkind IN ('r', 'p')",
+                &[&schema],
+            )
+            .await
+            .ok()?;
+        if let Some(r) = found {
+            return Some(r.get(0));
+        }
     }
+    None
+}
+
+/// The schema names of a search_path setting, `$user` replaced, unquoted names folded to
+/// lower case as PostgreSQL does.
+fn search_path_schemas(path: &str, user: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for item in path.split(',') {
+        let item = item.trim();
+        let name = match item.strip_prefix('"').and_then(|i| i.strip_suffix('"')) {
+            Some(quoted) => quoted.replace("\"\"", "\""),
+            None => item.to_lowercase(),
+        };
+        let name = if name == "$user" {
+            user.to_string()
+        } else {
+            name
+        };
+        if !name.is_empty() {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// The target's Alembic revision (the table [`alembic_table`] finds): its revisions joined
+/// with `,` (one per branch head), or None without the table.
+pub(crate) async fn alembic_revision(client: &impl GenericClient) -> Option<String> {
+    let table = alembic_table(client).await?;
     client
         .query_one(
-            "SELECT string_agg(version_num::text, ',' ORDER BY version_num) FROM alembic_version",
+            &format!(
+                "SELECT pg_catalog.string_agg(version_num::text, ',' ORDER BY version_num) FROM {table}"
+            ),
             &[],
         )
         .await
@@ -287,13 +336,13 @@ pub(crate) async fn touched(
 ) -> anyhow::Result<Touched> {
     let sequences = client
         .query(
-            "SELECT c.relname::text, a.attname::text, pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname)
-               FROM pg_class c
-               JOIN pg_namespace n ON n.oid = c.relnamespace
-               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+            "SELECT c.relname::text, a.attname::text, pg_catalog.pg_get_serial_sequence(pg_catalog.format('%I.%I', n.nspname, c.relname), a.attname)
+               FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
               WHERE n.nspname = $1 AND c.relname::text = ANY ($2::text[])
-                AND pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname) IS NOT NULL
-              ORDER BY array_position($2::text[], c.relname::text), a.attnum",
+                AND pg_catalog.pg_get_serial_sequence(pg_catalog.format('%I.%I', n.nspname, c.relname), a.attname) IS NOT NULL
+              ORDER BY pg_catalog.array_position($2::text[], c.relname::text), a.attnum",
             &[&schema, &tables],
         )
         .await
@@ -308,23 +357,24 @@ pub(crate) async fn touched(
     let constraints = client
         .query(
             "SELECT c.relname::text, x.name, x.kind
-               FROM pg_class c
-               JOIN pg_namespace n ON n.oid = c.relnamespace
+               FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                JOIN LATERAL (
                     SELECT k.conname::text AS name,
                            CASE k.contype WHEN 'p' THEN 'primary_key' WHEN 'u' THEN 'unique'
                                           WHEN 'f' THEN 'foreign_key' WHEN 'c' THEN 'check'
                                           WHEN 'x' THEN 'exclusion' ELSE k.contype::text END AS kind,
                            k.contype::text AS sort
-                      FROM pg_constraint k WHERE k.conrelid = c.oid
+                      FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid
                     UNION ALL
-                    SELECT i.indexrelid::regclass::text, 'index', 'i'
-                      FROM pg_index i
+                    SELECT ic.relname::text, 'index', 'i'
+                      FROM pg_catalog.pg_index i
+                      JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
                      WHERE i.indrelid = c.oid
-                       AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.contype <> 'f')
+                       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid AND k.contype <> 'f')
                ) x ON true
               WHERE n.nspname = $1 AND c.relname::text = ANY ($2::text[])
-              ORDER BY array_position($2::text[], c.relname::text), x.sort, x.name",
+              ORDER BY pg_catalog.array_position($2::text[], c.relname::text), x.sort, x.name",
             &[&schema, &tables],
         )
         .await
@@ -338,12 +388,12 @@ pub(crate) async fn touched(
         .collect();
     let triggers = client
         .query(
-            "SELECT c.relname::text, t.tgname::text, pg_get_triggerdef(t.oid), t.tgenabled <> 'D'
-               FROM pg_trigger t
-               JOIN pg_class c ON c.oid = t.tgrelid
-               JOIN pg_namespace n ON n.oid = c.relnamespace
+            "SELECT c.relname::text, t.tgname::text, pg_catalog.pg_get_triggerdef(t.oid), t.tgenabled <> 'D'
+               FROM pg_catalog.pg_trigger t
+               JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
               WHERE n.nspname = $1 AND c.relname::text = ANY ($2::text[]) AND NOT t.tgisinternal
-              ORDER BY array_position($2::text[], c.relname::text), t.tgname",
+              ORDER BY pg_catalog.array_position($2::text[], c.relname::text), t.tgname",
             &[&schema, &tables],
         )
         .await
@@ -361,4 +411,16 @@ pub(crate) async fn touched(
         constraints,
         triggers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn search_path_schemas() {
+        assert_eq!(
+            super::search_path_schemas("\"$user\", public, \"My \"\"Schema\"\"\", App", "loader"),
+            ["loader", "public", "My \"Schema\"", "app"]
+        );
+        assert!(super::search_path_schemas("", "u").is_empty());
+    }
 }

@@ -115,6 +115,35 @@ async fn session_settings_and_errors() {
         .await,
         "public"
     );
+    // A pinned session still finds alembic_version where Alembic does: on the role's
+    // default search_path, skipping a view of that name.
+    use crate::pg::catalog::{alembic_revision, alembic_table};
+    su.batch_execute(
+        "create table public.alembic_version (version_num varchar(32));
+         insert into public.alembic_version values ('abc');
+         alter table public.alembic_version owner to appuser;",
+    )
+    .await
+    .unwrap();
+    let pinned = url.connect().await.unwrap();
+    assert_eq!(alembic_revision(&pinned).await.as_deref(), Some("abc"));
+    su.batch_execute(
+        "create schema early authorization appuser;
+         create view early.alembic_version as select 'planted'::varchar(32) as version_num;
+         create schema app authorization appuser;
+         create table app.alembic_version (version_num varchar(32));
+         insert into app.alembic_version values ('b2'), ('a1');
+         grant select on app.alembic_version to appuser;
+         alter role appuser set search_path = early, \"$user\", app, public;",
+    )
+    .await
+    .unwrap();
+    let pinned = url.connect().await.unwrap();
+    assert_eq!(
+        alembic_table(&pinned).await.as_deref(),
+        Some("app.alembic_version")
+    );
+    assert_eq!(alembic_revision(&pinned).await.as_deref(), Some("a1,b2"));
     // Keyword/value, and the password from the environment.
     let t = with_env(
         &format!("host=127.0.0.1 port={port} user=appuser dbname=appdb"),
