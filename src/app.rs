@@ -9,6 +9,8 @@ use tokio::signal::unix::SignalKind;
 
 /// Run `cutover` with the process's arguments; the exit code to end with.
 pub fn main() -> i32 {
+    // Before any password or token is read: a core dump of this process would hold them.
+    crate::connect::forbid_core_dumps();
     let cli = crate::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

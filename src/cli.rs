@@ -78,8 +78,10 @@ pub(crate) struct Common {
     /// Source to read: sqlite:PATH, airtable:BASE_ID or snapshot:DIR. Default: the mapping's [source] section.
     #[arg(long, value_name = "SRC")]
     pub(crate) source: Option<String>,
-    /// Target PostgreSQL URL (postgres://, postgresql://, postgresql+asyncpg:// …), or
-    /// `scratch` for a throwaway cluster. Default: $DATABASE_URL.
+    /// Target database: a URL (postgres://, postgresql://, postgresql+asyncpg:// …), libpq
+    /// keyword/value settings (host=… dbname=… user=…), or `scratch` for a throwaway cluster.
+    /// Default: $DATABASE_URL, then DATABASE_URL in ./.env, then the PG* variables. A password
+    /// written here is visible to other users in `ps`: put it in PGPASSWORD or ~/.pgpass.
     #[arg(long, value_name = "URL")]
     pub(crate) target: Option<String>,
     /// With --target scratch: the SQL file that creates the target schema (a `pg_dump -s`

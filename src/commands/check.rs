@@ -101,11 +101,9 @@ async fn check(a: &CheckArgs, run: &mut Run, record: &Record) -> anyhow::Result<
     let cat = catalog::read(&client, &m.schema).await?;
     let plan = plan::bind(&m, &cat, &tables).map_err(|p| usage(p.to_string()))?;
     if let Some(rev) = &m.expect_revision {
-        let ok = client
-            .query("SELECT version_num::text FROM alembic_version", &[])
+        let ok = catalog::alembic_revision(&client)
             .await
-            .map(|rows| rows.iter().any(|r| r.get::<_, String>(0) == *rev))
-            .unwrap_or(false);
+            .is_some_and(|revs| revs.split(',').any(|r| r == rev));
         if !ok {
             return Err(usage(format!(
                 "the target is not at Alembic revision {rev} (expect_revision in the mapping): run `alembic upgrade head` or update the mapping"

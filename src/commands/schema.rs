@@ -82,7 +82,7 @@ pub(crate) async fn apply(
     let mut created = Vec::new();
     loop {
         admin_sql(format!("CREATE DATABASE {name}")).await?;
-        let client = db.connect().await?;
+        let client = db.connect_unpinned_for_schema_setup().await?;
         let applied = client.batch_execute(sql).await;
         drop(client);
         let Err(e) = applied else { return Ok(created) };
@@ -128,14 +128,7 @@ pub(crate) async fn copy_revisions(
             describe_pg(&e)
         ))
     };
-    let table: Option<String> = real
-        .query_opt(
-            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = pg_catalog.to_regclass('alembic_version')",
-            &[],
-        )
-        .await
-        .map_err(read)?
-        .map(|r| r.get(0));
+    let table: Option<String> = crate::pg::catalog::alembic_table(&real).await;
     let Some(table) = table else {
         return Ok(Vec::new());
     };

@@ -50,12 +50,7 @@ impl Target {
     /// The target the command line names, if any; a scratch cluster is started and given
     /// the schema here.
     pub(crate) async fn open(c: &Common, notes: Notes) -> anyhow::Result<Option<Target>> {
-        let given = match &c.target {
-            Some(t) => Some(t.clone()),
-            None => std::env::var("DATABASE_URL")
-                .ok()
-                .filter(|s| !s.trim().is_empty()),
-        };
+        let given = crate::connect::target_text(c.target.as_deref())?;
         let Some(given) = given else { return Ok(None) };
         if given != "scratch" {
             if c.schema.is_some() || c.schema_from.is_some() || c.keep_scratch {

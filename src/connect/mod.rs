@@ -31,8 +31,6 @@ pub(crate) mod url;
 #[cfg(test)]
 mod tests;
 
-#[allow(unused_imports)]
 pub(crate) use process::forbid_core_dumps;
-#[allow(unused_imports)]
-pub(crate) use resolve::{resolve, target_text};
+pub(crate) use resolve::target_text;
 pub(crate) use url::TargetUrl;

@@ -7,7 +7,6 @@
 
 /// Makes this process non-dumpable. Call it once at start-up, before any secret is read.
 /// Failures are ignored: this is a safeguard, not a requirement for running.
-#[allow(dead_code)]
 pub(crate) fn forbid_core_dumps() {
     let none = libc::rlimit {
         rlim_cur: 0,

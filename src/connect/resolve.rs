@@ -15,21 +15,14 @@ use anyhow::Result;
 
 use super::dotenv;
 use super::settings::Vars;
-use super::url::TargetUrl;
 use crate::error::usage;
 
 /// The text naming the target, by the precedence above: `Some("")` when only the `PG*`
-/// variables do (parse it with [`TargetUrl::parse`] all the same), `None` when nothing names
+/// variables do (parse it with `TargetUrl::parse` all the same), `None` when nothing names
 /// a target. The text may be `scratch`, which the caller handles.
 pub(crate) fn target_text(flag: Option<&str>) -> Result<Option<String>> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
     target_text_in(flag, &|name| std::env::var(name).ok(), &cwd)
-}
-
-/// [`target_text`] parsed: for callers that have no `scratch` to handle.
-#[allow(dead_code)]
-pub(crate) fn resolve(flag: Option<&str>) -> Result<Option<TargetUrl>> {
-    target_text(flag)?.map(|t| TargetUrl::parse(&t)).transpose()
 }
 
 fn target_text_in(flag: Option<&str>, vars: Vars<'_>, cwd: &Path) -> Result<Option<String>> {

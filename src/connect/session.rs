@@ -71,7 +71,6 @@ impl TargetUrl {
     /// Connects WITHOUT pinning `search_path`: only for applying the user's own `--schema`
     /// SQL to a fresh scratch database, where an unqualified `CREATE TABLE` must land in
     /// `public` as it would under psql. Never use it for a session that reads or writes data.
-    #[allow(dead_code)]
     pub(crate) async fn connect_unpinned_for_schema_setup(&self) -> Result<Client> {
         self.open().await
     }

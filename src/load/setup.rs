@@ -279,7 +279,10 @@ async fn lock_holders(tx: &Transaction<'_>, table: &str) -> String {
 /// The target's Alembic revision is the one the mapping expects, when it expects one.
 async fn check_revision(tx: &Transaction<'_>, expect: Option<&str>) -> anyhow::Result<()> {
     let Some(expect) = expect else { return Ok(()) };
-    let rows = tx.query("SELECT version_num::text FROM alembic_version", &[]).await.map_err(|e| {
+    let table = crate::pg::catalog::alembic_table(tx)
+        .await
+        .unwrap_or_else(|| "alembic_version".to_string());
+    let rows = tx.query(&format!("SELECT version_num::text FROM {table}"), &[]).await.map_err(|e| {
         usage(format!(
             "the mapping expects Alembic revision {expect}, but the target has no readable alembic_version table: {}",
             describe_pg(&e)

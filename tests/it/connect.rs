@@ -360,3 +360,44 @@ fn a_server_that_stops_answering_fails_the_run_in_bounded_time() {
         "nothing committed"
     );
 }
+
+/// With no --target and no DATABASE_URL in the environment, a `.env` in the working
+/// directory names the target, as sqlx reads it; the environment wins over it.
+#[test]
+fn a_dot_env_in_the_working_directory_names_the_target() {
+    let db = Db::new("conn_dotenv");
+    let work = db.dir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(
+        work.join(".env"),
+        format!("# the app's settings\nDATABASE_URL={}\n", db.url),
+    )
+    .unwrap();
+    let mapping = repo().join("mappings/podium-sqlite.toml");
+    let source = format!("sqlite:{}", db.sqlite().display());
+    let load = |env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"));
+        cmd.args(["load", "-m", mapping.to_str().unwrap(), "--source", &source])
+            .env_remove("DATABASE_URL")
+            .current_dir(&work);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = load(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(db.one("SELECT count(*) FROM votes"), "24");
+    // DATABASE_URL in the environment comes first: here it names a database that does not
+    // exist, and the run fails on it rather than using .env.
+    let elsewhere = db
+        .url
+        .replacen(&format!("/{}?", db.name), "/no_such_db?", 1);
+    let out = load(&[("DATABASE_URL", &elsewhere)]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_db"));
+}
