@@ -5,17 +5,16 @@
 
 use super::outcome::{Outcome, Output};
 use super::pipeline::load_with;
-use super::prepare::prepare;
+use super::prepare::{prepare, prepare_run};
 use super::progress::{Display, Notes, Work};
-use super::record::{Record, source_ref};
-use super::target::{Released, Target};
+use super::record::Record;
+use super::target::Released;
 use super::verify::{self, Verified};
 use crate::cli::{LoadArgs, ModeArg};
 use crate::convert::reject::RejectRow;
 use crate::error::usage;
 use crate::files;
 use crate::load::{Mode, Options, Report};
-use crate::pg::catalog;
 use crate::report::json::{Findings, Run};
 use crate::report::{self, summary};
 use std::sync::Arc;
@@ -53,11 +52,7 @@ pub(crate) async fn command(a: LoadArgs) -> anyhow::Result<Outcome> {
 async fn load(a: &LoadArgs, run: &mut Run, record: &Record) -> anyhow::Result<Outcome> {
     let c = &a.common;
     let notes = Notes::for_run(c.quiet);
-    let target = Target::required(c, notes).await?;
-    run.target = Some(target.url.redacted());
-    let mut p = prepare(c, &target).await?;
-    run.source = Some(source_ref(&p.spec));
-    run.alembic_revision = catalog::alembic_revision(&p.client).await;
+    let (target, mut p) = prepare_run(c, notes, run).await?;
     let opts = Options {
         mode: match a.mode {
             ModeArg::Merge => Mode::Merge,

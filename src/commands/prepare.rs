@@ -1,12 +1,15 @@
 //! Before a command reads a row: the mapping read, the source opened, and (with a target)
 //! the mapping bound to the source's tables and the target's catalog into a plan.
 
+use super::progress::Notes;
+use super::record::source_ref;
 use super::target::Target;
 use crate::cli::Common;
 use crate::error::usage;
 use crate::mapping::{self, Mapping};
 use crate::pg::catalog;
 use crate::plan::{self, Plan};
+use crate::report::json::Run;
 use crate::source::{self, Source, SourceSpec, SourceTable};
 use anyhow::Context;
 
@@ -62,4 +65,19 @@ pub(crate) async fn prepare(c: &Common, target: &Target) -> anyhow::Result<Prepa
         source,
         client,
     })
+}
+
+/// The target a load or a verify writes to or reads, and everything it starts from, each
+/// noted in the run's record as soon as it is known (so a failure's report names them).
+pub(crate) async fn prepare_run(
+    c: &Common,
+    notes: Notes,
+    run: &mut Run,
+) -> anyhow::Result<(Target, Prepared)> {
+    let target = Target::required(c, notes).await?;
+    run.target = Some(target.url.redacted());
+    let p = prepare(c, &target).await?;
+    run.source = Some(source_ref(&p.spec));
+    run.alembic_revision = catalog::alembic_revision(&p.client).await;
+    Ok((target, p))
 }

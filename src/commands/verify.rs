@@ -4,16 +4,14 @@
 
 use super::outcome::{Outcome, Output};
 use super::pipeline::load_with;
-use super::prepare::prepare;
+use super::prepare::prepare_run;
 use super::progress::{Display, Notes, Work};
-use super::record::{Record, source_ref};
-use super::target::Target;
+use super::record::Record;
 use crate::cli::VerifyArgs;
 use crate::convert::reject::RejectRow;
 use crate::error::data;
 use crate::load::{Mode, Options, Report};
 use crate::mapping::Mapping;
-use crate::pg::catalog;
 use crate::plan::Plan;
 use crate::report::json::{Findings, Run};
 use crate::report::summary::layout;
@@ -46,11 +44,7 @@ pub(crate) async fn command(v: VerifyArgs) -> anyhow::Result<Outcome> {
 async fn verify(v: &VerifyArgs, run: &mut Run, record: &Record) -> anyhow::Result<Outcome> {
     let c = &v.common;
     let notes = Notes::for_run(c.quiet);
-    let target = Target::required(c, notes).await?;
-    run.target = Some(target.url.redacted());
-    let mut p = prepare(c, &target).await?;
-    run.source = Some(source_ref(&p.spec));
-    run.alembic_revision = catalog::alembic_revision(&p.client).await;
+    let (target, mut p) = prepare_run(c, notes, run).await?;
     notes.note(format_args!(
         "verify: {} -> {}",
         p.spec,

@@ -4,8 +4,9 @@
 //! records is private: a directory only the user can enter, files only the user can read,
 //! never written through a symbolic link planted where a spool file goes.
 
+use super::airtable_source::opts;
 use crate::source::Wanted;
-use crate::source::airtable::{AirtableOptions, AirtableSource, Token};
+use crate::source::airtable::{AirtableSource, Token};
 use crate::source::{Record, Source};
 use cutover_testkit::fake_airtable::{FakeAirtable, FakeConfig, synthetic};
 use std::os::unix::fs::PermissionsExt;
@@ -13,17 +14,6 @@ use std::time::{Duration, Instant};
 
 const BASE: &str = "appLimitsFixture1";
 const TOKEN: &str = "patLIMITSECRET001.0123456789abcdef";
-
-fn opts(url: &str) -> AirtableOptions {
-    AirtableOptions {
-        api_url: Some(url.to_string()),
-        rate_limit_wait: Duration::from_millis(1100),
-        backoff_base: Duration::from_millis(20),
-        backoff_max: Duration::from_millis(200),
-        request_timeout: Duration::from_secs(10),
-        ..AirtableOptions::default()
-    }
-}
 
 fn alpha(n: usize) -> FakeConfig {
     let (meta, records) = synthetic("Alpha", n);

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 const BASE: &str = "appPodiumFixture1";
 const TOKEN: &str = "patTESTSECRET0001.0123456789abcdef";
 
-fn opts(url: &str) -> AirtableOptions {
+/// Options for a source against the fake at `url`: its short lock and quick retries.
+pub(super) fn opts(url: &str) -> AirtableOptions {
     AirtableOptions {
         api_url: Some(url.to_string()),
         rate_limit_wait: Duration::from_millis(1100),
