@@ -80,9 +80,7 @@ pub(crate) fn run(
         let staging = Staging::new(table, index);
         let mut out = BytesMut::with_capacity(CHUNK + 64 * 1024);
         Staging::header(&mut out);
-        let mut ex = Extracted {
-            ..Extracted::default()
-        };
+        let mut ex = Extracted::default();
         let mut failed: Option<anyhow::Error> = None;
         let explode = table.stage.iter().position(|c| c.shape.explode);
         let read = source.scan(&table.from, &table.fields, &mut |rec: &dyn Record| {
