@@ -1,4 +1,5 @@
 //! Integration tests: the real binary against a real PostgreSQL (see harness.rs).
+mod app;
 mod harness;
 
 mod airtable_load;

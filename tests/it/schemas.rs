@@ -2,78 +2,8 @@
 //! changed (`pg_dump -s` is the same before and after), a second run writes nothing, `verify`
 //! finds no difference, and the application's own INSERT works afterwards.
 
-use crate::harness::{Db, Run, run, write};
-use std::path::PathBuf;
-
-/// One application: its schema in a fresh database, its legacy SQLite file, its mapping.
-struct App {
-    db: Db,
-    mapping: PathBuf,
-    source: String,
-}
-
-impl App {
-    fn new(test: &str, schema: &str, legacy: &str, mapping: &str) -> App {
-        let db = Db::bare(test);
-        db.sql(schema);
-        let sqlite = db.dir.join("legacy.sqlite");
-        rusqlite::Connection::open(&sqlite)
-            .unwrap()
-            .execute_batch(legacy)
-            .unwrap();
-        let mapping = write(&db.dir, "app.toml", mapping);
-        App {
-            source: format!("sqlite:{}", sqlite.display()),
-            db,
-            mapping,
-        }
-    }
-
-    fn cutover(&self, cmd: &str) -> Run {
-        run(&[
-            cmd,
-            "-m",
-            self.mapping.to_str().unwrap(),
-            "--source",
-            &self.source,
-            "--target",
-            &self.db.url,
-        ])
-    }
-
-    /// The schema as `pg_dump -s` writes it.
-    fn schema(&self) -> String {
-        let pg_dump = cutover_testkit::find_bindir().unwrap().join("pg_dump");
-        let out = std::process::Command::new(pg_dump)
-            .args(["-s", "--no-owner", &self.db.url])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // Each dump carries a random `\restrict` key: not part of the schema.
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// check, load, a second load that writes nothing, verify — the schema untouched.
-    fn loads_and_converges(&self) {
-        let schema = self.schema();
-        self.cutover("check").ok();
-        self.cutover("load").ok();
-        let stats = self.db.tuple_stats();
-        self.cutover("load").ok();
-        assert_eq!(self.db.tuple_stats(), stats, "a second run wrote rows");
-        self.cutover("verify").ok();
-        assert_eq!(self.schema(), schema, "the load changed the schema");
-    }
-}
+use crate::app::App;
+use crate::harness::run;
 
 #[test]
 fn sequences_named_only_in_defaults_and_shared_ones_are_set_past_every_row() {
