@@ -2,7 +2,7 @@
 //! the target — or, when only verifying, compare them with it.
 
 use super::phase::{Clock, Durations};
-use super::{Loading, Phase, TableReport, diff, merge, stage};
+use super::{Loading, Phase, TableReport, diff, merge, resolve, stage};
 use crate::error::{describe_pg, unavailable};
 use crate::extract::Msg;
 use tokio::sync::mpsc;
@@ -33,7 +33,7 @@ impl Loading<'_> {
         };
         self.rejects.extend(ex.rejects);
         let clock = Clock::start(observer, Phase::Resolve, Some(index));
-        merge::resolve(tx, staging, &mut t, &mut self.rejects).await?;
+        resolve::resolve(tx, staging, &mut t, &mut self.rejects).await?;
         clock.stop(None, &mut seconds);
         crate::hooks::reached(&format!("merge:{}", table.name)).await;
         if verify_only {
