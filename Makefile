@@ -44,8 +44,9 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# cutover vs pgloader vs the COPY floor on generated Podium data (release build, one
-# throwaway cluster). BENCH_ARGS e.g. "--scale 0.1 --skip-pgloader"; results in target/bench/.
+# cutover vs pgloader, DuckDB and the COPY floor on generated Podium data, re-runs, scale 0.1
+# to 10 (release build, one throwaway cluster). BENCH_ARGS e.g. "--quick" (no scale 10) or
+# "--scale 0.1 --skip-pgloader --skip-duckdb"; results in target/bench/.
 BENCH_ARGS ?=
 bench: pg-binaries build
 	./target/release/cutover-bench $(BENCH_ARGS)

@@ -3,10 +3,15 @@
 //! fresh database and the full Podium schema per contender:
 //!
 //! 1. `cutover load --mode replace` of the generated Podium data (wall time, rows/s, peak RSS);
-//! 2. pgloader (when installed) into the same schema, and the ratio cutover/pgloader;
-//! 3. the floor: `psql \copy` of pre-typed CSV into bare tables, then keys/indexes, then FKs;
-//! 4. a second `cutover load` (merge) with no source change: wall time and rows updated;
-//! 5. cutover's peak RSS at a small scale (0.1) against the full one.
+//! 2. a second `cutover load` (merge) with no source change: wall time and rows written;
+//! 3. a third, after 1 % of the rows of each entity table changed in the source;
+//! 4. pgloader (when installed) into the same schema, and the ratio cutover/pgloader;
+//! 5. DuckDB (its Python package) doing the same load as one INSERT … SELECT per table;
+//! 6. the floor: `psql \copy` of the typed rows in binary format into bare tables, then
+//!    keys and indexes, then FKs;
+//! 7. cutover's peak RSS at a small scale (0.1) against the full one;
+//! 8. the load at a large scale (10, 16M rows; skipped with `--quick`): time and peak RSS;
+//! 9. Airtable extraction against the fake API.
 //!
 //! It prints a table, the ratios against the targets, and the statements PostgreSQL
 //! logged as slow during cutover's runs (`log_min_duration_statement`), and writes it all as
@@ -14,10 +19,10 @@
 
 mod bench;
 
-use bench::results::{Load, Merge, Results, machine, render, targets};
+use bench::results::{Load, Merge, Rerun, Results, machine, render, targets};
 
 use anyhow::{Context, Result, bail};
-use bench::{Measured, Pg, floor, measure, pgloader};
+use bench::{Measured, Pg, duckdb, floor, measure, pgloader};
 use clap::Parser;
 use cutover_testkit::Scratch;
 use std::path::{Path, PathBuf};
@@ -51,8 +56,17 @@ struct Args {
     #[arg(long, default_value_t = 20_000)]
     airtable_records: usize,
     /// Kill a contender that takes longer than this many seconds.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 600)]
     timeout: u64,
+    /// Do not run DuckDB.
+    #[arg(long)]
+    skip_duckdb: bool,
+    /// The large scale whose load time and peak RSS are compared with the full one.
+    #[arg(long, default_value_t = 10.0)]
+    big_scale: f64,
+    /// Skip the large scale (a run of about 3 minutes instead of 10).
+    #[arg(long)]
+    quick: bool,
 }
 
 fn main() {
@@ -74,7 +88,11 @@ struct Env {
 
 fn run(args: &Args) -> Result<()> {
     let started = Instant::now();
-    for (name, s) in [("--scale", args.scale), ("--rss-base", args.rss_base)] {
+    for (name, s) in [
+        ("--scale", args.scale),
+        ("--rss-base", args.rss_base),
+        ("--big-scale", args.big_scale),
+    ] {
         if !(s.is_finite() && s > 0.0 && s <= 100.0) {
             bail!("{name} {s}: must be > 0 and <= 100");
         }
@@ -135,7 +153,7 @@ fn run(args: &Args) -> Result<()> {
 
     // 1. cutover, replace into an empty schema.
     eprintln!(
-        "[1/6] cutover load --mode replace (scale {}) ...",
+        "[1/9] cutover load --mode replace (scale {}) ...",
         args.scale
     );
     let db = fresh_db(&pg, &scratch, &env.root, "bench_cutover")?;
@@ -143,8 +161,8 @@ fn run(args: &Args) -> Result<()> {
     let (cutover, _) = cutover_load(&pg, &env, &source, &db, "replace", "cutover-load")?;
     let slow_load = bench::slow_statements(&log, from);
 
-    // 4. the no-change merge re-run, on the same database.
-    eprintln!("[2/6] cutover load (merge, no source change) ...");
+    // 2. the no-change merge re-run, on the same database.
+    eprintln!("[2/9] cutover load (merge, no source change) ...");
     let from = bench::log_len(&log);
     let merge = if cutover.ok {
         let (m, report) = cutover_load(&pg, &env, &source, &db, "merge", "cutover-merge")?;
@@ -154,8 +172,30 @@ fn run(args: &Args) -> Result<()> {
     };
     let slow_merge = bench::slow_statements(&log, from);
 
-    // 2. pgloader.
-    eprintln!("[3/6] pgloader ...");
+    // 3. the merge after 1 % of the source rows changed.
+    eprintln!("[3/9] cutover load (merge, 1 % of the source rows changed) ...");
+    let from = bench::log_len(&log);
+    let changed = if cutover.ok {
+        let (changed_source, rows) = changed_copy(&source)?;
+        let (m, report) = cutover_load(
+            &pg,
+            &env,
+            &changed_source,
+            &db,
+            "merge",
+            "cutover-merge-1pct",
+        )?;
+        Some(Rerun {
+            merge: merge_figures(&m, report.as_deref()),
+            changed_source_rows: rows,
+        })
+    } else {
+        None
+    };
+    let slow_changed = bench::slow_statements(&log, from);
+
+    // 4. pgloader.
+    eprintln!("[4/9] pgloader ...");
     let (pgloader, pgloader_status) = match (&pgloader_bin, args.skip_pgloader) {
         (_, true) => (None, "skipped (--skip-pgloader)".to_string()),
         (None, false) => (
@@ -171,8 +211,22 @@ fn run(args: &Args) -> Result<()> {
         },
     };
 
-    // 3. the floor, from CSV exported out of cutover's database.
-    eprintln!("[4/6] the COPY floor ...");
+    // 5. DuckDB.
+    eprintln!("[5/9] DuckDB {} ...", duckdb::VERSION);
+    let (duckdb, duckdb_status) = if args.skip_duckdb {
+        (None, "skipped (--skip-duckdb)".to_string())
+    } else {
+        match run_duckdb(&pg, &env, &scratch, &source) {
+            Ok(load) => {
+                let status = load.error.clone().unwrap_or_else(|| "ok".into());
+                (Some(load), status)
+            }
+            Err(e) => (None, format!("failed: {e:#}")),
+        }
+    };
+
+    // 6. the floor, from the typed rows of cutover's database.
+    eprintln!("[6/9] the COPY floor ...");
     let (floor, floor_status) = if cutover.ok {
         match run_floor(&pg, &env, &scratch, &psql, &db) {
             Ok(f) => (Some(f), "ok".to_string()),
@@ -181,13 +235,14 @@ fn run(args: &Args) -> Result<()> {
     } else {
         (
             None,
-            "not run: cutover's load failed, so there is no CSV to export".into(),
+            "not run: cutover's load failed, so there are no rows to export".into(),
         )
     };
+    drop_db(&pg, &scratch, "bench_cutover");
 
-    // 5. cutover's peak RSS at the small scale.
+    // 7. cutover's peak RSS at the small scale.
     eprintln!(
-        "[5/6] cutover load at scale {} (peak RSS) ...",
+        "[7/9] cutover load at scale {} (peak RSS) ...",
         args.rss_base
     );
     let rss_base = if (args.rss_base - args.scale).abs() < 1e-9 {
@@ -195,7 +250,22 @@ fn run(args: &Args) -> Result<()> {
     } else {
         let small = generate(&env, args.rss_base, args.seed)?;
         let db = fresh_db(&pg, &scratch, &env.root, "bench_cutover_small")?;
-        Some(cutover_load(&pg, &env, &small, &db, "replace", "cutover-load-small")?.0)
+        let load = cutover_load(&pg, &env, &small, &db, "replace", "cutover-load-small")?.0;
+        drop_db(&pg, &scratch, "bench_cutover_small");
+        Some(load)
+    };
+
+    // 8. the large scale.
+    let big = if args.quick {
+        eprintln!("[8/9] scale {}: skipped (--quick)", args.big_scale);
+        None
+    } else {
+        eprintln!("[8/9] cutover load at scale {} ...", args.big_scale);
+        let large = generate(&env, args.big_scale, args.seed)?;
+        let db = fresh_db(&pg, &scratch, &env.root, "bench_cutover_big")?;
+        let load = cutover_load(&pg, &env, &large, &db, "replace", "cutover-load-big")?.0;
+        drop_db(&pg, &scratch, "bench_cutover_big");
+        Some(load)
     };
 
     // 6. Airtable extraction against the fake API with realistic latency.
@@ -203,7 +273,7 @@ fn run(args: &Args) -> Result<()> {
         None
     } else {
         eprintln!(
-            "[6/6] Airtable extraction, {} records, 100-300 ms per request ...",
+            "[9/9] Airtable extraction, {} records, 100-300 ms per request ...",
             args.airtable_records
         );
         match bench::airtable::measure_export(
@@ -250,17 +320,23 @@ fn run(args: &Args) -> Result<()> {
         source_mb,
         cutover: Some(cutover),
         merge,
+        changed,
         pgloader,
         pgloader_status,
+        duckdb,
+        duckdb_status,
         floor,
         floor_status,
         rss_base_scale: args.rss_base,
         rss_base,
+        big_scale: args.big_scale,
+        big,
         airtable_extraction,
         airtable,
         targets: Vec::new(),
         slow_statements_load: slow_load,
         slow_statements_merge: slow_merge,
+        slow_statements_changed: slow_changed,
         notes,
         bench_wall_s: 0.0,
     };
@@ -337,6 +413,41 @@ fn fresh_db(pg: &Pg, scratch: &Scratch, root: &Path, name: &str) -> Result<Strin
     pg.sql(&url, &schema)
         .context("applying the Podium schema")?;
     Ok(url)
+}
+
+/// Drop a database whose figures are taken, so a large scale does not fill the disk.
+fn drop_db(pg: &Pg, scratch: &Scratch, name: &str) {
+    let _ = pg.sql(
+        &scratch.url("postgres"),
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
+}
+
+/// The source with 1 % of the rows of each entity table changed (a value the mapping
+/// writes), written beside it; and how many rows changed.
+fn changed_copy(source: &Path) -> Result<(PathBuf, u64)> {
+    let out = source.with_extension("changed-1pct.sqlite");
+    let tmp = out.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::fs::copy(source, &tmp)
+        .with_context(|| format!("copying {} to {}", source.display(), tmp.display()))?;
+    let conn =
+        rusqlite::Connection::open(&tmp).with_context(|| format!("opening {}", tmp.display()))?;
+    let mut rows = 0u64;
+    for sql in [
+        "UPDATE people SET name = coalesce(name, '') || ' (renamed)' WHERE id % 100 = 0",
+        "UPDATE events SET title = title || ' (renamed)' WHERE id % 100 = 0",
+        "UPDATE projects SET title = title || ' v2' WHERE id % 100 = 0",
+        "UPDATE referrals SET created = '2020-01-01 00:00:00' WHERE id % 100 = 0",
+        "UPDATE votes SET points = coalesce(points, 1) % 5 + 1 WHERE id % 100 = 0",
+    ] {
+        rows += conn
+            .execute(sql, [])
+            .with_context(|| format!("changing the source: {sql}"))? as u64;
+    }
+    drop(conn);
+    std::fs::rename(&tmp, &out)?;
+    Ok((out, rows))
 }
 
 /// One `cutover load`; the figures and the path of its JSON report when it wrote one.
@@ -459,6 +570,21 @@ fn run_pgloader(
         fig.error.clone().unwrap_or_default()
     };
     Ok((fig, status))
+}
+
+fn run_duckdb(pg: &Pg, env: &Env, scratch: &Scratch, source: &Path) -> Result<Load> {
+    let python = duckdb::python(&env.dir, &env.logs)?;
+    let db = fresh_db(pg, scratch, &env.root, "bench_duckdb")?;
+    let cmd = duckdb::command(
+        &python,
+        &env.root.join("bench/duckdb-podium.py"),
+        source,
+        &db,
+    );
+    let m = measure(cmd, "duckdb", &env.logs, env.timeout)?;
+    let load = figures(pg, &db, &m, "duckdb");
+    drop_db(pg, scratch, "bench_duckdb");
+    Ok(load)
 }
 
 fn run_floor(

@@ -1,6 +1,6 @@
 //! The floor: what loading this data costs PostgreSQL itself, with no conversion at all.
-//! Pre-typed CSV (exported, untimed, from the database cutover loaded) is `psql \copy`'d into
-//! bare tables (the schema with every index and constraint dropped), then the primary keys,
+//! The typed rows in COPY's binary format (exported, untimed, from the database cutover
+//! loaded — the format cutover itself sends) are `psql \copy`'d into bare tables (the schema with every index and constraint dropped), then the primary keys,
 //! unique constraints and indexes are built, then the foreign keys are added (validated in
 //! bulk). Each phase is one `psql` run, timed; the phases add up to the floor.
 
@@ -19,14 +19,14 @@ pub struct Floor {
     pub total_s: f64,
 }
 
-/// `COPY t TO` CSV for every table of `url` into `dir` (not timed).
+/// `COPY t TO` in binary format for every table of `url` into `dir` (not timed).
 pub fn export(psql: &Path, url: &str, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut script = String::new();
     for t in TABLES {
-        let file = dir.join(format!("{t}.csv"));
+        let file = dir.join(format!("{t}.copy"));
         script.push_str(&format!(
-            "\\copy {t} TO '{}' (FORMAT csv)\n",
+            "\\copy {t} TO '{}' (FORMAT binary)\n",
             file.display()
         ));
     }
@@ -86,16 +86,16 @@ pub fn strip(pg: &Pg, url: &str) -> Result<(Vec<String>, Vec<String>)> {
 pub fn run(
     psql: &Path,
     url: &str,
-    csv_dir: &Path,
+    rows_dir: &Path,
     keys: &[String],
     fks: &[String],
     log_dir: &Path,
 ) -> Result<Floor> {
     let mut copy = String::new();
     for t in TABLES {
-        let file = csv_dir.join(format!("{t}.csv"));
+        let file = rows_dir.join(format!("{t}.copy"));
         copy.push_str(&format!(
-            "\\copy {t} FROM '{}' (FORMAT csv)\n",
+            "\\copy {t} FROM '{}' (FORMAT binary)\n",
             file.display()
         ));
     }
