@@ -9,8 +9,9 @@
 //! Where things are: `rules` is the vocabulary (`Rules`, `ColumnPlan`); `prepare` applies
 //! the rules to a value; `field` frames a value as one COPY field; `write_value` below picks
 //! the type's encoder: `scalar` (boolean, integers, floats), `numeric`, `text` (text,
-//! varchar, enum), `bytea` (bytea, uuid), `json`, `time` (date, time, timestamps) and
-//! `array`; `reject` holds the `Reject` and the wording shared by all of them.
+//! varchar, enum, and the text of every type PostgreSQL's own input parses, `PgType::Input`),
+//! `bytea` (bytea, uuid), `json`, `time` (date, time, timestamps) and `array`; `reject`
+//! holds the `Reject` and the wording shared by all of them.
 mod array;
 mod bytea;
 mod field;
