@@ -434,3 +434,41 @@ fn a_legacy_id_column_of_a_checked_domain_rejects_bad_ids_and_references_still_r
     cutover(&app, "load", &["--max-rejects", "3"]).ok();
     assert_eq!(app.db.tuple_stats(), stats, "a second run wrote rows");
 }
+
+#[test]
+fn more_refused_rows_than_are_kept_in_detail_are_all_rejected_and_counted() {
+    // 10,500 of 12,000 rows refused: more than the 10,000 held in detail, so the rest are
+    // found set-based; every one is counted and none reaches the target.
+    let app = App::new(
+        "types_many_refused",
+        "CREATE TABLE device (id serial PRIMARY KEY, legacy_id text UNIQUE, addr inet);",
+        "CREATE TABLE device (id INTEGER PRIMARY KEY, addr TEXT);
+         INSERT INTO device WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12000)
+             SELECT i, CASE WHEN i % 8 = 0 THEN '10.0.0.' || (i % 256) ELSE 'host-' || i END FROM n;",
+        "[tables.device]\nlegacy_column = \"legacy_id\"\n[tables.device.columns]\naddr = \"addr\"\n",
+    );
+    let rejects = app.db.dir.join("rejects.csv");
+    let r = cutover(
+        &app,
+        "load",
+        &[
+            "--max-rejects",
+            "10500",
+            "--rejects",
+            rejects.to_str().unwrap(),
+        ],
+    );
+    r.ok();
+    assert_eq!(
+        crate::harness::cell(&r.stdout, "device", "rejected").as_deref(),
+        Some("10,500"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(app.db.one("SELECT count(*) FROM device"), "1500");
+    let csv = std::fs::read_to_string(&rejects).unwrap();
+    let kept = csv::Reader::from_reader(csv.as_bytes()).records().count();
+    assert_eq!(kept, 10_000, "the first rejects in detail");
+    assert!(csv.contains("\ndevice,1,addr,'host-1',"), "in source order");
+    cutover(&app, "load", &["--max-rejects", "10499"]).fails(1);
+}
