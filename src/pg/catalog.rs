@@ -1,6 +1,8 @@
 //! What the target schema really is, read from the PostgreSQL catalog: tables, column types,
 //! nullability, defaults, identity and generated columns, primary and foreign keys.
-//! Column types always come from here, never from the mapping.
+//! Column types always come from here, never from the mapping: every type a column uses is
+//! read with its domains' base types and its arrays' element types, which `types.rs` turns
+//! into what the converter writes and how it is staged.
 //!
 //! Catalog tables and functions are schema-qualified (`pg_catalog.`), as PostgreSQL's docs
 //! advise for code that may run with an untrusted search_path ("Schemas", "Usage Patterns");
