@@ -373,6 +373,7 @@ mod tests {
             },
             sql_type: "text".into(),
             compare_as_text: false,
+            coercion: None,
             key: false,
             reference: None,
             shape,

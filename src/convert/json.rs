@@ -1,7 +1,7 @@
 //! json and jsonb columns: text is checked to be JSON (or, with `json = "string"`, made a
 //! JSON string), scalars and JSON values are serialised. jsonb cannot hold the escape
-//! \u0000, so it is rejected there; the jsonb version byte is written by
-//! `write_value` in `mod.rs`.
+//! \u0000 nor half of a UTF-16 surrogate pair (`\ud800` alone), so these are rejected
+//! there; the jsonb version byte is written by `write_value` in `mod.rs`.
 use std::io::Write as _;
 
 use bytes::BytesMut;
@@ -9,37 +9,72 @@ use bytes::BytesMut;
 use super::{JsonMode, Reject, Rules, Work, describe};
 use crate::value::Value;
 
-/// True if JSON text contains the escape \u0000, which jsonb rejects.
-fn has_nul_escape(json: &[u8]) -> bool {
-    let mut from = 0;
-    while let Some(rest) = json.get(from..) {
-        let Some(p) = rest
-            .windows(6)
-            .position(|w| w.eq_ignore_ascii_case(b"\\u0000"))
-        else {
-            return false;
-        };
-        let at = from + p;
-        // The backslash starts an escape only if preceded by an even run of backslashes.
-        let run = json
-            .get(..at)
-            .unwrap_or_default()
-            .iter()
-            .rev()
-            .take_while(|b| **b == b'\\')
-            .count();
-        if run % 2 == 0 {
-            return true;
+/// An escape in JSON text that jsonb cannot hold.
+#[derive(Debug, PartialEq)]
+enum Unfit {
+    /// `\u0000`.
+    Nul,
+    /// A UTF-16 surrogate not part of a pair, such as `\ud800` alone.
+    LoneSurrogate(u16),
+}
+
+/// The four hex digits at `at`, as a UTF-16 code unit.
+fn hex4(json: &[u8], at: usize) -> Option<u16> {
+    let digits = std::str::from_utf8(json.get(at..at + 4)?).ok()?;
+    u16::from_str_radix(digits, 16).ok()
+}
+
+/// The first escape in `json` (text already checked to be JSON, so a backslash is always
+/// inside a string and starts an escape) that jsonb refuses: `\u0000`, or a surrogate that
+/// is not a high one followed at once by a low one. PostgreSQL's json type takes both;
+/// jsonb converts escapes to characters and cannot ("JSON Types",
+/// <https://www.postgresql.org/docs/current/datatype-json.html>).
+fn jsonb_unfit(json: &[u8]) -> Option<Unfit> {
+    let mut i = 0;
+    while let Some(p) = json.get(i..)?.iter().position(|b| *b == b'\\') {
+        let at = i + p;
+        if json.get(at + 1) != Some(&b'u') {
+            i = at + 2;
+            continue;
         }
-        from = at + 1;
+        let Some(unit) = hex4(json, at + 2) else {
+            i = at + 2;
+            continue;
+        };
+        match unit {
+            0 => return Some(Unfit::Nul),
+            0xd800..=0xdbff => {
+                let low = match json.get(at + 6..at + 8) {
+                    Some(b"\\u") => hex4(json, at + 8),
+                    _ => None,
+                };
+                match low {
+                    Some(0xdc00..=0xdfff) => i = at + 12,
+                    _ => return Some(Unfit::LoneSurrogate(unit)),
+                }
+            }
+            0xdc00..=0xdfff => return Some(Unfit::LoneSurrogate(unit)),
+            _ => i = at + 6,
+        }
     }
-    false
+    None
 }
 
 fn nul_in_jsonb() -> Reject {
     Reject::new(
         "contains a NUL character (\\u0000), which jsonb cannot hold: use a json column or strip it in the source",
     )
+}
+
+/// Refuse text jsonb cannot hold, saying why.
+fn check_jsonb(json: &[u8]) -> Result<(), Reject> {
+    match jsonb_unfit(json) {
+        None => Ok(()),
+        Some(Unfit::Nul) => Err(nul_in_jsonb()),
+        Some(Unfit::LoneSurrogate(unit)) => Err(Reject::new(format!(
+            "contains the escape \\u{unit:04x}, half of a UTF-16 surrogate pair without its other half, which jsonb cannot hold: fix the source, or use a json column"
+        ))),
+    }
 }
 
 pub(crate) fn write_json(
@@ -65,8 +100,8 @@ pub(crate) fn write_json(
                         "not valid JSON: {e} (set `json = \"string\"` to store text as a JSON string)"
                     ))
                 })?;
-                if jsonb && has_nul_escape(t) {
-                    return Err(nul_in_jsonb());
+                if jsonb {
+                    check_jsonb(t)?;
                 }
                 out.extend_from_slice(t);
             }
@@ -108,8 +143,8 @@ pub(crate) fn write_json(
             work.buf.clear();
             serde_json::to_writer(&mut work.buf, j)
                 .map_err(|e| Reject::new(format!("cannot serialise JSON value: {e}")))?;
-            if jsonb && has_nul_escape(&work.buf) {
-                return Err(nul_in_jsonb());
+            if jsonb {
+                check_jsonb(&work.buf)?;
             }
             out.extend_from_slice(&work.buf);
         }
@@ -167,8 +202,49 @@ mod tests {
         assert_eq!(ok(Value::Json(&js), PgType::Json), b"\"str\"");
         let jn = serde_json::json!("a\u{0}");
         assert!(err(Value::Json(&jn), PgType::Jsonb).contains("NUL"));
-        assert!(has_nul_escape(br#"\\\u0000"#));
-        assert!(!has_nul_escape(br#"\\u0000"#));
-        assert!(has_nul_escape(br#"\U0000"#));
+        assert_eq!(jsonb_unfit(br#""\\\u0000""#), Some(Unfit::Nul));
+        assert_eq!(jsonb_unfit(br#""\\u0000""#), None);
+        assert_eq!(jsonb_unfit(br#""\u0000""#), Some(Unfit::Nul));
+    }
+
+    #[test]
+    fn surrogates_in_jsonb() {
+        // A pair is one character (U+1F600); either half alone is refused by jsonb, as
+        // PostgreSQL's jsonb input refuses it, and taken by json.
+        assert_eq!(
+            ok(t(r#""\ud83d\ude00""#), PgType::Jsonb),
+            b"\x01\"\\ud83d\\ude00\""
+        );
+        assert_eq!(ok(t(r#""\uD83D\uDE00""#), PgType::Jsonb).len(), 15);
+        for lone in [
+            r#""\ud800""#,
+            r#"{"a": "x\ud800y"}"#,
+            r#"["\udc00"]"#,
+            r#""\ud800\ud800\udc00""#,
+            r#""\ud800\n""#,
+            r#""\ud800\u0041""#,
+        ] {
+            let e = err(t(lone), PgType::Jsonb);
+            assert!(
+                e.contains("surrogate") && e.contains("jsonb"),
+                "{lone}: {e}"
+            );
+            assert_eq!(
+                ok(t(lone), PgType::Json),
+                lone.as_bytes(),
+                "json takes {lone}"
+            );
+        }
+        assert!(err(t(r#""\uDBFF""#), PgType::Jsonb).contains("\\udbff"));
+        // An escaped backslash before `u` is no escape.
+        assert_eq!(jsonb_unfit(br#""\\ud800""#), None);
+        assert_eq!(
+            jsonb_unfit(br#""a\"\\\ud800""#),
+            Some(Unfit::LoneSurrogate(0xd800))
+        );
+        // Truncated or odd input never panics (the converter checks JSON first anyway).
+        for odd in [&b"\\"[..], b"\\u", b"\\ud8", b"\\ud800\\", b"\\ud800\\u"] {
+            let _ = jsonb_unfit(odd);
+        }
     }
 }

@@ -9,8 +9,9 @@
 //! Where things are: `rules` is the vocabulary (`Rules`, `ColumnPlan`); `prepare` applies
 //! the rules to a value; `field` frames a value as one COPY field; `write_value` below picks
 //! the type's encoder: `scalar` (boolean, integers, floats), `numeric`, `text` (text,
-//! varchar, enum), `bytea` (bytea, uuid), `json`, `time` (date, time, timestamps) and
-//! `array`; `reject` holds the `Reject` and the wording shared by all of them.
+//! varchar, enum, and the text of every type PostgreSQL's own input parses, `PgType::Input`),
+//! `bytea` (bytea, uuid), `json`, `time` (date, time, timestamps) and `array`; `reject`
+//! holds the `Reject` and the wording shared by all of them.
 mod array;
 mod bytea;
 mod field;
@@ -134,11 +135,9 @@ fn write_value(
         PgType::Array { elem: et, elem_oid } => {
             array::write_array(v, et, *elem_oid, rules, elem, work, out)?
         }
-        PgType::Other { name } => {
-            return Err(Reject::new(format!(
-                "cutover cannot write columns of type {name} yet"
-            )));
-        }
+        // Staged as text: PostgreSQL's own input function parses it where the target is
+        // written, and a value it refuses makes its row a reject then.
+        PgType::Input { .. } => text::write_text(v, None, work, out)?,
     }
     Ok(())
 }
@@ -146,24 +145,31 @@ fn write_value(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::convert::testing::{NULL_FIELD, arr, col, col_r, enc, enc_with, err, num, t, text};
+    use crate::convert::testing::{
+        NULL_FIELD, arr, col, col_r, enc, enc_with, err, num, ok, t, text,
+    };
 
     #[test]
-    fn other_type() {
-        assert_eq!(
-            err(
-                t("x"),
-                PgType::Other {
-                    name: "tsvector".into()
-                }
-            ),
-            "cutover cannot write columns of type tsvector yet"
-        );
-        // NULL still works for such columns
-        assert_eq!(
-            enc(Value::Null, &col(PgType::Other { name: "x".into() })).unwrap(),
-            NULL_FIELD
-        );
+    fn text_input_types() {
+        let inet = || PgType::Input {
+            name: "inet".into(),
+        };
+        // The text as it is, for PostgreSQL to parse; numbers and booleans as their text.
+        assert_eq!(ok(t("10.0.0.1/8"), inet()), b"10.0.0.1/8");
+        assert_eq!(ok(Value::Int(42), inet()), b"42");
+        assert_eq!(ok(Value::Bool(true), inet()), b"true");
+        let j = serde_json::json!({"a": 1});
+        assert_eq!(ok(Value::Json(&j), inet()), br#"{"a":1}"#);
+        // What PostgreSQL text cannot hold is rejected here, naming why.
+        assert!(err(t("a\0b"), inet()).contains("NUL"));
+        assert!(err(Value::Text(b"\xff"), inet()).contains("invalid UTF-8"));
+        // '' and NULL are NULL, as for every type that is not text.
+        assert_eq!(enc(t(""), &col(inet())).unwrap(), NULL_FIELD);
+        assert_eq!(enc(Value::Null, &col(inet())).unwrap(), NULL_FIELD);
+        // An array of them is text[]: one text element per item.
+        let f = ok(t(r#"["10.0.0.1", null]"#), arr(inet(), 25));
+        assert_eq!(&f[8..12], &25u32.to_be_bytes());
+        assert!(f.ends_with(b"\x00\x00\x00\x0810.0.0.1\xff\xff\xff\xff"));
     }
 
     /// Tiny deterministic generator (Knuth's MMIX LCG).
@@ -207,7 +213,8 @@ mod tests {
             arr(text(), 25),
             arr(PgType::Timestamptz, 1184),
             arr(num(Some(4), Some(1)), 1700),
-            PgType::Other { name: "x".into() },
+            PgType::Input { name: "x".into() },
+            arr(PgType::Input { name: "x".into() }, 25),
         ]
     }
 

@@ -63,6 +63,9 @@ pub(crate) enum Code {
     SkippedReference,
     /// An earlier source row has the same legacy id.
     DuplicateLegacyId,
+    /// PostgreSQL refuses a value for its column: its type's text input, a domain's CHECK or
+    /// NOT NULL, or the column's modifier (`bit(8)`).
+    Refused,
 }
 
 impl Code {
@@ -75,6 +78,7 @@ impl Code {
             Code::DanglingReference => "dangling_reference",
             Code::SkippedReference => "skipped_reference",
             Code::DuplicateLegacyId => "duplicate_legacy_id",
+            Code::Refused => "refused",
         }
     }
 }
@@ -105,7 +109,7 @@ pub(crate) fn type_name(ty: &PgType) -> String {
         PgType::Jsonb => "jsonb".into(),
         PgType::Enum { .. } => "enum".into(),
         PgType::Array { elem, .. } => format!("{}[]", type_name(elem)),
-        PgType::Other { name } => name.clone(),
+        PgType::Input { name } => name.clone(),
     }
 }
 

@@ -22,6 +22,7 @@ mod in_flight;
 mod merge;
 mod outcome;
 mod phase;
+mod refused;
 mod resolve;
 mod sequences;
 mod setup;

@@ -1,5 +1,6 @@
-//! Resolving one staged table before it is written: duplicate legacy ids are rejected (for
-//! links: skipped) and each reference's `on_missing` policy is applied, by marking staged
+//! Resolving one staged table before it is written: values PostgreSQL refuses for their
+//! columns are rejected (`refused`), duplicate legacy ids are rejected (for links: skipped)
+//! and each reference's `on_missing` policy is applied, by marking staged
 //! rows dropped. The rows left are the resolved rows [`Staging`] describes.
 
 use super::TableReport;
@@ -18,6 +19,10 @@ pub(crate) async fn resolve(
     rejects: &mut Vec<RejectRow>,
 ) -> anyhow::Result<()> {
     let table = staging.table();
+
+    // 0. Values PostgreSQL refuses for their columns are rejects, like values that do not
+    // convert: before duplicates, so that a refused row is not the one a duplicate loses to.
+    super::refused::refuse(tx, staging, t, rejects).await?;
 
     // 1. Duplicate identities: keep the first, reject (for links: skip) the rest. One cheap
     // aggregate first: duplicates are rare, and marking them needs a sort.

@@ -1,15 +1,16 @@
 //! What the target schema really is, read from the PostgreSQL catalog: tables, column types,
 //! nullability, defaults, identity and generated columns, primary and foreign keys.
-//! Column types always come from here, never from the mapping.
+//! Column types always come from here, never from the mapping: every type a column uses is
+//! read with its domains' base types and its arrays' element types, which `types.rs` turns
+//! into what the converter writes and how it is staged.
 //!
 //! Catalog tables and functions are schema-qualified (`pg_catalog.`), as PostgreSQL's docs
 //! advise for code that may run with an untrusted search_path ("Schemas", "Usage Patterns");
 //! the operators rely on the session's search_path, which `connect` pins to
 //! `pg_catalog, pg_temp`.
 
-use super::types::PgType;
+use super::types::{Coercion, PgType, TypeRow, Types};
 use anyhow::Context;
-use std::collections::HashMap;
 use tokio_postgres::{Client, GenericClient};
 
 #[derive(Debug, Clone)]
@@ -29,8 +30,12 @@ pub struct TableInfo {
 pub struct ColumnInfo {
     pub name: String,
     pub ty: PgType,
-    /// `format_type()`: what a staging column is declared as.
+    /// `format_type()`: the column's own type, with its modifier.
     pub sql_type: String,
+    /// How values are staged when not as the column's own type (text input, domains).
+    pub coercion: Option<Coercion>,
+    /// Compared as text when merging and verifying (see `ColumnType::compare_as_text`).
+    pub compare_as_text: bool,
     pub not_null: bool,
     pub has_default: bool,
     /// 'a' GENERATED ALWAYS AS IDENTITY, 'd' BY DEFAULT, '\0' none.
@@ -50,6 +55,15 @@ impl Catalog {
     }
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.tables.iter().map(|t| t.name.as_str())
+    }
+}
+
+impl ColumnInfo {
+    /// What a staging column holding this column's values is declared as.
+    pub fn staged_type(&self) -> &str {
+        self.coercion
+            .as_ref()
+            .map_or(self.sql_type.as_str(), |c| c.staged.as_str())
     }
 }
 
@@ -76,65 +90,35 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
     let rows = client
         .query(
             "SELECT c.relname, a.attname, a.attnotnull, a.atthasdef, a.attidentity::text, a.attgenerated::text,
-                    pg_catalog.format_type(a.atttypid, a.atttypmod),
-                    bt.typname, bt.typtype::text, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
-                    bt.oid, et.typname, et.typtype::text, bt.typelem, et.oid,
-                    CASE WHEN bt.typtype = 'e' THEN bt.oid WHEN et.typtype = 'e' THEN et.oid END
+                    pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid, a.atttypmod
                FROM pg_catalog.pg_class c
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-               JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
-               JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
-               LEFT JOIN pg_catalog.pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A'
               WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
               ORDER BY c.relname, a.attnum",
             &[&schema],
         )
         .await
         .context("reading the target catalog")?;
-    let enums = client
-        .query(
-            "SELECT enumtypid, enumlabel FROM pg_catalog.pg_enum ORDER BY enumtypid, enumsortorder",
-            &[],
-        )
-        .await
-        .context("reading enum labels")?;
-    let mut labels: HashMap<u32, Vec<String>> = HashMap::new();
-    for r in enums {
-        labels.entry(r.get::<_, u32>(0)).or_default().push(r.get(1));
-    }
+    let types = read_types(client, schema).await?;
 
     let mut tables: Vec<TableInfo> = Vec::new();
     for r in rows {
         let table: String = r.get(0);
         let identity: String = r.get(4);
         let generated: String = r.get(5);
-        let typname: String = r.get(7);
-        let typtype: String = r.get(8);
-        let typmod: i32 = r.get(9);
-        let elem_name: Option<String> = r.get(11);
-        let elem_type: Option<String> = r.get(12);
-        let elem_oid: Option<u32> = r.get(14);
-        let enum_oid: Option<u32> = r.get(15);
-        let enum_labels = enum_oid
-            .and_then(|o| labels.get(&o))
-            .cloned()
-            .unwrap_or_default();
-        let ty = match (elem_name, elem_type, elem_oid) {
-            (Some(en), Some(et), Some(eo)) => PgType::Array {
-                elem: Box::new(pg_type(&en, &et, -1, enum_labels)),
-                elem_oid: eo,
-            },
-            _ => pg_type(&typname, &typtype, typmod, enum_labels),
-        };
+        let sql_type: String = r.get(6);
+        let column = types.column(r.get(7), r.get(8), &sql_type);
         let col = ColumnInfo {
             name: r.get(1),
             not_null: r.get(2),
             has_default: r.get(3),
             identity: identity.chars().next().unwrap_or('\0'),
             generated: !generated.is_empty(),
-            sql_type: r.get(6),
-            ty,
+            sql_type,
+            ty: column.ty,
+            coercion: column.coercion,
+            compare_as_text: column.compare_as_text,
         };
         match tables.last_mut() {
             Some(t) if t.name == table => t.columns.push(col),
@@ -179,47 +163,57 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
     Ok(Catalog { tables })
 }
 
-/// The catalog's type name and modifier as a [`PgType`].
-fn pg_type(typname: &str, typtype: &str, typmod: i32, labels: Vec<String>) -> PgType {
-    if typtype == "e" {
-        return PgType::Enum { labels };
+/// The types the schema's columns use, with every domain's base type and every array's
+/// element type, and the enums' labels.
+async fn read_types(client: &Client, schema: &str) -> anyhow::Result<Types> {
+    let rows = client
+        .query(
+            "WITH RECURSIVE used(oid) AS (
+                 SELECT a.atttypid
+                   FROM pg_catalog.pg_class c
+                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                   JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                  WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+                 UNION
+                 SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.typelem END
+                   FROM used u JOIN pg_catalog.pg_type t ON t.oid = u.oid
+                  WHERE t.typtype = 'd' OR (t.typcategory = 'A' AND t.typelem <> 0)
+             )
+             SELECT t.oid, t.typname::text, tn.nspname = 'pg_catalog', t.typtype::text,
+                    CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE 0 END, t.typbasetype, t.typtypmod,
+                    t.typnotnull OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contypid = t.oid),
+                    pg_catalog.format_type(t.oid, -1),
+                    CASE WHEN t.typtype = 'd' THEN pg_catalog.format_type(t.typbasetype, t.typtypmod) END,
+                    CASE WHEN t.typtype = 'd' AND bt.typarray <> 0 THEN pg_catalog.format_type(bt.typarray, t.typtypmod) END,
+                    ARRAY(SELECT e.enumlabel::text FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder)
+               FROM used u
+               JOIN pg_catalog.pg_type t ON t.oid = u.oid
+               JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace
+               LEFT JOIN pg_catalog.pg_type bt ON bt.oid = t.typbasetype",
+            &[&schema],
+        )
+        .await
+        .context("reading the column types of the target")?;
+    let mut types = Types::default();
+    for r in rows {
+        let kind: String = r.get(3);
+        let row = TypeRow {
+            oid: r.get(0),
+            name: r.get(1),
+            builtin: r.get(2),
+            kind: kind.chars().next().unwrap_or('b'),
+            elem: r.get(4),
+            base: r.get(5),
+            base_mod: r.get(6),
+            constrained: r.get(7),
+            sql: r.get(8),
+            base_sql: r.get(9),
+            base_array_sql: r.get(10),
+            labels: r.get(11),
+        };
+        types.rows.insert(row.oid, row);
     }
-    let chars = (typmod >= 4).then(|| (typmod - 4) as usize);
-    match typname {
-        "bool" => PgType::Bool,
-        "int2" => PgType::Int2,
-        "int4" => PgType::Int4,
-        "int8" => PgType::Int8,
-        "float4" => PgType::Float4,
-        "float8" => PgType::Float8,
-        "numeric" => {
-            if typmod >= 4 {
-                let m = (typmod - 4) as u32;
-                PgType::Numeric {
-                    precision: Some((m >> 16) & 0xffff),
-                    scale: Some(m & 0xffff),
-                }
-            } else {
-                PgType::Numeric {
-                    precision: None,
-                    scale: None,
-                }
-            }
-        }
-        "text" | "citext" | "name" => PgType::Text { max_chars: None },
-        "varchar" | "bpchar" => PgType::Text { max_chars: chars },
-        "bytea" => PgType::Bytea,
-        "uuid" => PgType::Uuid,
-        "date" => PgType::Date,
-        "time" => PgType::Time,
-        "timestamp" => PgType::Timestamp,
-        "timestamptz" => PgType::Timestamptz,
-        "json" => PgType::Json,
-        "jsonb" => PgType::Jsonb,
-        other => PgType::Other {
-            name: other.to_string(),
-        },
-    }
+    Ok(types)
 }
 
 /// The `alembic_version` table as Alembic finds it, schema-qualified: the first schema of

@@ -17,6 +17,7 @@ use crate::mapping::{
 use crate::pg::PgType;
 use crate::pg::catalog::{Catalog, ColumnInfo, TableInfo};
 use crate::pg::sql::qualified;
+use crate::pg::types::Coercion;
 use crate::source::SourceTable;
 
 pub(crate) mod staging;
@@ -90,6 +91,9 @@ pub(crate) struct StageColumn {
     pub(crate) sql_type: String,
     /// Compare as text when merging (json has no equality operator).
     pub(crate) compare_as_text: bool,
+    /// Staged as another type than the column's (text input, a domain's base type): how the
+    /// staged value becomes the column's.
+    pub(crate) coercion: Option<Coercion>,
     /// Part of the identity: never updated once inserted.
     pub(crate) key: bool,
     pub(crate) reference: Option<RefPlan>,
@@ -316,7 +320,7 @@ fn bind_table(
             let legacy = legacy?;
             if matches!(
                 legacy.ty,
-                PgType::Other { .. } | PgType::Json | PgType::Jsonb | PgType::Array { .. }
+                PgType::Input { .. } | PgType::Json | PgType::Jsonb | PgType::Array { .. }
             ) {
                 problems.push(Problem { line: t.line, key: key("legacy_column"), message: format!("`{}` is of type {}, which cannot hold a legacy id: use a text or integer column", legacy.name, legacy.sql_type) });
             }
@@ -367,13 +371,6 @@ fn bind_table(
         if ci.generated {
             problems.push(Problem { line: c.line, key: k.clone(), message: format!("`{}` is a generated column: PostgreSQL computes it, remove it from the mapping", c.name) });
             continue;
-        }
-        if let PgType::Other { name } = &ci.ty {
-            problems.push(Problem {
-                line: c.line,
-                key: k.clone(),
-                message: format!("cutover cannot write columns of type {name} yet"),
-            });
         }
         if c.rules.epoch.is_some()
             && !matches!(
@@ -462,8 +459,9 @@ fn bind_table(
                 StageColumn {
                     target: c.name.clone(),
                     input,
-                    sql_type: match_col.sql_type.clone(),
+                    sql_type: match_col.staged_type().to_string(),
                     compare_as_text: false,
+                    coercion: None,
                     key: t.is_junction(),
                     shape: c.shape,
                     plan,
@@ -529,9 +527,9 @@ fn stage_column(ci: &ColumnInfo, input: StageInput, rules: Rules, key: bool) -> 
             not_null: ci.not_null || key,
             rules,
         },
-        sql_type: ci.sql_type.clone(),
-        compare_as_text: matches!(ci.ty, PgType::Json)
-            || matches!(&ci.ty, PgType::Array { elem, .. } if **elem == PgType::Json),
+        sql_type: ci.staged_type().to_string(),
+        compare_as_text: ci.compare_as_text,
+        coercion: ci.coercion.clone(),
         key,
         reference: None,
         shape: Shape::default(),

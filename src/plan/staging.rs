@@ -101,6 +101,11 @@ impl<'a> Staging<'a> {
         self.table
     }
 
+    /// The staging table's name (`cutover_stage_{index}`); stage column `i` is `c{i}`.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Create the staging table, dropped at commit.
     pub(crate) fn create(&self) -> String {
         let mut ddl = format!(
@@ -336,15 +341,26 @@ impl<'a> Staging<'a> {
         &self.label
     }
 
-    /// Value column `i` of target row `t` and of resolved row `r`, comparable (as text for
-    /// a type without equality, such as json).
+    /// Value column `i` of target row `t` and of resolved row `r`, comparable: a staged value
+    /// of another type made the column's (so a modifier such as `interval(0)` rounds it as
+    /// writing it did), and as text for a type without equality, such as json, or whose `=`
+    /// equates distinct values.
     pub(crate) fn compared_col(&self, i: usize) -> (String, String) {
         let c = &self.table.stage[i];
         let (old, new) = (format!("t.{}", ident(&c.target)), Self::resolved_col(i));
-        if c.compare_as_text {
-            (format!("{old}::text"), format!("{new}::text"))
-        } else {
-            (old, new)
+        if !c.compare_as_text {
+            // A domain's base value compares with the column once made its type (`posint[]`
+            // has no `=` with `integer[]`).
+            return match &c.coercion {
+                Some(k) => (old, format!("{new}::{}", k.column)),
+                None => (old, new),
+            };
+        }
+        match &c.coercion {
+            Some(k) if k.cast.is_some() => {
+                (format!("{old}::text"), format!("{new}::{}::text", k.column))
+            }
+            _ => (format!("{old}::text"), format!("{new}::text")),
         }
     }
 
@@ -429,7 +445,12 @@ fn resolved(table: &TablePlan, s: &str) -> String {
                     ident(&r.match_column)
                 ));
             }
-            None => select.push(format!("s.c{i} AS r{i}")),
+            // Text input: PostgreSQL's input function parses the staged text; assignment to
+            // the column then applies its modifier and domains (a type name from the catalog).
+            None => match c.coercion.as_ref().and_then(|k| k.cast.as_deref()) {
+                Some(ty) => select.push(format!("s.c{i}::{ty} AS r{i}")),
+                None => select.push(format!("s.c{i} AS r{i}")),
+            },
         }
     }
     format!(
@@ -478,6 +499,7 @@ mod tests {
             },
             sql_type: sql_type.into(),
             compare_as_text: sql_type == "json",
+            coercion: None,
             key,
             reference,
             shape: Shape::default(),
@@ -635,6 +657,44 @@ mod tests {
         assert_eq!(
             s.as_target(),
             "r.r0 AS \"legacy_id\", r.r1 AS \"email\", r.r2 AS \"prefs\", r.r3 AS \"team_id\""
+        );
+    }
+
+    #[test]
+    fn coerced_columns_are_cast_where_written_and_compared_as_the_column() {
+        use crate::pg::types::Coercion;
+        let mut plan = plan();
+        let users = &mut plan.tables[1];
+        // email: staged as text for an interval(0) column; prefs: an array of a domain.
+        users.stage[1].sql_type = "text".into();
+        users.stage[1].compare_as_text = true;
+        users.stage[1].coercion = Some(Coercion {
+            staged: "text".into(),
+            column: "interval(0)".into(),
+            cast: Some("interval".into()),
+            refusable: true,
+        });
+        users.stage[2].compare_as_text = false;
+        users.stage[2].coercion = Some(Coercion {
+            staged: "integer[]".into(),
+            column: "public.posint[]".into(),
+            cast: None,
+            refusable: true,
+        });
+        let s = Staging::new(&plan.tables[1], 1);
+        assert!(
+            s.resolved()
+                .starts_with("SELECT s.row_, s.c0 AS r0, s.c1::interval AS r1, s.c2 AS r2,"),
+            "{}",
+            s.resolved()
+        );
+        assert_eq!(
+            s.compared_col(1),
+            ("t.\"email\"::text".into(), "r.r1::interval(0)::text".into())
+        );
+        assert_eq!(
+            s.compared_col(2),
+            ("t.\"prefs\"".into(), "r.r2::public.posint[]".into())
         );
     }
 
