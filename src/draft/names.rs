@@ -173,13 +173,7 @@ pub(crate) fn closest<'a>(
         })
         .collect();
     scored.sort_by_key(|(d, c)| (*d, c.to_string()));
-    let limit = key.chars().count().max(4);
-    scored
-        .into_iter()
-        .filter(|(d, _)| *d <= limit)
-        .take(3)
-        .map(|(_, c)| c)
-        .collect()
+    scored.into_iter().take(3).map(|(_, c)| c).collect()
 }
 
 #[cfg(test)]

@@ -116,9 +116,6 @@ fn describe_field(f: &FieldShape) -> String {
             if l.many { " (many)" } else { "" }
         ));
     }
-    if f.computed {
-        s.push_str(", computed by the source");
-    }
     s
 }
 
@@ -539,7 +536,7 @@ fn entity(
         (Some(_), Some(pk)) if pk.ty == PgType::Uuid && !pk.has_default => {
             generate_id = Some("uuid5".to_string());
             notes.push(format!(
-                "`{}.{}` is a uuid the application generates: cutover derives it from the legacy id (uuid5, the same on every run; \"uuid4\" for random ones)",
+                "`{}.{}` is a uuid the application generates: cutover derives it from the legacy id (uuid5, the same on every run; uuid4 for random ones)",
                 t.name, pk.name
             ));
         }
@@ -716,6 +713,9 @@ fn entity(
     for (fi, f) in s.fields.iter().enumerate() {
         // Links are settled once every junction is drafted.
         if fed.contains(&fi) || Some(&f.name) == s.id_field.as_ref() || f.link.is_some() {
+            continue;
+        }
+        if f.name.starts_with('@') {
             continue;
         }
         if f.computed || never_paired(f) {

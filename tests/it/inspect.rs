@@ -4,6 +4,8 @@
 //! problem `check` still finds points at a TODO line of the draft.
 
 use crate::harness::{Db, Run, run, run_env};
+use cutover_testkit::fake_airtable::{FakeAirtable, FakeConfig, fake_id};
+use serde_json::json;
 
 fn sqlite(db: &Db, sql: &str) -> String {
     let path = db.dir.join("legacy.sqlite");
@@ -233,4 +235,196 @@ fn without_a_target_the_draft_guesses_names_and_loads_a_schema_that_uses_them() 
     ]);
     r.fails(2);
     assert!(r.stderr.contains("already exists"), "{}", r.all());
+}
+
+#[test]
+fn extra_missing_and_renamed_columns_are_todos_where_check_points() {
+    let db = Db::bare("inspect_todos");
+    db.sql(
+        "CREATE TABLE members (id serial PRIMARY KEY, email text NOT NULL, handle text NOT NULL,
+                               bio text, joined_at timestamptz NOT NULL, legacy_id text UNIQUE);
+         CREATE TABLE badges (id serial PRIMARY KEY, title text);",
+    );
+    let source = sqlite(
+        &db,
+        "CREATE TABLE Members (MemberId INTEGER PRIMARY KEY, Email TEXT, Nickname TEXT, Age INTEGER);
+         CREATE TABLE Trophies (TrophyId INTEGER PRIMARY KEY, Title TEXT);
+         INSERT INTO Members VALUES (1, 'a@example.org', 'ann', 30);",
+    );
+    let (r, text) = draft(&db, &source, &[]);
+    r.ok();
+    let todos: Vec<&str> = text.lines().filter(|l| l.contains("TODO")).collect();
+    let has = |what: &[&str]| todos.iter().any(|l| what.iter().all(|w| l.contains(w)));
+    // Renamed: Nickname -> handle, a NOT NULL column; missing in the target: Age; extra in
+    // the target: bio (nullable) and joined_at (NOT NULL); a table under another name.
+    assert!(has(&["`Members`.`Nickname`", "no column"]), "{text}");
+    assert!(has(&["`Members`.`Age`"]), "{text}");
+    assert!(has(&["`handle`", "NOT NULL", "closest"]), "{text}");
+    assert!(has(&["`members.bio`"]), "{text}");
+    assert!(has(&["`joined_at`", "NOT NULL"]), "{text}");
+    assert!(has(&["source table `Trophies`", "`badges`"]), "{text}");
+    assert!(has(&["target table `badges`", "`Trophies`"]), "{text}");
+    // The NOT NULL columns carry a proposal, commented out.
+    assert!(
+        text.contains("# joined_at = { value = \"1970-01-01 00:00:00\" }"),
+        "{text}"
+    );
+
+    // `check` refuses the draft, and each problem's line is a TODO line of the draft.
+    let r = with(&db, "check", &source, &[]);
+    r.fails(2);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut pointed = 0;
+    for l in r.stderr.lines() {
+        let Some(rest) = l.trim().split_once("draft.toml:").map(|(_, r)| r) else {
+            continue;
+        };
+        let n: usize = rest.split(':').next().unwrap().parse().unwrap();
+        assert!(
+            lines[n - 1].contains("TODO"),
+            "line {n} {:?} has no TODO:\n{}\n{text}",
+            lines[n - 1],
+            r.stderr
+        );
+        pointed += 1;
+    }
+    assert!(pointed >= 2, "{}", r.stderr);
+}
+
+const BASE: &str = "appDraftBase00001";
+const TOKEN: &str = "patFAKEtoken.0123456789abcdef0123456789abcdef";
+
+/// A small base: people in teams (a one-to-many link, on both sides), people on projects
+/// (a many-to-many link, on both sides), and fields Airtable computes.
+fn base() -> FakeAirtable {
+    let id = |kind: &str, name: &str| fake_id(kind, name, 0);
+    let link = |name: &str, to: &str, inverse: &str, single: bool| {
+        json!({"id": id("fld", name), "name": name.split('.').nth(1).unwrap(), "type": "multipleRecordLinks",
+               "options": {"linkedTableId": id("tbl", to), "inverseLinkFieldId": id("fld", inverse),
+                           "prefersSingleRecordLink": single}})
+    };
+    let text = |name: &str, ty: &str| json!({"id": id("fld", name), "name": name.split('.').nth(1).unwrap(), "type": ty});
+    let people = json!({"id": id("tbl", "People"), "name": "People", "primaryFieldId": id("fld", "People.Name"),
+    "fields": [
+        text("People.Name", "singleLineText"),
+        text("People.Email", "email"),
+        text("People.Is Admin", "checkbox"),
+        link("People.Team", "Teams", "Teams.Members", true),
+        link("People.Projects", "Projects", "Projects.People", false),
+        text("People.Full Name", "formula"),
+        text("People.Record No", "autoNumber"),
+    ]});
+    let teams = json!({"id": id("tbl", "Teams"), "name": "Teams", "primaryFieldId": id("fld", "Teams.Name"),
+        "fields": [text("Teams.Name", "singleLineText"), link("Teams.Members", "People", "People.Team", false)]});
+    let projects = json!({"id": id("tbl", "Projects"), "name": "Projects", "primaryFieldId": id("fld", "Projects.Title"),
+        "fields": [text("Projects.Title", "singleLineText"), link("Projects.People", "People", "People.Projects", false)]});
+    let rec = |t: &str, n: u64, fields: serde_json::Value| json!({"id": fake_id("rec", t, n), "createdTime": "2024-05-01T10:00:00.000Z", "fields": fields});
+    let p = |n| fake_id("rec", "People", n);
+    let config = FakeConfig::new(BASE, TOKEN)
+        .with_table(
+            people,
+            vec![
+                rec(
+                    "People",
+                    1,
+                    json!({"Name": "Ann", "Email": "ann@example.org", "Is Admin": true,
+                "Team": [fake_id("rec", "Teams", 1)], "Projects": [fake_id("rec", "Projects", 1)],
+                "Full Name": "Ann A", "Record No": 1}),
+                ),
+                rec(
+                    "People",
+                    2,
+                    json!({"Name": "Bob", "Team": [fake_id("rec", "Teams", 1)],
+                "Projects": [fake_id("rec", "Projects", 1)], "Full Name": "Bob B", "Record No": 2}),
+                ),
+            ],
+        )
+        .with_table(
+            teams,
+            vec![rec(
+                "Teams",
+                1,
+                json!({"Name": "Core", "Members": [p(1), p(2)]}),
+            )],
+        )
+        .with_table(
+            projects,
+            vec![rec(
+                "Projects",
+                1,
+                json!({"Title": "Cutover", "People": [p(1), p(2)]}),
+            )],
+        );
+    FakeAirtable::start(config).unwrap().1
+}
+
+#[test]
+fn an_airtable_draft_takes_one_side_per_relation_and_checks_unedited() {
+    let server = base();
+    let url = server.url();
+    let env = [
+        ("AIRTABLE_API_URL", url.as_str()),
+        ("AIRTABLE_TOKEN", TOKEN),
+    ];
+    let db = Db::bare("inspect_airtable");
+    db.sql(
+        "CREATE TABLE teams (id serial PRIMARY KEY, airtable_id text UNIQUE NOT NULL, name text);
+         CREATE TABLE people (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, airtable_id text UNIQUE,
+                              name text NOT NULL, email text, is_admin boolean NOT NULL DEFAULT false,
+                              team_id integer REFERENCES teams(id), created_at timestamptz NOT NULL DEFAULT now());
+         CREATE TABLE projects (id uuid PRIMARY KEY, airtable_id text UNIQUE, title text);
+         CREATE TABLE project_people (project_id uuid NOT NULL REFERENCES projects(id),
+                                      person_id bigint NOT NULL REFERENCES people(id),
+                                      PRIMARY KEY (project_id, person_id));",
+    );
+    let source = format!("airtable:{BASE}");
+    let (r, text) = draft(&db, &source, &env);
+    r.ok();
+    for line in [
+        "legacy_column = \"airtable_id\"",
+        "generate_id = \"uuid5\"",
+        "team_id = { field = \"Team\", references = \"teams\" }",
+        "created_at = \"@createdTime\"",
+        "is_admin = \"Is Admin\"",
+        "[tables.project_people]",
+        "owner = \"project_id\"",
+        "project_id = { field = \"@id\", references = \"projects\" }",
+        "person_id = { field = \"People\", references = \"people\", explode = true }",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(line)),
+            "{line:?} missing in\n{text}"
+        );
+    }
+    // Each relation once: the inverse sides are notes, not a second foreign key or junction.
+    assert_eq!(text.matches("explode = true").count(), 1, "{text}");
+    assert!(
+        text.contains("`Members`: the other side of `People`.`Team`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`Projects`: feeds the junction project_people"),
+        "{text}"
+    );
+    // Computed fields are left out, and said so; field ids stand beside the names.
+    assert!(
+        text.contains("left out, computed by the source: `Full Name` (formula"),
+        "{text}"
+    );
+    assert!(!text.contains("full_name ="), "{text}");
+    assert!(!text.contains("formula_"), "{text}");
+    let email_id = fake_id("fld", "People.Email", 0);
+    assert!(
+        text.contains(&format!("email = \"Email\"   # email, {email_id}")),
+        "{email_id}\n{text}"
+    );
+    assert!(!text.contains("TODO:"), "{text}");
+
+    with(&db, "check", &source, &env).ok();
+    with(&db, "load", &source, &env).ok();
+    assert_eq!(
+        db.one("SELECT string_agg(p.name || '/' || t.name || '/' || p.is_admin, ',' ORDER BY p.name) FROM people p JOIN teams t ON t.id = p.team_id"),
+        "Ann/Core/true,Bob/Core/false"
+    );
+    assert_eq!(db.one("SELECT count(*) FROM project_people"), "2");
 }
