@@ -428,3 +428,76 @@ fn an_airtable_draft_takes_one_side_per_relation_and_checks_unedited() {
     );
     assert_eq!(db.one("SELECT count(*) FROM project_people"), "2");
 }
+
+#[test]
+fn hostile_names_and_types_are_escaped_and_the_draft_still_loads() {
+    let db = Db::bare("inspect_hostile");
+    db.sql(
+        "CREATE TABLE \"notes \"\"x\"\"\n[tables.evil]\" (id integer PRIMARY KEY, \"body\nstatus = 1\" text);",
+    );
+    let source = sqlite(
+        &db,
+        "CREATE TABLE \"Notes \"\"x\"\"\n[tables.evil]\" (\"Id\" INTEGER PRIMARY KEY,
+             \"Body\nstatus = 1\" \"TEXT\nkeep_id = false\");
+         INSERT INTO \"Notes \"\"x\"\"\n[tables.evil]\" VALUES (1, 'hello');",
+    );
+    let (r, text) = draft(&db, &source, &[]);
+    r.ok();
+    let doc: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let tables = doc["tables"].as_table().unwrap();
+    assert_eq!(
+        tables.keys().collect::<Vec<_>>(),
+        ["notes \"x\"\n[tables.evil]"],
+        "{text}"
+    );
+    let t = &tables["notes \"x\"\n[tables.evil]"];
+    assert_eq!(t["keep_id"].as_bool(), Some(true), "{text}");
+    assert_eq!(t["columns"].as_table().unwrap().len(), 1, "{text}");
+    // The declared type is in a comment, escaped.
+    assert!(text.contains("# TEXT\\nkeep_id = false"), "{text}");
+    with(&db, "check", &source, &[]).ok();
+    with(&db, "load", &source, &[]).ok();
+    assert_eq!(
+        db.one("SELECT \"body\nstatus = 1\" FROM \"notes \"\"x\"\"\n[tables.evil]\""),
+        "hello"
+    );
+}
+
+#[test]
+fn format_json_describes_the_source_and_the_draft_for_tools() {
+    let db = Db::bare("inspect_json");
+    db.sql(SCHEMA);
+    let source = sqlite(&db, LEGACY);
+    let r = run(&[
+        "inspect", "--source", &source, "--target", &db.url, "--format", "json",
+    ]);
+    r.ok();
+    let doc: serde_json::Value =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}\n{}", r.stdout));
+    assert_eq!(doc["format"], "cutover-inspect", "{doc}");
+    assert_eq!(doc["format_version"], 1, "{doc}");
+    let posts = doc["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "Posts")
+        .unwrap();
+    assert_eq!(posts["id_field"], "PostId", "{doc}");
+    let author = posts["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "AuthorId")
+        .unwrap();
+    assert_eq!(author["link"]["table"], "Users", "{doc}");
+    let drafted = doc["draft"]["tables"].as_array().unwrap();
+    let users = drafted.iter().find(|t| t["name"] == "users").unwrap();
+    assert_eq!(users["from"], "Users", "{doc}");
+    assert_eq!(users["identity"]["kind"], "entity", "{doc}");
+    assert_eq!(users["identity"]["keep_id"], true, "{doc}");
+    assert_eq!(users["identity"]["legacy_column"], "legacy_id", "{doc}");
+    let junction = drafted.iter().find(|t| t["name"] == "post_tags").unwrap();
+    assert_eq!(junction["identity"]["kind"], "junction", "{doc}");
+    // stdout holds the document alone.
+    assert!(r.stdout.trim_start().starts_with('{'), "{}", r.stdout);
+}
