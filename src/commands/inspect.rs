@@ -53,12 +53,13 @@ pub(crate) async fn command(a: InspectArgs) -> anyhow::Result<Outcome> {
         Some(t) => Target::open_with(Some(t), &a.schema, &a.schema_from, false, notes).await?,
         None => None,
     };
-    let cat = match &target {
+    let (cat, revision) = match &target {
         Some(t) => {
             let client = t.url.connect().await?;
-            Some(catalog::read(&client, "public").await?)
+            let cat = catalog::read(&client, "public").await?;
+            (Some(cat), catalog::alembic_revision(&client).await)
         }
-        None => None,
+        None => (None, None),
     };
     let drafted: Option<Drafted> = (a.emit_mapping.is_some() || cat.is_some()).then(|| {
         let path = a
@@ -70,6 +71,7 @@ pub(crate) async fn command(a: InspectArgs) -> anyhow::Result<Outcome> {
             &spec,
             &shapes,
             cat.as_ref().map(|c| (c, tables.as_slice())),
+            revision.clone(),
             &path,
         )
     });

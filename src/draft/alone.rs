@@ -178,6 +178,7 @@ pub(crate) fn draft(shapes: &[TableShape], airtable: bool) -> Draft {
     }
     tables.extend(junctions);
     Draft {
+        revision: None,
         notes: vec![
             "Review every line: without --target, table and column names are guesses (snake_case"
                 .into(),

@@ -93,10 +93,12 @@ impl Drafted {
 /// Draft a mapping of `shapes` read from `spec`, against the target's catalog when one is
 /// given (`source` lists the source's tables as a load reads them). `path` is where the
 /// draft will be written: relative paths in it are resolved from there, as `check` will.
+/// `revision` is the target's Alembic revision, if it has one.
 pub(crate) fn draft_mapping(
     spec: &SourceSpec,
     shapes: &[TableShape],
     target: Option<(&Catalog, &[SourceTable])>,
+    revision: Option<String>,
     path: &Path,
 ) -> Drafted {
     let airtable = matches!(spec, SourceSpec::Airtable { .. });
@@ -104,6 +106,7 @@ pub(crate) fn draft_mapping(
         Some((cat, _)) => target::draft(shapes, cat, airtable),
         None => alone::draft(shapes, airtable),
     };
+    draft.revision = revision;
     let written = validate::settle(&mut draft, spec, "public", path, target);
     Drafted {
         draft,

@@ -9,6 +9,9 @@ use serde::Serialize;
 pub(crate) struct Draft {
     /// Comment lines at the top, after the standard ones.
     pub(crate) notes: Vec<String>,
+    /// The target's Alembic revision when the draft was made, pinned as `expect_revision`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) revision: Option<String>,
     pub(crate) tables: Vec<DraftTable>,
     /// What could not be paired, for the list at the end of the file.
     pub(crate) todos: Vec<String>,

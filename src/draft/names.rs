@@ -121,6 +121,15 @@ pub(crate) fn score(
     }
 }
 
+/// Whether the words of `field` begin those of `column` and leave some over: `starts` and
+/// `starts_at`, `repo` and `repo_url`, `max_votes` and `max_votes_per_user`. A guess, not a
+/// match: said so beside the column.
+pub(crate) fn begins(field: &str, column: &str) -> bool {
+    let f: Vec<String> = words(field).iter().map(|w| singular(w)).collect();
+    let c: Vec<String> = words(column).iter().map(|w| singular(w)).collect();
+    !f.is_empty() && f.len() < c.len() && c.starts_with(&f)
+}
+
 /// The table-name prefixes a field may carry: the table's words, singular (`user` of
 /// `Users`, so `UserId` is `id` and `user_email` is `email`).
 pub(crate) fn table_prefixes(table: &str) -> Vec<Vec<String>> {
@@ -207,6 +216,14 @@ mod tests {
         assert!(score("tblUsers", &shared_prefixes(["tblUsers"]), "users", &[]) > 0);
         assert_eq!(score("email", &[], "name", &[]), 0);
         assert_eq!(score("status", &[], "statu", &[]), 0);
+    }
+
+    #[test]
+    fn a_name_that_begins_another_is_a_guess() {
+        assert!(begins("starts", "starts_at"));
+        assert!(begins("max_votes", "max_votes_per_user"));
+        assert!(!begins("verified", "email_verified"));
+        assert!(!begins("name", "name"));
     }
 
     #[test]

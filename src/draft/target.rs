@@ -101,7 +101,11 @@ fn placeholder(c: &ColumnInfo) -> Option<toml::Value> {
 
 /// What a source field is, for the comment beside the column it feeds.
 fn describe_field(f: &FieldShape) -> String {
-    let mut s = f.kind.clone();
+    let mut s = if f.kind.is_empty() && f.id.is_none() && f.link.is_none() {
+        "no declared type".to_string()
+    } else {
+        f.kind.clone()
+    };
     if let Some(id) = &f.id {
         if !s.is_empty() {
             s.push_str(", ");
@@ -307,6 +311,7 @@ pub(crate) fn draft(shapes: &[TableShape], cat: &Catalog, airtable: bool) -> Dra
             .into(),
     ];
     Draft {
+        revision: None,
         notes,
         tables,
         todos,
@@ -383,6 +388,8 @@ struct Pairing {
     column: usize,
     field: usize,
     score: u8,
+    /// Paired only because the field's name begins the column's (`starts`, `starts_at`).
+    guess: bool,
     by_key: bool,
 }
 
@@ -424,9 +431,14 @@ fn pair_columns(
             if f.link.as_ref().is_some_and(|l| l.many) && fk.is_none() {
                 continue;
             }
-            let mut sc = score(&f.name, &sp, &c.name, &tp);
+            // Name scores count double, so a weaker guess fits below them.
+            let mut sc = score(&f.name, &sp, &c.name, &tp) * 2;
             if f.name == "@createdTime" && CREATED_COLUMNS.contains(&c.name.as_str()) {
-                sc = sc.max(1);
+                sc = sc.max(2);
+            }
+            let guess = sc == 0 && names::begins(&f.name, &c.name);
+            if guess {
+                sc = 1;
             }
             let by_key = fk.is_some() && link_to == fk;
             if sc == 0 && !by_key {
@@ -435,7 +447,8 @@ fn pair_columns(
             all.push(Pairing {
                 column: ci,
                 field: fi,
-                score: sc + if by_key { 3 } else { 0 },
+                score: sc + if by_key { 6 } else { 0 },
+                guess,
                 by_key: by_key && sc == 0,
             });
         }
@@ -627,6 +640,9 @@ fn entity(
         }
         if f.computed {
             why.push_str("; the value as the source computed it");
+        }
+        if p.guess {
+            why.push_str(&format!("; a guess: `{}` begins `{}`", f.name, c.name));
         }
         col.comment = why;
         filled.insert(p.column);

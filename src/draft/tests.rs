@@ -24,7 +24,7 @@ fn link(name: &str, table: &str, many: bool, inverse: Option<&str>) -> FieldShap
 }
 
 fn draft(spec: &SourceSpec, shapes: &[TableShape]) -> String {
-    draft_mapping(spec, shapes, None, Path::new("/tmp/draft.toml")).text
+    draft_mapping(spec, shapes, None, None, Path::new("/tmp/draft.toml")).text
 }
 
 #[test]

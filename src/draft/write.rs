@@ -104,10 +104,19 @@ pub(crate) fn write(draft: &Draft, spec: &SourceSpec, schema: &str) -> Written {
     o.line(other, "");
     o.line(other, "[target]");
     o.line(other, &format!("schema = {}", string(schema)));
-    o.line(
-        other,
-        "# expect_revision = \"…\"   # the Alembic revision this mapping was written for",
-    );
+    match &draft.revision {
+        Some(rev) => o.line(
+            other,
+            &format!(
+                "expect_revision = {}   # the target's Alembic revision when this was drafted",
+                string(rev)
+            ),
+        ),
+        None => o.line(
+            other,
+            "# expect_revision = \"…\"   # the Alembic revision this mapping was written for",
+        ),
+    }
     for (ti, t) in draft.tables.iter().enumerate() {
         o.line(other, "");
         table(&mut o, ti, t);
