@@ -806,6 +806,17 @@ fn junction_table(
     ));
     let t_fks = fks(t);
     let mut filled = HashSet::new();
+    for (fi, f) in s.fields.iter().enumerate() {
+        if !pairs.iter().any(|p| p.field == fi) {
+            todos.push(format!(
+                "source field `{}`.`{}` ({}): no column of the junction `{}` pairs with it",
+                s.name,
+                f.name,
+                describe_field(f),
+                t.name
+            ));
+        }
+    }
     for p in &pairs {
         let c = &t.columns[p.column];
         let f = &s.fields[p.field];

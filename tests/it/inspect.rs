@@ -247,12 +247,17 @@ fn extra_missing_and_renamed_columns_are_todos_where_check_points() {
         "CREATE TABLE members (id serial PRIMARY KEY, email text NOT NULL, handle text NOT NULL,
                                bio text, joined_at timestamptz NOT NULL, legacy_id text UNIQUE,
                                avatar_url text);
-         CREATE TABLE badges (id serial PRIMARY KEY, title text);",
+         CREATE TABLE badges (id serial PRIMARY KEY, title text);
+         CREATE TABLE friends (member_id integer NOT NULL REFERENCES members(id),
+                               friend_id integer NOT NULL REFERENCES members(id),
+                               PRIMARY KEY (member_id, friend_id));",
     );
     let source = sqlite(
         &db,
         "CREATE TABLE Members (MemberId INTEGER PRIMARY KEY, Email TEXT, Nickname TEXT, Age INTEGER, Avatar TEXT);
          CREATE TABLE Trophies (TrophyId INTEGER PRIMARY KEY, Title TEXT);
+         CREATE TABLE Friends (MemberId INTEGER REFERENCES Members(MemberId),
+                               FriendId INTEGER REFERENCES Members(MemberId), Since TEXT);
          INSERT INTO Members VALUES (1, 'a@example.org', 'ann', 30, 'a.png');",
     );
     let (r, text) = draft(&db, &source, &[]);
@@ -273,6 +278,9 @@ fn extra_missing_and_renamed_columns_are_todos_where_check_points() {
     assert!(has(&["`joined_at`", "NOT NULL"]), "{text}");
     assert!(has(&["source table `Trophies`", "`badges`"]), "{text}");
     assert!(has(&["target table `badges`", "`Trophies`"]), "{text}");
+    // A junction whose source carries a column the target's lacks.
+    assert!(text.contains("[tables.friends]"), "{text}");
+    assert!(has(&["`Friends`.`Since`", "junction `friends`"]), "{text}");
     // The NOT NULL columns carry a proposal, commented out.
     assert!(
         text.contains("# joined_at = { value = \"1970-01-01 00:00:00\" }"),
