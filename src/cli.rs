@@ -16,7 +16,7 @@ pub(crate) struct Cli {
 /// The cutover day, in commands (`cutover help`).
 const EXAMPLES: &str = "\
 Examples:
-  cutover inspect --source sqlite:booking.db --emit-mapping mappings/booking.toml
+  cutover inspect --source sqlite:booking.db --target \"$DATABASE_URL\" --emit-mapping mappings/booking.toml
   cutover check  -m mappings/booking.toml --target \"$DATABASE_URL\"
   cutover load   -m mappings/booking.toml --dry-run
   cutover load   -m mappings/booking.toml --report load.json --rejects rejects.csv
@@ -213,10 +213,31 @@ pub(crate) struct InspectArgs {
     /// The source to inspect: sqlite:PATH, airtable:BASE_ID or snapshot:DIR.
     #[arg(long, value_name = "SRC")]
     pub(crate) source: String,
-    /// Write a starter mapping (every table and field, links as references or junctions)
-    /// to this file, for you to review and edit. An existing file is not overwritten.
+    /// Write a starter mapping to this file, for you to review and edit: with --target, the
+    /// source paired with the target's tables and columns; without, every table and field
+    /// under a guessed name. An existing file is not overwritten.
     #[arg(long, value_name = "FILE.toml")]
     pub(crate) emit_mapping: Option<PathBuf>,
+    /// The database the mapping will load (a URL or libpq keyword/value settings, or
+    /// `scratch` with --schema): its schema `public` is read, never written, and the draft
+    /// pairs the source with it. Only when given: $DATABASE_URL is not read here.
+    #[arg(long, value_name = "URL")]
+    pub(crate) target: Option<String>,
+    /// With --target scratch: the SQL file that creates the target schema.
+    #[arg(long, value_name = "FILE.sql", requires = "target")]
+    pub(crate) schema: Option<PathBuf>,
+    /// With --target scratch: take the schema from this database with `pg_dump -s`.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "target",
+        conflicts_with = "schema"
+    )]
+    pub(crate) schema_from: Option<String>,
+    /// text: the listing for people; json: the listing and the draft (when one is made) as
+    /// JSON on stdout, for tools.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
     #[command(flatten)]
     pub(crate) from: SourceArgs,
 }

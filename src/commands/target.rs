@@ -50,10 +50,29 @@ impl Target {
     /// The target the command line names, if any; a scratch cluster is started and given
     /// the schema here.
     pub(crate) async fn open(c: &Common, notes: Notes) -> anyhow::Result<Option<Target>> {
-        let given = crate::connect::target_text(c.target.as_deref())?;
+        Target::open_with(
+            c.target.as_deref(),
+            &c.schema,
+            &c.schema_from,
+            c.keep_scratch,
+            notes,
+        )
+        .await
+    }
+
+    /// [`Target::open`] from the target options alone, for a command without a mapping
+    /// (`inspect`).
+    pub(crate) async fn open_with(
+        target: Option<&str>,
+        schema: &Option<std::path::PathBuf>,
+        schema_from: &Option<String>,
+        keep_scratch: bool,
+        notes: Notes,
+    ) -> anyhow::Result<Option<Target>> {
+        let given = crate::connect::target_text(target)?;
         let Some(given) = given else { return Ok(None) };
         if given != "scratch" {
-            if c.schema.is_some() || c.schema_from.is_some() || c.keep_scratch {
+            if schema.is_some() || schema_from.is_some() || keep_scratch {
                 return Err(usage(
                     "--schema, --schema-from and --keep-scratch only apply with --target scratch",
                 ));
@@ -62,7 +81,7 @@ impl Target {
             crate::load::remember_target(&url);
             return Ok(Some(Target { url, scratch: None }));
         }
-        let schema = match (&c.schema, &c.schema_from) {
+        let schema = match (schema, schema_from) {
             (Some(file), _) => Schema::File(file.clone()),
             (None, Some(from)) => {
                 let raw = if from.is_empty() {
@@ -87,7 +106,7 @@ impl Target {
         // The schema before the cluster: a file that cannot be used, or a database that
         // cannot be dumped, fails before anything is started.
         let sql = schema.sql().await?;
-        let keep = c.keep_scratch;
+        let keep = keep_scratch;
         let scratch = tokio::task::spawn_blocking(move || Scratch::start(keep))
             .await
             .context("starting the scratch cluster")??;

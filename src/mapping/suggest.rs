@@ -32,7 +32,7 @@ where
 
 /// Edit distance over chars where swapping two neighbours counts as one edit
 /// (optimal string alignment), so `feild` is one typo away from `field`.
-fn distance(a: &str, b: &str) -> usize {
+pub(crate) fn distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     let w = b.len() + 1;

@@ -47,6 +47,8 @@ pub struct ColumnInfo {
 #[derive(Debug, Clone)]
 pub struct ForeignKey {
     pub ref_table: String,
+    /// The referencing columns, in key order.
+    pub columns: Vec<String>,
 }
 
 impl Catalog {
@@ -157,7 +159,10 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
         if kind == "p" {
             t.primary_key = cols;
         } else if let Some(ref_table) = r.get::<_, Option<String>>(3) {
-            t.foreign_keys.push(ForeignKey { ref_table });
+            t.foreign_keys.push(ForeignKey {
+                ref_table,
+                columns: cols,
+            });
         }
     }
     Ok(Catalog { tables })

@@ -73,6 +73,8 @@ pub struct TableShape {
     /// The id is an integer that can be kept as the target's primary key.
     pub integer_id: bool,
     pub fields: Vec<FieldShape>,
+    /// The source's own id for the table (Airtable `tbl…`), which survives a rename.
+    pub id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -82,6 +84,11 @@ pub struct FieldShape {
     pub kind: String,
     /// A link or foreign key to another table.
     pub link: Option<LinkShape>,
+    /// The source's own id for the field (Airtable `fld…`), which survives a rename.
+    pub id: Option<String>,
+    /// The source computes the value (an Airtable formula, rollup, lookup …): it can be read,
+    /// but it is derived from other fields.
+    pub computed: bool,
 }
 
 #[derive(Debug, Clone, Default)]

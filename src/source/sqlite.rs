@@ -98,30 +98,50 @@ impl Source for SqliteSource {
     fn tables(&self) -> anyhow::Result<Vec<SourceTable>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            .prepare("SELECT name, type = 'view' FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name")
             .map_err(|e| self.error(e, "listing tables"))?;
-        let names: Vec<String> = stmt
-            .query_map([], |r| r.get(0))
+        let names: Vec<(String, bool)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(|rows| rows.collect())
             .map_err(|e| self.error(e, "listing tables"))?;
         let mut out = Vec::with_capacity(names.len());
-        for name in names {
+        for (name, view) in names {
             let mut stmt = self
                 .conn
                 .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
                 .map_err(|e| self.error(e, "reading columns"))?;
-            let fields: Vec<String> = stmt
+            let fields: Result<Vec<String>, _> = stmt
                 .query_map([&name], |r| r.get(0))
-                .and_then(|rows| rows.collect())
-                .map_err(|e| self.error(e, &format!("reading the columns of `{name}`")))?;
+                .and_then(|rows| rows.collect());
+            let fields = match fields {
+                Ok(fields) => fields,
+                // A view that no longer compiles (it names a table or column that is gone)
+                // is left out: only a command that reads it needs it, and that one is told
+                // the source table does not exist.
+                Err(_) if view => continue,
+                Err(e) => {
+                    return Err(self.error(e, &format!("reading the columns of `{name}`")));
+                }
+            };
             out.push(SourceTable { name, fields });
         }
         Ok(out)
     }
 
+    /// The tables only: a view holds what its tables already hold, so a draft that mapped
+    /// it too would load its rows twice.
     fn describe(&self) -> anyhow::Result<Vec<super::TableShape>> {
+        let views: Vec<String> = self
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'view'")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| self.error(e, "listing views"))?;
         let mut out = Vec::new();
-        for t in self.tables()? {
+        for t in self
+            .tables()?
+            .into_iter()
+            .filter(|t| !views.contains(&t.name))
+        {
             let mut stmt = self
                 .conn
                 .prepare("SELECT name, type, pk FROM pragma_table_info(?1) ORDER BY cid")
@@ -132,7 +152,7 @@ impl Source for SqliteSource {
                 .map_err(|e| self.error(e, &format!("reading the columns of `{}`", t.name)))?;
             let mut stmt = self
                 .conn
-                .prepare("SELECT \"from\", \"table\" FROM pragma_foreign_key_list(?1)")
+                .prepare("SELECT \"from\", \"table\" FROM pragma_foreign_key_list(?1) WHERE seq = 0 AND id NOT IN (SELECT id FROM pragma_foreign_key_list(?1) WHERE seq > 0)")
                 .map_err(|e| self.error(e, "reading foreign keys"))?;
             let fks: Vec<(String, String)> = stmt
                 .query_map([&t.name], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -140,7 +160,11 @@ impl Source for SqliteSource {
                 .map_err(|e| self.error(e, &format!("reading the foreign keys of `{}`", t.name)))?;
             let pks: Vec<&(String, String, i64)> = cols.iter().filter(|c| c.2 > 0).collect();
             let (id_field, integer_id) = match pks.as_slice() {
-                [one] => (Some(one.0.clone()), one.1.eq_ignore_ascii_case("INTEGER")),
+                // SQLite's affinity rule: a declared type containing INT is an integer.
+                [one] => (
+                    Some(one.0.clone()),
+                    one.1.to_ascii_uppercase().contains("INT"),
+                ),
                 _ => (None, false),
             };
             let fields = cols
@@ -148,6 +172,8 @@ impl Source for SqliteSource {
                 .map(|(name, kind, _)| super::FieldShape {
                     name: name.clone(),
                     kind: kind.clone(),
+                    id: None,
+                    computed: false,
                     link: fks.iter().find(|(from, _)| from == name).map(|(_, table)| {
                         super::LinkShape {
                             table: table.clone(),
@@ -161,6 +187,7 @@ impl Source for SqliteSource {
                 id_field,
                 integer_id,
                 fields,
+                id: None,
             });
         }
         Ok(out)

@@ -133,6 +133,28 @@ impl TableSchema {
     }
 }
 
+/// Whether Airtable computes a field of this type itself (Airtable's field model: "Field
+/// types", computed fields are read-only through the API): formulas, rollups, counts,
+/// lookups, auto numbers, the created/modified times and collaborators, buttons and AI
+/// text. Such a value can be read, but it is derived from other fields or from Airtable.
+pub fn is_computed(field_type: &str) -> bool {
+    matches!(
+        field_type,
+        "formula"
+            | "rollup"
+            | "count"
+            | "lookup"
+            | "multipleLookupValues"
+            | "autoNumber"
+            | "createdBy"
+            | "lastModifiedBy"
+            | "createdTime"
+            | "lastModifiedTime"
+            | "button"
+            | "aiText"
+    )
+}
+
 fn str_at<'a>(v: &'a Json, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Json::as_str)
 }
@@ -159,6 +181,32 @@ mod tests {
         assert!(link.prefers_single_record_link);
         assert_eq!(t.field("fld3").unwrap().field_type, "aiText");
         assert!(s.table("tblA").is_some());
+    }
+
+    #[test]
+    fn computed_field_types() {
+        for t in [
+            "formula",
+            "rollup",
+            "count",
+            "multipleLookupValues",
+            "autoNumber",
+            "button",
+            "aiText",
+            "createdBy",
+            "lastModifiedTime",
+        ] {
+            assert!(is_computed(t), "{t}");
+        }
+        for t in [
+            "singleLineText",
+            "multipleRecordLinks",
+            "checkbox",
+            "number",
+            "unknown",
+        ] {
+            assert!(!is_computed(t), "{t}");
+        }
     }
 
     #[test]

@@ -466,12 +466,15 @@ impl Source for AirtableSource {
                 let pseudo = super::FieldShape {
                     name: CREATED_TIME_FIELD.to_string(),
                     kind: "createdTime".to_string(),
-                    link: None,
+                    computed: true,
+                    ..super::FieldShape::default()
                 };
                 let fields = std::iter::once(pseudo)
                     .chain(t.fields.iter().map(|f| super::FieldShape {
                         name: f.name.clone(),
                         kind: f.field_type.clone(),
+                        id: Some(f.id.clone()),
+                        computed: meta::is_computed(&f.field_type),
                         link: f.link.as_ref().and_then(|l| {
                             let other = schema.table_by_id(&l.linked_table_id)?;
                             Some(super::LinkShape {
@@ -491,6 +494,7 @@ impl Source for AirtableSource {
                     id_field: Some(ID_FIELD.to_string()),
                     integer_id: false,
                     fields,
+                    id: Some(t.id.clone()),
                 }
             })
             .collect())
