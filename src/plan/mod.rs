@@ -278,6 +278,7 @@ fn bind_table(
             column: lc,
             keep_id,
             generate,
+            trim: trim_id,
         } => {
             let fi = field(lf, t.line, key("legacy_id"), problems);
             // A generated key: a single-column uuid primary key (the mapping made sure a
@@ -320,9 +321,10 @@ fn bind_table(
             ) {
                 problems.push(Problem { line: t.line, key: key("legacy_column"), message: format!("`{}` is of type {}, which cannot hold a legacy id: use a text or integer column", legacy.name, legacy.sql_type) });
             }
-            // The legacy id fills the legacy column and, with keep_id too, the primary key.
+            // The legacy id fills the legacy column and, with keep_id too, the primary key,
+            // as the source holds it unless the mapping says `trim_legacy_id`.
             let id_rules = Rules {
-                trim: true,
+                trim: *trim_id,
                 required: true,
                 ..Rules::default()
             };
@@ -453,12 +455,12 @@ fn bind_table(
                     problems.push(Problem { line: c.line, key: format!("{k}.on_missing"), message: format!("`on_missing = \"null\"` cannot apply: `{}` is NOT NULL; use \"skip\" or \"error\"", c.name) });
                 }
                 // The staging column holds the parent's legacy id, typed like its match column.
-                let mut plan = ColumnPlan {
+                // It is matched as the source holds it, unless the column says `trim`.
+                let plan = ColumnPlan {
                     ty: match_col.ty.clone(),
                     not_null: ci.not_null,
                     rules: c.rules.clone(),
                 };
-                plan.rules.trim = true;
                 StageColumn {
                     target: c.name.clone(),
                     input,

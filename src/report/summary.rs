@@ -142,6 +142,32 @@ pub(crate) fn layout(rows: &[Vec<String>]) -> String {
     s
 }
 
+/// The values the mapping's policies changed, per table and column: cut to fit
+/// (`truncate = true`), and held in error in the source and stored as NULL (`on_error`).
+fn adjusted(report: &Report) -> String {
+    let mut s = String::new();
+    let mut line = |head: &str, count: fn(&crate::convert::ColumnAdjusted) -> u64| {
+        let list: Vec<String> = report
+            .tables
+            .iter()
+            .flat_map(|t| t.adjusted.iter().map(move |a| (t, a)))
+            .filter(|(_, a)| count(a) > 0)
+            .map(|(t, a)| format!("{}.{} {}", t.table, a.column, thousands(count(a))))
+            .collect();
+        if !list.is_empty() {
+            s.push_str(&items(head, &list));
+        }
+    };
+    line("values truncated to fit (truncate = true): ", |a| {
+        a.truncated
+    });
+    line(
+        "errors in the source stored as NULL (on_error = \"null\"): ",
+        |a| a.errors_nulled,
+    );
+    s
+}
+
 /// The whole of a load's summary: the table, where the time went outside the tables, the
 /// bulk load, the sequences reset, the rejects by reason, and the differences `--verify`
 /// found.
@@ -163,6 +189,7 @@ pub(crate) fn load(report: &Report, rejects: &[RejectRow]) -> String {
             &nulled,
         ));
     }
+    s.push_str(&adjusted(report));
     let phases: Vec<String> = report
         .phases
         .iter()
