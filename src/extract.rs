@@ -84,8 +84,8 @@ pub(crate) fn run(
         let explode = table.stage.iter().position(|c| c.shape.explode);
         // What the mapping's policies changed, per stage column: of the row being encoded,
         // and of every row loaded.
-        let mut pending = vec![Adjusted::default(); table.stage.len()];
-        let mut adjusted = vec![ColumnAdjusted::default(); table.stage.len()];
+        let mut adjusted =
+            vec![(Adjusted::default(), ColumnAdjusted::default()); table.stage.len()];
         let read = source.scan(&table.from, &table.fields, &mut |rec: &dyn Record| {
             let mut one = |over: Option<(usize, Value<'_>)>, out: &mut BytesMut| {
                 if let Some(col) = empty_skipped_reference(table, rec, over) {
@@ -106,7 +106,7 @@ pub(crate) fn run(
                     }
                     encode_dropped(&staging, rec, &mut conv, out);
                 } else if let Err((col, code, reject)) =
-                    encode_row(&staging, rec, over, &mut conv, &mut pending, out)
+                    encode_row(&staging, rec, over, &mut conv, &mut adjusted, out)
                 {
                     ex.rejected += 1;
                     if ex.rejects.len() < limits.keep_rejects {
@@ -114,7 +114,7 @@ pub(crate) fn run(
                     }
                     encode_dropped(&staging, rec, &mut conv, out);
                 } else {
-                    for (total, a) in adjusted.iter_mut().zip(&pending) {
+                    for (a, total) in adjusted.iter_mut() {
                         total.add(*a);
                     }
                 }
@@ -147,8 +147,9 @@ pub(crate) fn run(
         ex.read = read?;
         ex.adjusted = adjusted
             .into_iter()
+            .map(|(_, total)| total)
             .zip(&table.stage)
-            .filter(|(a, _)| a.truncated + a.errors_nulled > 0)
+            .filter(|(a, _)| a.any())
             .map(|(a, c)| ColumnAdjusted {
                 column: c.target.clone(),
                 ..a
@@ -185,7 +186,7 @@ fn encode_row(
     rec: &dyn Record,
     over: Option<(usize, Value<'_>)>,
     conv: &mut Converter,
-    adjusted: &mut [Adjusted],
+    adjusted: &mut [(Adjusted, ColumnAdjusted)],
     out: &mut BytesMut,
 ) -> Result<(), (usize, Code, Reject)> {
     let start = out.len();
@@ -212,8 +213,11 @@ fn encode_row(
             out.truncate(start);
             return Err((i, r.code, r));
         }
-        if let Some(a) = adjusted.get_mut(i) {
+        if let Some((a, total)) = adjusted.get_mut(i) {
             *a = conv.adjusted();
+            if a.whole_object && total.example.is_none() {
+                total.example = Some(convert::whole_object_hint(value));
+            }
         }
     }
     Ok(())

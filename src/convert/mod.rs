@@ -34,7 +34,7 @@ use bytes::{BufMut, BytesMut};
 pub(crate) use generated::generated_id;
 pub(crate) use reject::{Reject, describe};
 pub(crate) use rules::{ColumnPlan, Epoch, GenerateId, JsonMode, Many, OnError, Rules, Step};
-pub(crate) use shape::json_scalar;
+pub(crate) use shape::{json_scalar, whole_object_hint};
 
 use crate::pg::PgType;
 use crate::value::Value;
@@ -68,6 +68,9 @@ pub(crate) struct Adjusted {
     pub(crate) truncated: bool,
     /// A value the source holds in error made NULL (`on_error = "null"`).
     pub(crate) error_nulled: bool,
+    /// A whole JSON object (or a list of them) went into a text column as its JSON text:
+    /// probably meant to be one of its fields (`path`). Not a change, but worth a warning.
+    pub(crate) whole_object: bool,
 }
 
 /// How many values of one column the mapping's policies changed.
@@ -78,12 +81,23 @@ pub(crate) struct ColumnAdjusted {
     pub(crate) truncated: u64,
     /// Values the source holds in error stored as NULL (`on_error = "null"`).
     pub(crate) errors_nulled: u64,
+    /// Whole JSON objects stored into a text column as their JSON text (no `path`).
+    pub(crate) whole_objects: u64,
+    /// The first such object, and how a `path` would pick one of its fields.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) example: Option<String>,
 }
 
 impl ColumnAdjusted {
     pub(crate) fn add(&mut self, a: Adjusted) {
         self.truncated += u64::from(a.truncated);
         self.errors_nulled += u64::from(a.error_nulled);
+        self.whole_objects += u64::from(a.whole_object);
+    }
+
+    /// Whether any value of the column was changed or is worth a word.
+    pub(crate) fn any(&self) -> bool {
+        self.truncated + self.errors_nulled + self.whole_objects > 0
     }
 }
 

@@ -187,6 +187,32 @@ fn walk<'j>(
     Ok(Walk::At(j))
 }
 
+/// A whole object (or a list of objects) stored as text, as a warning quotes it: the value,
+/// and the `path` that would take one of its fields instead.
+pub(crate) fn whole_object_hint(v: Value<'_>) -> String {
+    let (obj, prefix) = match v {
+        Value::Json(Json::Object(o)) => (Some(o), ""),
+        Value::Json(Json::Array(a)) => (a.iter().find_map(Json::as_object), "0."),
+        _ => (None, ""),
+    };
+    let shown = describe(v);
+    match obj {
+        Some(o) => {
+            let keys: Vec<&str> = o.keys().map(String::as_str).take(8).collect();
+            let pick = ["email", "url", "value", "name", "filename"]
+                .into_iter()
+                .find(|k| o.contains_key(*k))
+                .or(keys.first().copied())
+                .unwrap_or("key");
+            format!(
+                "{shown}: add path = \"{prefix}{pick}\" to the column to store one field (its keys: {})",
+                keys.join(", ")
+            )
+        }
+        None => shown,
+    }
+}
+
 /// A JSON value as a source value: scalars as themselves, the rest as JSON.
 pub(crate) fn json_scalar(v: &Json) -> Value<'_> {
     match v {

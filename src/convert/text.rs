@@ -103,6 +103,9 @@ pub(crate) fn write_text(
         }
         Value::Json(j) => {
             work.buf.clear();
+            work.adjusted.whole_object |= j.is_object()
+                || j.as_array()
+                    .is_some_and(|a| a.iter().any(serde_json::Value::is_object));
             serde_json::to_writer(&mut work.buf, j)
                 .map_err(|e| Reject::new(format!("cannot serialise JSON value: {e}")))?;
             put_text(&work.buf, max_chars, truncate, &mut work.adjusted, out)

@@ -6,6 +6,7 @@
 
 use super::text::{clock, thousands, wrap};
 use super::{group_rejects, render_groups};
+use crate::convert::ColumnAdjusted;
 use crate::convert::reject::RejectRow;
 use crate::load::{Phase, Report, TableReport};
 use std::time::Duration;
@@ -143,16 +144,18 @@ pub(crate) fn layout(rows: &[Vec<String>]) -> String {
 }
 
 /// The values the mapping's policies changed, per table and column: cut to fit
-/// (`truncate = true`), and held in error in the source and stored as NULL (`on_error`).
-fn adjusted(report: &Report) -> String {
+/// (`truncate = true`), held in error in the source and stored as NULL (`on_error`), and
+/// whole JSON objects stored as text. `check` says the same of what a load would do.
+pub(crate) fn adjusted<'a>(
+    tables: impl Iterator<Item = (&'a str, &'a [ColumnAdjusted])> + Clone,
+) -> String {
     let mut s = String::new();
-    let mut line = |head: &str, count: fn(&crate::convert::ColumnAdjusted) -> u64| {
-        let list: Vec<String> = report
-            .tables
-            .iter()
-            .flat_map(|t| t.adjusted.iter().map(move |a| (t, a)))
+    let mut line = |head: &str, count: fn(&ColumnAdjusted) -> u64| {
+        let list: Vec<String> = tables
+            .clone()
+            .flat_map(|(t, cols)| cols.iter().map(move |a| (t, a)))
             .filter(|(_, a)| count(a) > 0)
-            .map(|(t, a)| format!("{}.{} {}", t.table, a.column, thousands(count(a))))
+            .map(|(t, a)| format!("{t}.{} {}", a.column, thousands(count(a))))
             .collect();
         if !list.is_empty() {
             s.push_str(&items(head, &list));
@@ -164,6 +167,10 @@ fn adjusted(report: &Report) -> String {
     line(
         "errors in the source stored as NULL (on_error = \"null\"): ",
         |a| a.errors_nulled,
+    );
+    line(
+        "whole JSON objects stored as text (a `path` picks one field): ",
+        |a| a.whole_objects,
     );
     s
 }
@@ -189,7 +196,12 @@ pub(crate) fn load(report: &Report, rejects: &[RejectRow]) -> String {
             &nulled,
         ));
     }
-    s.push_str(&adjusted(report));
+    s.push_str(&adjusted(
+        report
+            .tables
+            .iter()
+            .map(|t| (t.table.as_str(), t.adjusted.as_slice())),
+    ));
     let phases: Vec<String> = report
         .phases
         .iter()

@@ -20,3 +20,4 @@ mod security;
 mod snapshot;
 mod snapshot_files;
 mod sqlite_files;
+mod values;
