@@ -204,7 +204,13 @@ fn encode_row(
                     namespace,
                 },
             ) => {
-                id = convert::generated_id(*how, namespace, rec.get(*field));
+                // Named by the legacy id as its legacy column (stage column 0) holds it.
+                let trim = staging
+                    .table()
+                    .stage
+                    .first()
+                    .is_some_and(|c| c.plan.rules.trim);
+                id = convert::generated_id(*how, namespace, rec.get(*field), trim);
                 Value::Blob(&id)
             }
             _ => input(rec, &col.input),

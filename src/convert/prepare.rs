@@ -158,7 +158,7 @@ fn lookup<'m>(map: &'m HashMap<String, String>, key: &[u8]) -> Option<&'m [u8]> 
 }
 
 /// Trim ASCII whitespace, and Unicode whitespace when the ends are non-ASCII.
-fn trim_text(t: &[u8]) -> &[u8] {
+pub(crate) fn trim_text(t: &[u8]) -> &[u8] {
     let t = t.trim_ascii();
     let non_ascii_end =
         t.first().is_some_and(|b| *b >= 0x80) || t.last().is_some_and(|b| *b >= 0x80);
