@@ -392,6 +392,16 @@ fn bind_table(
                 ),
             });
         }
+        if c.rules.truncate && !truncates(&ci.ty) {
+            problems.push(Problem {
+                line: c.line,
+                key: format!("{k}.truncate"),
+                message: format!(
+                    "`truncate` only applies to varchar(n), char(n) and date columns; `{}` is {}",
+                    c.name, ci.sql_type
+                ),
+            });
+        }
         if ci.identity == 'a' {
             overriding = true;
         }
@@ -520,6 +530,16 @@ fn bind_table(
             Identity::Junction { .. } => true,
         },
     })
+}
+
+/// A column type `truncate` can cut a value to fit (as can a list of them).
+fn truncates(ty: &PgType) -> bool {
+    match ty {
+        PgType::Text { max_chars } => max_chars.is_some(),
+        PgType::Date => true,
+        PgType::Array { elem, .. } => truncates(elem),
+        _ => false,
+    }
 }
 
 fn stage_column(ci: &ColumnInfo, input: StageInput, rules: Rules, key: bool) -> StageColumn {

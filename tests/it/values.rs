@@ -549,3 +549,24 @@ ratio = {{ field = "Ratio", on_error = "null" }}
         )]
     );
 }
+
+#[test]
+fn truncate_on_a_column_it_cannot_cut_is_a_mapping_problem() {
+    let app = App::new(
+        "values_truncate_where",
+        "CREATE TABLE t (id integer PRIMARY KEY, n integer, s varchar(3));",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, s TEXT); INSERT INTO t VALUES (1, 2, 'abcd');",
+        "[tables.t]\nkeep_id = true\n[tables.t.columns]\nn = { field = \"n\", truncate = true }\ns = { field = \"s\", truncate = true }\n",
+    );
+    let r = cutover(&app, "check", &[]);
+    r.fails(2);
+    assert!(
+        has(
+            &r.stderr,
+            "tables.t.columns.n.truncate: `truncate` only applies to varchar(n), char(n) and date columns; `n` is integer"
+        ),
+        "{}",
+        r.all()
+    );
+    assert!(!r.stderr.contains("columns.s.truncate"), "{}", r.all());
+}
