@@ -443,6 +443,53 @@ mod tests {
     }
 
     #[test]
+    fn every_table_shows_its_count_and_its_first_kinds() {
+        use crate::convert::reject::{Code, RejectRow};
+        use crate::report::json::TableConverted;
+        let reject = |table: &str, column: String| RejectRow {
+            table: table.into(),
+            source: format!("old_{table}"),
+            legacy_id: "7".into(),
+            column,
+            value: "'x'".into(),
+            code: Code::Convert,
+            reason: "bad".into(),
+            ordinal: 1,
+            row: None,
+        };
+        // The first table has more kinds than are shown; the second still shows.
+        let mut examples: Vec<RejectRow> =
+            (0..7).map(|i| reject("users", format!("c{i}"))).collect();
+        examples.push(reject("votes", "when".into()));
+        let table = |name: &str, rejected| TableConverted {
+            table: name.into(),
+            source: format!("old_{name}"),
+            read: 10,
+            rejected,
+            adjusted: Vec::new(),
+        };
+        let c = Converted {
+            read: vec![10, 10],
+            rejected: 8,
+            examples,
+            tables: vec![table("users", 7), table("votes", 1)],
+        };
+        let s = render_rejects(&c, Some(std::path::Path::new("r.csv")));
+        let flat = s.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.starts_with("8 source rows cannot be converted to the target's types (users 7, votes 1), by table and reason; every one is in r.csv:"), "{s}");
+        assert!(
+            s.contains("users (old_users): 7 rows\n  1 × users.c0, convert (legacy id 7)"),
+            "{s}"
+        );
+        assert!(s.contains("users.c4") && !s.contains("users.c5"), "{s}");
+        assert!(s.contains("  … and 2 more kinds"), "{s}");
+        assert!(
+            s.contains("votes (old_votes): 1 row\n  1 × votes.when, convert"),
+            "{s}"
+        );
+    }
+
+    #[test]
     fn a_cluster_that_would_not_stop_ends_the_check() {
         let t = planned(2, Released::Failed(anyhow::anyhow!("stuck")));
         assert!(t.ends_with("error: stuck\n"), "{t}");
