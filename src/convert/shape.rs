@@ -317,6 +317,65 @@ mod tests {
     }
 
     #[test]
+    fn lists_into_one_value_columns_follow_many() {
+        let text_of = |v: &Json, r: Rules| {
+            run(Value::Json(v), text(), r).map(|(f, _)| f.map(|b| String::from_utf8(b).unwrap()))
+        };
+        let one = json!(["recAAAAAAAAAAAAAA"]);
+        assert_eq!(
+            text_of(&one, Rules::default()).unwrap().as_deref(),
+            Some("recAAAAAAAAAAAAAA")
+        );
+        assert_eq!(text_of(&json!([]), Rules::default()).unwrap(), None);
+        let two = json!(["recA", "recB"]);
+        let e = text_of(&two, Rules::default()).unwrap_err();
+        assert_eq!(e.code, Code::ManyValues);
+        assert!(
+            e.reason.starts_with("2 values where the column holds one"),
+            "{}",
+            e.reason
+        );
+        let first = Rules {
+            many: Many::First,
+            ..Rules::default()
+        };
+        assert_eq!(text_of(&two, first).unwrap().as_deref(), Some("recA"));
+        // json and list columns take the list whole.
+        let (f, _) = run(Value::Json(&two), PgType::Jsonb, Rules::default()).unwrap();
+        assert_eq!(f.unwrap(), b"\x01[\"recA\",\"recB\"]");
+        // Scalars become plain values.
+        let v = json!([1, 2.5, true, "x", null, {"a": 1}]);
+        let items = v.as_array().unwrap();
+        assert!(matches!(json_scalar(&items[0]), Value::Int(1)));
+        assert!(matches!(json_scalar(&items[1]), Value::Float(f) if f == 2.5));
+        assert!(matches!(json_scalar(&items[2]), Value::Bool(true)));
+        assert!(matches!(json_scalar(&items[3]), Value::Text(b"x")));
+        assert!(matches!(json_scalar(&items[4]), Value::Null));
+        assert!(matches!(json_scalar(&items[5]), Value::Json(_)));
+    }
+
+    #[test]
+    fn a_whole_object_into_text_is_noticed_with_the_path_to_write() {
+        let owner = json!({"id": "usr1", "email": "a@b", "name": "A"});
+        let (_, a) = run(Value::Json(&owner), text(), Rules::default()).unwrap();
+        assert!(a.whole_object);
+        let hint = whole_object_hint(Value::Json(&owner));
+        assert!(hint.contains("add path = \"email\""), "{hint}");
+        assert!(
+            hint.contains("its keys: email, id, name")
+                || hint.contains("its keys: id, email, name"),
+            "{hint}"
+        );
+        let files = json!([{"url": "u", "filename": "f"}]);
+        assert!(whole_object_hint(Value::Json(&files)).contains("path = \"0.url\""));
+        // Picking a field, or a list of plain values, is not noticed.
+        let (_, a) = run(Value::Json(&owner), text(), rules("email")).unwrap();
+        assert!(!a.whole_object);
+        let (_, a) = run(Value::Json(&json!(["a"])), text(), Rules::default()).unwrap();
+        assert!(!a.whole_object);
+    }
+
+    #[test]
     fn formula_errors_inside_lists_follow_on_error() {
         let null = |ty: PgType| {
             let r = Rules {
