@@ -126,6 +126,12 @@ pub(crate) struct CheckArgs {
     /// document as --report).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,
+    /// Pass when at most N rows would be rejected (as `load --max-rejects N` would commit).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) max_rejects: u64,
+    /// Write every row that would be rejected as CSV, in the format of `load --rejects`.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) rejects: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) report: ReportArgs,
 }

@@ -8,13 +8,12 @@
 //! only its legacy id, so that `--prune` never deletes the target row of a rejected record.
 
 use crate::convert::reject::{Code, RejectRow};
-use crate::convert::{self, Converter, Reject};
+use crate::convert::{self, Adjusted, ColumnAdjusted, Converter, Reject, json_scalar};
 use crate::mapping::Const;
-use crate::mapping::{Many, OnError, OnMissing};
-use crate::pg::PgType;
+use crate::mapping::OnMissing;
 use crate::plan::staging::Staging;
 pub(crate) use crate::plan::staging::{Extracted, Msg};
-use crate::plan::{Plan, StageColumn, StageInput, TableKind, TablePlan};
+use crate::plan::{Plan, StageInput, TableKind, TablePlan};
 use crate::source::{Record, Source, Wanted};
 use crate::value::Value;
 use bytes::BytesMut;
@@ -83,6 +82,10 @@ pub(crate) fn run(
         let mut ex = Extracted::default();
         let mut failed: Option<anyhow::Error> = None;
         let explode = table.stage.iter().position(|c| c.shape.explode);
+        // What the mapping's policies changed, per stage column: of the row being encoded,
+        // and of every row loaded.
+        let mut adjusted =
+            vec![(Adjusted::default(), ColumnAdjusted::default()); table.stage.len()];
         let read = source.scan(&table.from, &table.fields, &mut |rec: &dyn Record| {
             let mut one = |over: Option<(usize, Value<'_>)>, out: &mut BytesMut| {
                 if let Some(col) = empty_skipped_reference(table, rec, over) {
@@ -103,13 +106,17 @@ pub(crate) fn run(
                     }
                     encode_dropped(&staging, rec, &mut conv, out);
                 } else if let Err((col, code, reject)) =
-                    encode_row(&staging, rec, over, &mut conv, out)
+                    encode_row(&staging, rec, over, &mut conv, &mut adjusted, out)
                 {
                     ex.rejected += 1;
                     if ex.rejects.len() < limits.keep_rejects {
                         ex.rejects.push(reject_row(table, rec, col, code, reject));
                     }
                     encode_dropped(&staging, rec, &mut conv, out);
+                } else {
+                    for (a, total) in adjusted.iter_mut() {
+                        total.add(*a);
+                    }
                 }
             };
             match explode {
@@ -138,6 +145,16 @@ pub(crate) fn run(
             return Err(e);
         }
         ex.read = read?;
+        ex.adjusted = adjusted
+            .into_iter()
+            .map(|(_, total)| total)
+            .zip(&table.stage)
+            .filter(|(a, _)| a.any())
+            .map(|(a, c)| ColumnAdjusted {
+                column: c.target.clone(),
+                ..a
+            })
+            .collect();
         Staging::trailer(&mut out);
         progress.read_all(index, ex.read, started.elapsed());
         if tx.blocking_send(Msg::Chunk(out.freeze())).is_err()
@@ -169,6 +186,7 @@ fn encode_row(
     rec: &dyn Record,
     over: Option<(usize, Value<'_>)>,
     conv: &mut Converter,
+    adjusted: &mut [(Adjusted, ColumnAdjusted)],
     out: &mut BytesMut,
 ) -> Result<(), (usize, Code, Reject)> {
     let start = out.len();
@@ -186,18 +204,26 @@ fn encode_row(
                     namespace,
                 },
             ) => {
-                id = convert::generated_id(*how, namespace, rec.get(*field));
+                // Named by the legacy id as its legacy column (stage column 0) holds it.
+                let trim = staging
+                    .table()
+                    .stage
+                    .first()
+                    .is_some_and(|c| c.plan.rules.trim);
+                id = convert::generated_id(*how, namespace, rec.get(*field), trim);
                 Value::Blob(&id)
             }
             _ => input(rec, &col.input),
         };
-        let result = shaped(value, col).and_then(|v| {
-            conv.encode(v, &col.plan, out)
-                .map_err(|r| (Code::Convert, r))
-        });
-        if let Err((code, r)) = result {
+        if let Err(r) = conv.encode(value, &col.plan, out) {
             out.truncate(start);
-            return Err((i, code, r));
+            return Err((i, r.code, r));
+        }
+        if let Some((a, total)) = adjusted.get_mut(i) {
+            *a = conv.adjusted();
+            if a.whole_object && total.example.is_none() {
+                total.example = Some(convert::whole_object_hint(value));
+            }
         }
     }
     Ok(())
@@ -228,62 +254,6 @@ fn empty_skipped_reference(
             }
         }
     })
-}
-
-/// A structured value made fit for its column before conversion: a formula error per
-/// `on_error`; an array into a column that holds one value per `many`. Other values pass.
-fn shaped<'a>(value: Value<'a>, col: &StageColumn) -> Result<Value<'a>, (Code, Reject)> {
-    let Value::Json(json) = value else {
-        return Ok(value);
-    };
-    if let Some(obj) = json.as_object()
-        && obj.len() == 1
-        && (obj.contains_key("error") || obj.contains_key("specialValue"))
-    {
-        return match col.shape.on_error {
-            OnError::Null => Ok(Value::Null),
-            OnError::Reject => Err((
-                Code::FormulaError,
-                Reject::new(format!(
-                    "the source holds a formula error {json}: fix it in the source, or set on_error = \"null\" in the mapping"
-                )),
-            )),
-        };
-    }
-    if let Some(items) = json.as_array()
-        && !matches!(
-            col.plan.ty,
-            PgType::Json | PgType::Jsonb | PgType::Array { .. }
-        )
-    {
-        return match (items.as_slice(), col.shape.many) {
-            ([], _) => Ok(Value::Null),
-            ([one], _) | ([one, ..], Many::First) => Ok(json_scalar(one)),
-            (many, Many::Reject) => Err((
-                Code::ManyValues,
-                Reject::new(format!(
-                    "{} values where `{}` holds one: set many = \"first\" in the mapping to take the first",
-                    many.len(),
-                    col.target
-                )),
-            )),
-        };
-    }
-    Ok(value)
-}
-
-/// A JSON value as a source value: scalars as themselves, the rest as JSON.
-fn json_scalar(v: &serde_json::Value) -> Value<'_> {
-    match v {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Bool(*b),
-        serde_json::Value::String(s) => Value::Text(s.as_bytes()),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => n.as_f64().map(Value::Float).unwrap_or(Value::Json(v)),
-        },
-        other => Value::Json(other),
-    }
 }
 
 /// A rejected entity row is still staged, flagged as dropped, with its legacy id only, so
@@ -353,120 +323,5 @@ fn plain(v: Value<'_>) -> String {
         Value::Text(t) => String::from_utf8_lossy(t).trim().to_string(),
         Value::Null => "NULL".to_string(),
         other => convert::describe(other),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::convert::{ColumnPlan, Rules};
-    use crate::mapping::Shape;
-
-    fn col(ty: PgType, shape: Shape) -> StageColumn {
-        StageColumn {
-            target: "owner_id".into(),
-            input: StageInput::Field(0),
-            plan: ColumnPlan {
-                ty,
-                not_null: false,
-                rules: Rules::default(),
-            },
-            sql_type: "text".into(),
-            compare_as_text: false,
-            coercion: None,
-            key: false,
-            reference: None,
-            shape,
-        }
-    }
-
-    fn text(v: Value<'_>) -> Option<String> {
-        match v {
-            Value::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn arrays_into_one_value_columns() {
-        let text_col = col(PgType::Text { max_chars: None }, Shape::default());
-        let one = serde_json::json!(["recAAAAAAAAAAAAAA"]);
-        assert_eq!(
-            text(shaped(Value::Json(&one), &text_col).unwrap()).as_deref(),
-            Some("recAAAAAAAAAAAAAA")
-        );
-        let empty = serde_json::json!([]);
-        assert!(matches!(
-            shaped(Value::Json(&empty), &text_col).unwrap(),
-            Value::Null
-        ));
-        let two = serde_json::json!(["recA", "recB"]);
-        let (code, err) = shaped(Value::Json(&two), &text_col).unwrap_err();
-        assert_eq!(code, Code::ManyValues);
-        assert!(
-            err.reason.contains("2 values where `owner_id` holds one"),
-            "{}",
-            err.reason
-        );
-        let first = col(
-            PgType::Text { max_chars: None },
-            Shape {
-                many: Many::First,
-                ..Shape::default()
-            },
-        );
-        assert_eq!(
-            text(shaped(Value::Json(&two), &first).unwrap()).as_deref(),
-            Some("recA")
-        );
-        // json and array columns take the array whole.
-        let jsonb = col(PgType::Jsonb, Shape::default());
-        assert!(matches!(
-            shaped(Value::Json(&two), &jsonb).unwrap(),
-            Value::Json(_)
-        ));
-    }
-
-    #[test]
-    fn formula_errors_follow_on_error() {
-        let e = serde_json::json!({"error": "#ERROR!"});
-        let nan = serde_json::json!({"specialValue": "NaN"});
-        let reject = col(PgType::Float8, Shape::default());
-        assert!(
-            shaped(Value::Json(&e), &reject)
-                .unwrap_err()
-                .1
-                .reason
-                .contains("formula error")
-        );
-        let null = col(
-            PgType::Float8,
-            Shape {
-                on_error: OnError::Null,
-                ..Shape::default()
-            },
-        );
-        assert!(matches!(
-            shaped(Value::Json(&nan), &null).unwrap(),
-            Value::Null
-        ));
-        // An ordinary object is not an error.
-        let obj = serde_json::json!({"id": "usr1", "email": "a@b"});
-        assert!(matches!(
-            shaped(Value::Json(&obj), &null).unwrap(),
-            Value::Json(_)
-        ));
-    }
-
-    #[test]
-    fn json_scalars() {
-        let v = serde_json::json!([1, 2.5, true, "x", null, {"a": 1}]);
-        let items = v.as_array().unwrap();
-        assert!(matches!(json_scalar(&items[0]), Value::Int(1)));
-        assert!(matches!(json_scalar(&items[1]), Value::Float(f) if f == 2.5));
-        assert!(matches!(json_scalar(&items[2]), Value::Bool(true)));
-        assert_eq!(text(json_scalar(&items[3])).as_deref(), Some("x"));
-        assert!(matches!(json_scalar(&items[4]), Value::Null));
-        assert!(matches!(json_scalar(&items[5]), Value::Json(_)));
     }
 }

@@ -14,8 +14,8 @@ use crate::error::{data, usage};
 use crate::mapping::{self, Mapping};
 use crate::pg::catalog;
 use crate::plan;
-use crate::report::json::{Findings, Run};
-use crate::report::{group_rejects, render_groups};
+use crate::report::json::{CheckFindings, Findings, Run};
+use crate::report::{self, group_rejects, render_groups, summary};
 use crate::source::SourceTable;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,6 +45,10 @@ pub(crate) struct Planned {
     plan: String,
     /// What converting every value found, or why it stopped.
     converted: anyhow::Result<Converted>,
+    /// Rows that may be rejected and the check still pass (`--max-rejects`).
+    max_rejects: u64,
+    /// Where every would-be reject was written (`--rejects`).
+    rejects_file: Option<PathBuf>,
     released: Released,
 }
 
@@ -84,6 +88,7 @@ async fn check(a: &CheckArgs, run: &mut Run, record: &Record) -> anyhow::Result<
                 plan: None,
                 rejects: &[],
                 rejects_total: 0,
+                check: None,
                 error: None,
             },
         )?;
@@ -116,7 +121,16 @@ async fn check(a: &CheckArgs, run: &mut Run, record: &Record) -> anyhow::Result<
     let redacted = target.url.redacted();
     notes.note(format_args!("check: {spec} -> {redacted}"));
     let display = Arc::new(Display::new(notes, Work::Read, names));
-    let converted = convert_only(source, &plan, 1000, &display).await;
+    // Every would-be reject is kept for the --rejects file; otherwise the first per table.
+    let keep = if a.rejects.is_some() {
+        usize::MAX
+    } else {
+        1000
+    };
+    let converted = convert_only(source, &plan, keep, &display).await;
+    if let (Some(path), Ok(c)) = (&a.rejects, &converted) {
+        report::write_rejects(path, &c.examples, false)?;
+    }
     let view = PlanView::new(
         &plan,
         &cat,
@@ -126,13 +140,13 @@ async fn check(a: &CheckArgs, run: &mut Run, record: &Record) -> anyhow::Result<
     );
     let plan_json = view.json();
     let (outcome, rejected, examples, error) = match &converted {
-        Ok(c) if c.rejected > 0 => (
+        Ok(c) if c.rejected > a.max_rejects => (
             "rejects",
             c.rejected,
             c.examples.as_slice(),
-            Some(rejected_error(c.rejected)),
+            Some(rejected_error(c.rejected, a.max_rejects)),
         ),
-        Ok(c) => ("passed", 0, c.examples.as_slice(), None),
+        Ok(c) => ("passed", c.rejected, c.examples.as_slice(), None),
         Err(_) => ("failed", 0, &[][..], None),
     };
     let json = record.write(
@@ -143,6 +157,11 @@ async fn check(a: &CheckArgs, run: &mut Run, record: &Record) -> anyhow::Result<
             plan: Some(&plan_json),
             rejects: examples,
             rejects_total: rejected,
+            check: converted.as_ref().ok().map(|c| CheckFindings {
+                converted: &c.tables,
+                rejects_total: c.rejected,
+                max_rejects: a.max_rejects,
+            }),
             error: error.as_ref().or(converted.as_ref().err()),
         },
     )?;
@@ -160,6 +179,8 @@ async fn check(a: &CheckArgs, run: &mut Run, record: &Record) -> anyhow::Result<
             target: redacted,
             plan: described,
             converted,
+            max_rejects: a.max_rejects,
+            rejects_file: a.rejects.clone(),
             released,
         }),
         json,
@@ -167,9 +188,86 @@ async fn check(a: &CheckArgs, run: &mut Run, record: &Record) -> anyhow::Result<
     }))
 }
 
-/// The error a check ends with when some values would be rejected (exit 1).
-fn rejected_error(n: u64) -> anyhow::Error {
-    data(format!("{n} rows would be rejected"))
+/// The error a check ends with when more values would be rejected than `--max-rejects`
+/// allows (exit 1).
+fn rejected_error(n: u64, max: u64) -> anyhow::Error {
+    if max == 0 {
+        data(format!("{n} rows would be rejected"))
+    } else {
+        data(format!(
+            "{n} rows would be rejected, more than --max-rejects {max}"
+        ))
+    }
+}
+
+/// How many reasons to show per table.
+const KINDS_PER_TABLE: usize = 5;
+
+/// The would-be rejects table by table, so that every table's problems show in one run: a
+/// line per table with its count, then its first few kinds of reject.
+fn render_rejects(c: &Converted, rejects_file: Option<&std::path::Path>) -> String {
+    let tables: Vec<String> = c
+        .tables
+        .iter()
+        .filter(|t| t.rejected > 0)
+        .map(|t| format!("{} {}", t.table, crate::report::text::thousands(t.rejected)))
+        .collect();
+    let mut s = crate::report::text::wrap(
+        &format!(
+            "{} source rows cannot be converted to the target's types ({}), by table and reason{}:",
+            crate::report::text::thousands(c.rejected),
+            tables.join(", "),
+            match rejects_file {
+                Some(p) => format!("; every one is in {}", p.display()),
+                None => String::new(),
+            }
+        ),
+        2,
+        summary::WIDTH,
+    );
+    for t in c.tables.iter().filter(|t| t.rejected > 0) {
+        let rows: Vec<_> = c
+            .examples
+            .iter()
+            .filter(|r| r.table == t.table)
+            .cloned()
+            .collect();
+        let plural = if t.rejected == 1 { "row" } else { "rows" };
+        s.push_str(&format!(
+            "{} ({}): {} {plural}\n",
+            t.table,
+            t.source,
+            crate::report::text::thousands(t.rejected)
+        ));
+        s.push_str(&render_groups(&group_rejects(&rows), KINDS_PER_TABLE));
+    }
+    s
+}
+
+/// What a load would change on the mapping's say, and a warning per column that would store
+/// whole JSON objects as text, with the `path` that would pick one field.
+fn render_adjusted(c: &Converted) -> String {
+    let mut s = summary::adjusted(
+        c.tables
+            .iter()
+            .map(|t| (t.table.as_str(), t.adjusted.as_slice())),
+    );
+    for t in &c.tables {
+        for a in t.adjusted.iter().filter(|a| a.whole_objects > 0) {
+            s.push_str(&crate::report::text::wrap(
+                &format!(
+                    "warning: `{}.{}` would store {} whole JSON objects as their text, e.g. {}",
+                    t.table,
+                    a.column,
+                    crate::report::text::thousands(a.whole_objects),
+                    a.example.as_deref().unwrap_or("?")
+                ),
+                2,
+                summary::WIDTH,
+            ));
+        }
+    }
+    s
 }
 
 /// Without a target: every table and field the mapping reads exists in the source.
@@ -273,13 +371,18 @@ impl Planned {
         if stop {
             return;
         }
+        out.text(render_adjusted(&converted));
         if converted.rejected > 0 {
+            out.text(render_rejects(&converted, self.rejects_file.as_deref()));
+        }
+        if converted.rejected > self.max_rejects {
+            out.error(rejected_error(converted.rejected, self.max_rejects));
+        } else if converted.rejected > 0 {
             out.line(format!(
-                "{} source rows cannot be converted to the target's types, by reason:",
-                converted.rejected
+                "check passed: {} rows would be rejected, within --max-rejects {}; every other value converts.",
+                crate::report::text::thousands(converted.rejected),
+                self.max_rejects
             ));
-            out.text(render_groups(&group_rejects(&converted.examples), 20));
-            out.error(rejected_error(converted.rejected));
         } else {
             out.line("check passed: every mapped value converts to its target column.");
         }
@@ -290,7 +393,9 @@ impl Planned {
         match self.converted {
             Err(e) => out.error(e),
             Ok(_) if self.released.failed() => self.released.show(out),
-            Ok(c) if c.rejected > 0 => out.error(rejected_error(c.rejected)),
+            Ok(c) if c.rejected > self.max_rejects => {
+                out.error(rejected_error(c.rejected, self.max_rejects))
+            }
             Ok(_) => self.released.show(out),
         }
     }
@@ -312,7 +417,10 @@ mod tests {
                     read: vec![2],
                     rejected,
                     examples: Vec::new(),
+                    tables: Vec::new(),
                 }),
+                max_rejects: 0,
+                rejects_file: None,
                 released,
             }),
             json: None,
@@ -331,6 +439,53 @@ mod tests {
         assert!(
             t.ends_with("scratch cluster kept running: postgresql://k\ncheck passed: every mapped value converts to its target column.\n"),
             "{t}"
+        );
+    }
+
+    #[test]
+    fn every_table_shows_its_count_and_its_first_kinds() {
+        use crate::convert::reject::{Code, RejectRow};
+        use crate::report::json::TableConverted;
+        let reject = |table: &str, column: String| RejectRow {
+            table: table.into(),
+            source: format!("old_{table}"),
+            legacy_id: "7".into(),
+            column,
+            value: "'x'".into(),
+            code: Code::Convert,
+            reason: "bad".into(),
+            ordinal: 1,
+            row: None,
+        };
+        // The first table has more kinds than are shown; the second still shows.
+        let mut examples: Vec<RejectRow> =
+            (0..7).map(|i| reject("users", format!("c{i}"))).collect();
+        examples.push(reject("votes", "when".into()));
+        let table = |name: &str, rejected| TableConverted {
+            table: name.into(),
+            source: format!("old_{name}"),
+            read: 10,
+            rejected,
+            adjusted: Vec::new(),
+        };
+        let c = Converted {
+            read: vec![10, 10],
+            rejected: 8,
+            examples,
+            tables: vec![table("users", 7), table("votes", 1)],
+        };
+        let s = render_rejects(&c, Some(std::path::Path::new("r.csv")));
+        let flat = s.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.starts_with("8 source rows cannot be converted to the target's types (users 7, votes 1), by table and reason; every one is in r.csv:"), "{s}");
+        assert!(
+            s.contains("users (old_users): 7 rows\n  1 × users.c0, convert (legacy id 7)"),
+            "{s}"
+        );
+        assert!(s.contains("users.c4") && !s.contains("users.c5"), "{s}");
+        assert!(s.contains("  … and 2 more kinds"), "{s}");
+        assert!(
+            s.contains("votes (old_votes): 1 row\n  1 × votes.when, convert"),
+            "{s}"
         );
     }
 

@@ -163,6 +163,7 @@ fn write_files(
             plan: None,
             rejects: &l.rejects,
             rejects_total: l.report.tables.iter().map(|t| t.rejected + t.skipped).sum(),
+            check: None,
             error: l.failure.as_ref(),
         },
     )

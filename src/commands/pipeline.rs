@@ -8,6 +8,7 @@ use crate::convert::reject::RejectRow;
 use crate::extract::{self, Limits, Msg};
 use crate::load::{self, Options};
 use crate::plan::Plan;
+use crate::report::json::TableConverted;
 use crate::source::Source;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -70,6 +71,8 @@ pub(crate) struct Converted {
     pub(crate) rejected: u64,
     /// The first of them, in detail.
     pub(crate) examples: Vec<RejectRow>,
+    /// Per table in plan order: rows read and rejected, values the policies would change.
+    pub(crate) tables: Vec<TableConverted>,
 }
 
 /// Convert every source value without writing anything.
@@ -85,9 +88,18 @@ pub(crate) async fn convert_only(
         read: Vec::new(),
         rejected: 0,
         examples: Vec::new(),
+        tables: Vec::new(),
     };
     while let Some(msg) = rx.recv().await {
         if let Msg::End(ex) = msg {
+            let t = plan.tables.get(converted.tables.len());
+            converted.tables.push(TableConverted {
+                table: t.map(|t| t.name.clone()).unwrap_or_default(),
+                source: t.map(|t| t.from.clone()).unwrap_or_default(),
+                read: ex.read,
+                rejected: ex.rejected,
+                adjusted: ex.adjusted,
+            });
             converted.read.push(ex.read);
             converted.rejected += ex.rejected;
             converted.examples.extend(ex.rejects);

@@ -52,6 +52,7 @@ impl Record {
             plan: None,
             rejects: &[],
             rejects_total: 0,
+            check: None,
             error: Some(&error),
         };
         match self.write(run, &findings) {

@@ -72,6 +72,7 @@ async fn verify(v: &VerifyArgs, run: &mut Run, record: &Record) -> anyhow::Resul
                 "differs"
             },
             load: Some(&verified.report),
+            check: None,
             plan: None,
             rejects: &verified.rejects,
             rejects_total: verified

@@ -6,7 +6,8 @@ use bytes::{BufMut, BytesMut};
 
 use super::field::write_field;
 use super::prepare::prepare;
-use super::{Reject, Rules, Scratch, Work, describe};
+use super::shape::{formula_reject, is_formula_error};
+use super::{OnError, Reject, Rules, Scratch, Work, describe};
 use crate::pg::PgType;
 use crate::value::Value;
 
@@ -91,6 +92,18 @@ pub(crate) fn write_array(
     let mut has_null = false;
     let mut put = |ev: Value<'_>, sc: &mut Scratch, work: &mut Work, out: &mut BytesMut| {
         count += 1;
+        // A formula error among a lookup's values follows `on_error`.
+        if let Value::Json(j) = ev
+            && is_formula_error(j)
+        {
+            if rules.on_error == OnError::Reject {
+                return Err(formula_reject(j, &format!("element {count}: ")));
+            }
+            work.adjusted.error_nulled = true;
+            has_null = true;
+            out.put_i32(-1);
+            return Ok(());
+        }
         match prepare(ev, rules, et, true, sc) {
             Value::Null => {
                 has_null = true;

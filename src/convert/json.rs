@@ -6,8 +6,32 @@ use std::io::Write as _;
 
 use bytes::BytesMut;
 
-use super::{JsonMode, Reject, Rules, Work, describe};
+use super::shape::{formula_reject, is_formula_error};
+use super::{JsonMode, OnError, Reject, Rules, Work, describe};
 use crate::value::Value;
+
+/// A list whose formula-error elements are written as `null` (`on_error = "null"`).
+struct WithoutErrors<'a>(&'a serde_json::Value);
+
+impl serde::Serialize for WithoutErrors<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq as _;
+        match self.0 {
+            serde_json::Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    if is_formula_error(item) {
+                        seq.serialize_element(&serde_json::Value::Null)?;
+                    } else {
+                        seq.serialize_element(item)?;
+                    }
+                }
+                seq.end()
+            }
+            other => other.serialize(s),
+        }
+    }
+}
 
 /// An escape in JSON text that jsonb cannot hold.
 #[derive(Debug, PartialEq)]
@@ -94,11 +118,13 @@ pub(crate) fn write_json(
                         "not valid JSON: invalid UTF-8 at byte {}",
                         e.valid_up_to()
                     ))
+                    .in_error()
                 })?;
                 serde_json::from_slice::<serde::de::IgnoredAny>(t).map_err(|e| {
                     Reject::new(format!(
-                        "not valid JSON: {e} (set `json = \"string\"` to store text as a JSON string)"
+                        "not valid JSON: {e} (set `json = \"string\"` to store text as a JSON string, or on_error = \"null\" to store NULL)"
                     ))
+                    .in_error()
                 })?;
                 if jsonb {
                     check_jsonb(t)?;
@@ -141,8 +167,28 @@ pub(crate) fn write_json(
         Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
         Value::Json(j) => {
             work.buf.clear();
-            serde_json::to_writer(&mut work.buf, j)
-                .map_err(|e| Reject::new(format!("cannot serialise JSON value: {e}")))?;
+            // Formula errors among a list's elements follow `on_error`.
+            let errors = j
+                .as_array()
+                .map_or(0, |a| a.iter().filter(|e| is_formula_error(e)).count());
+            let written = match (errors, rules.on_error) {
+                (0, _) => serde_json::to_writer(&mut work.buf, j),
+                (_, OnError::Null) => {
+                    work.adjusted.error_nulled = true;
+                    serde_json::to_writer(&mut work.buf, &WithoutErrors(j))
+                }
+                (_, OnError::Reject) => {
+                    let (at, e) = j
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .enumerate()
+                        .find(|(_, e)| is_formula_error(e))
+                        .unwrap_or((0, j));
+                    return Err(formula_reject(e, &format!("element {}: ", at + 1)));
+                }
+            };
+            written.map_err(|e| Reject::new(format!("cannot serialise JSON value: {e}")))?;
             if jsonb {
                 check_jsonb(&work.buf)?;
             }

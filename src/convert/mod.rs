@@ -1,13 +1,14 @@
 //! The value converter: turns one source value into one binary-COPY field for
-//! one target column. It applies the mapping's rules (trim, lowercase, value
-//! map, empty-as-NULL, default, required) and then the target type's rules,
+//! one target column. It shapes structured values (`path`, `on_error`, `many`), applies the
+//! mapping's rules (trim, lowercase, value map, empty-as-NULL, default, required) and then
+//! the target type's rules,
 //! and when a value cannot go in it says why in a sentence (a `Reject`) so the
 //! row can be set aside instead of failing the whole load. It runs for every
 //! value of a backfill, so the common paths allocate nothing: scratch buffers
 //! live in the `Converter` and are reused.
 //!
-//! Where things are: `rules` is the vocabulary (`Rules`, `ColumnPlan`); `prepare` applies
-//! the rules to a value; `field` frames a value as one COPY field; `write_value` below picks
+//! Where things are: `rules` is the vocabulary (`Rules`, `ColumnPlan`); `shape` makes a
+//! structured value fit its column; `prepare` applies the rules to a value; `field` frames a value as one COPY field; `write_value` below picks
 //! the type's encoder: `scalar` (boolean, integers, floats), `numeric`, `text` (text,
 //! varchar, enum, and the text of every type PostgreSQL's own input parses, `PgType::Input`),
 //! `bytea` (bytea, uuid), `json`, `time` (date, time, timestamps) and `array`; `reject`
@@ -22,6 +23,7 @@ mod prepare;
 pub(crate) mod reject;
 mod rules;
 mod scalar;
+mod shape;
 mod text;
 mod time;
 
@@ -32,7 +34,8 @@ use bytes::{BufMut, BytesMut};
 
 pub(crate) use generated::generated_id;
 pub(crate) use reject::{Reject, describe};
-pub(crate) use rules::{ColumnPlan, Epoch, GenerateId, JsonMode, Rules};
+pub(crate) use rules::{ColumnPlan, Epoch, GenerateId, JsonMode, Many, OnError, Rules, Step};
+pub(crate) use shape::{json_scalar, whole_object_hint};
 
 use crate::pg::PgType;
 use crate::value::Value;
@@ -54,6 +57,49 @@ struct Work {
     buf: Vec<u8>,
     /// Decimal digits for numeric.
     digits: Vec<u8>,
+    /// What the mapping's policies changed in the value being encoded.
+    adjusted: Adjusted,
+}
+
+/// What the converter changed in a value because the mapping said so, for the counts in the
+/// summary and the report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Adjusted {
+    /// Cut to fit (`truncate = true`): text to varchar(n), a date-time to its date.
+    pub(crate) truncated: bool,
+    /// A value the source holds in error made NULL (`on_error = "null"`).
+    pub(crate) error_nulled: bool,
+    /// A whole JSON object (or a list of them) went into a text column as its JSON text:
+    /// probably meant to be one of its fields (`path`). Not a change, but worth a warning.
+    pub(crate) whole_object: bool,
+}
+
+/// How many values of one column the mapping's policies changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct ColumnAdjusted {
+    pub(crate) column: String,
+    /// Values cut to fit (`truncate = true`).
+    pub(crate) truncated: u64,
+    /// Values the source holds in error stored as NULL (`on_error = "null"`).
+    pub(crate) errors_nulled: u64,
+    /// Whole JSON objects stored into a text column as their JSON text (no `path`).
+    pub(crate) whole_objects: u64,
+    /// The first such object, and how a `path` would pick one of its fields.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) example: Option<String>,
+}
+
+impl ColumnAdjusted {
+    pub(crate) fn add(&mut self, a: Adjusted) {
+        self.truncated += u64::from(a.truncated);
+        self.errors_nulled += u64::from(a.error_nulled);
+        self.whole_objects += u64::from(a.whole_object);
+    }
+
+    /// Whether any value of the column was changed or is worth a word.
+    pub(crate) fn any(&self) -> bool {
+        self.truncated + self.errors_nulled + self.whole_objects > 0
+    }
 }
 
 /// Encodes values into binary-COPY fields. Holds scratch buffers, so keep
@@ -63,6 +109,7 @@ pub struct Converter {
     top: Scratch,
     elem: Scratch,
     work: Work,
+    owned: shape::Owned,
 }
 
 impl Converter {
@@ -80,18 +127,25 @@ impl Converter {
         out: &mut BytesMut,
     ) -> Result<(), Reject> {
         let start = out.len();
+        self.work.adjusted = Adjusted::default();
         let result = encode_column(
             value,
             col,
             &mut self.top,
             &mut self.elem,
             &mut self.work,
+            &mut self.owned,
             out,
         );
         if result.is_err() {
             out.truncate(start);
         }
         result
+    }
+
+    /// What the mapping's policies changed in the value last encoded.
+    pub(crate) fn adjusted(&self) -> Adjusted {
+        self.work.adjusted
     }
 }
 
@@ -119,10 +173,10 @@ fn write_value(
         PgType::Numeric { precision, scale } => {
             numeric::write_numeric(v, ty, *precision, *scale, work, out)?
         }
-        PgType::Text { max_chars } => text::write_text(v, *max_chars, work, out)?,
+        PgType::Text { max_chars } => text::write_text(v, *max_chars, rules.truncate, work, out)?,
         PgType::Bytea => bytea::write_bytea(v, ty, out)?,
         PgType::Uuid => out.extend_from_slice(&bytea::to_uuid(v, ty)?),
-        PgType::Date => out.put_i32(time::to_date(v, rules)?),
+        PgType::Date => out.put_i32(time::to_date(v, rules, &mut work.adjusted)?),
         PgType::Time => out.put_i64(time::to_time(v)?),
         PgType::Timestamp => out.put_i64(time::to_timestamp(v, rules, false)?),
         PgType::Timestamptz => out.put_i64(time::to_timestamp(v, rules, true)?),
@@ -137,7 +191,7 @@ fn write_value(
         }
         // Staged as text: PostgreSQL's own input function parses it where the target is
         // written, and a value it refuses makes its row a reject then.
-        PgType::Input { .. } => text::write_text(v, None, work, out)?,
+        PgType::Input { .. } => text::write_text(v, None, false, work, out)?,
     }
     Ok(())
 }

@@ -1,6 +1,8 @@
-//! The mapping's rules applied to one source value before its column type sees it: JSON
-//! scalars to plain values, trim, lowercase, the value map, empty-as-NULL; then, for a
-//! value that is NULL after that, the column's `default`, `required` and NOT NULL.
+//! The mapping's rules applied to one source value before its column type sees it: the
+//! structured value shaped (`shape`: path, on_error, many), JSON scalars to plain values,
+//! trim, lowercase, the value map, empty-as-NULL; then, for a value that is NULL after that
+//! (or that the source holds in error, with `on_error = "null"`), the column's `default`,
+//! `required` and NOT NULL.
 //! Borrows from the source, the rules or the converter's `Scratch`, so it allocates only
 //! when a scratch buffer must grow.
 use std::collections::HashMap;
@@ -8,8 +10,9 @@ use std::collections::HashMap;
 use bytes::{BufMut, BytesMut};
 
 use super::field::write_field;
+use super::shape::{Owned, shape};
 use super::text::text_form;
-use super::{ColumnPlan, Reject, Rules, Scratch, Work, describe};
+use super::{ColumnPlan, OnError, Reject, Rules, Scratch, Work, describe};
 use crate::pg::PgType;
 use crate::value::Value;
 
@@ -22,15 +25,33 @@ pub(crate) fn encode_column(
     top: &mut Scratch,
     elem: &mut Scratch,
     work: &mut Work,
+    owned: &mut Owned,
     out: &mut BytesMut,
 ) -> Result<(), Reject> {
     let rules = &col.rules;
     let ty = &col.ty;
+    let start = out.len();
+    let shaped = match shape(value, rules, ty, owned, &mut work.adjusted) {
+        Ok(v) => v,
+        Err(r) if r.in_error && rules.on_error == OnError::Null => {
+            work.adjusted.error_nulled = true;
+            Value::Null
+        }
+        Err(r) => return Err(r),
+    };
     // For arrays the value map applies to each element, not to the whole text.
     let use_map = !matches!(ty, PgType::Array { .. });
-    let v = prepare(value, rules, ty, use_map, top);
+    let v = prepare(shaped, rules, ty, use_map, top);
     if !matches!(v, Value::Null) {
-        return write_field(v, ty, rules, elem, work, out);
+        match write_field(v, ty, rules, elem, work, out) {
+            // Text that is not JSON going into json: the source holds it in error, and
+            // `on_error = "null"` stores NULL (or the default) instead.
+            Err(r) if r.in_error && rules.on_error == OnError::Null => {
+                out.truncate(start);
+                work.adjusted.error_nulled = true;
+            }
+            done => return done,
+        }
     }
     if let Some(d) = &rules.default {
         let dv = Value::Text(d.as_bytes());
@@ -137,7 +158,7 @@ fn lookup<'m>(map: &'m HashMap<String, String>, key: &[u8]) -> Option<&'m [u8]> 
 }
 
 /// Trim ASCII whitespace, and Unicode whitespace when the ends are non-ASCII.
-fn trim_text(t: &[u8]) -> &[u8] {
+pub(crate) fn trim_text(t: &[u8]) -> &[u8] {
     let t = t.trim_ascii();
     let non_ascii_end =
         t.first().is_some_and(|b| *b >= 0x80) || t.last().is_some_and(|b| *b >= 0x80);

@@ -14,13 +14,34 @@ use crate::value::Value;
 #[error("{reason}")]
 pub struct Reject {
     pub reason: String,
+    /// The kind of reject it makes its row.
+    pub code: Code,
+    /// The source holds this value in error (a formula error, text that is not JSON):
+    /// `on_error = "null"` makes it NULL instead.
+    pub in_error: bool,
 }
 
 impl Reject {
     pub fn new(reason: impl Into<String>) -> Self {
         Reject {
             reason: reason.into(),
+            code: Code::Convert,
+            in_error: false,
         }
+    }
+
+    /// A reject of another kind than `convert`.
+    pub(crate) fn with_code(code: Code, reason: impl Into<String>) -> Self {
+        Reject {
+            code,
+            ..Reject::new(reason)
+        }
+    }
+
+    /// A value the source holds in error, which `on_error` decides about.
+    pub(crate) fn in_error(mut self) -> Self {
+        self.in_error = true;
+        self
     }
 }
 

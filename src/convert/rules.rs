@@ -1,6 +1,7 @@
-//! The rules vocabulary: what the mapping file says about each target column (trim,
-//! lowercase, value map, defaults, epoch, time zone, JSON mode, split) and the column it
-//! applies to. The mapping builds these; the converter reads them for every value.
+//! The rules vocabulary: what the mapping file says about each target column (a sub-field
+//! `path`, formula errors, lists, trim, lowercase, value map, defaults, epoch, time zone,
+//! JSON mode, split, truncation) and the column it applies to. The mapping builds these; the
+//! converter reads them for every value.
 use std::collections::HashMap;
 
 use chrono_tz::Tz;
@@ -23,9 +24,44 @@ pub enum JsonMode {
     String,
 }
 
+/// An array where the column holds one value (a single link, a lookup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Many {
+    /// Several values where one is expected is a reject.
+    #[default]
+    Reject,
+    /// Take the first.
+    First,
+}
+
+/// A value the source holds in error: a formula, rollup or lookup error (`{"error":
+/// "#ERROR!"}`, `{"specialValue": "NaN"}`), alone or among a list's elements, or text that
+/// is not JSON going into a json/jsonb column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum OnError {
+    /// The row is a reject.
+    #[default]
+    Reject,
+    /// The value (or the list element) becomes NULL, counted.
+    Null,
+}
+
+/// One step of a `path` into a structured value: an object's key or a list's index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    Key(String),
+    Index(usize),
+}
+
 /// Per-column conversion rules from the mapping file.
 #[derive(Debug, Clone)]
 pub struct Rules {
+    /// The sub-field of a structured value to take (`email`, `0.url`), before anything else.
+    pub path: Option<Vec<Step>>,
+    /// A list where the column holds one value.
+    pub many: Many,
+    /// A value the source holds in error.
+    pub on_error: OnError,
     pub trim: bool,
     pub lowercase: bool,
     /// Value map (e.g. for enums), keyed by the value's text form after
@@ -44,11 +80,17 @@ pub struct Rules {
     pub json: JsonMode,
     /// Text into an array column is split on this (else it must be a JSON array).
     pub split: Option<String>,
+    /// Cut what does not fit instead of rejecting it, counted: text longer than varchar(n)
+    /// or char(n) (whole characters), a date-time's time of day going into a date column.
+    pub truncate: bool,
 }
 
 impl Default for Rules {
     fn default() -> Self {
         Rules {
+            path: None,
+            many: Many::Reject,
+            on_error: OnError::Reject,
             trim: false,
             lowercase: false,
             map: None,
@@ -59,6 +101,7 @@ impl Default for Rules {
             timezone: Tz::UTC,
             json: JsonMode::Parse,
             split: None,
+            truncate: false,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::io::Write as _;
 
 use bytes::BytesMut;
 
-use super::{Reject, Work, describe};
+use super::{Adjusted, Reject, Work, describe};
 use crate::value::Value;
 
 /// Text form of a scalar: integers in decimal, floats shortest round-trip
@@ -50,26 +50,33 @@ fn check_text(t: &[u8]) -> Result<&str, Reject> {
 }
 
 /// Write checked text, enforcing varchar(n)/char(n): like PostgreSQL, excess
-/// characters that are all spaces are cut off silently.
-fn put_text(t: &[u8], max_chars: Option<usize>, out: &mut BytesMut) -> Result<(), Reject> {
+/// characters that are all spaces are cut off silently; with `truncate`, any excess is cut
+/// off at a character boundary (counted in `adjusted`), else the value is a reject.
+fn put_text(
+    t: &[u8],
+    max_chars: Option<usize>,
+    truncate: bool,
+    adjusted: &mut Adjusted,
+    out: &mut BytesMut,
+) -> Result<(), Reject> {
     let s = check_text(t)?;
     if let Some(max) = max_chars
         && s.len() > max
     {
-        let count = s.chars().count();
-        if count > max {
-            let cut = s.char_indices().nth(max).map_or(s.len(), |(i, _)| i);
-            match (s.get(..cut), s.get(cut..)) {
-                (Some(head), Some(tail)) if tail.bytes().all(|b| b == b' ') => {
-                    out.extend_from_slice(head.as_bytes());
-                    return Ok(());
-                }
-                _ => {
+        // The byte offset of the first character past `max`, if there is one.
+        if let Some((cut, _)) = s.char_indices().nth(max) {
+            let (head, tail) = s.split_at(cut);
+            if !tail.bytes().all(|b| b == b' ') {
+                if !truncate {
+                    let count = s.chars().count();
                     return Err(Reject::new(format!(
-                        "{count} characters, column holds at most {max}: shorten the value or widen the column"
+                        "{count} characters, column holds at most {max}: shorten the value, widen the column, or set truncate = true in the mapping"
                     )));
                 }
+                adjusted.truncated = true;
             }
+            out.extend_from_slice(head.as_bytes());
+            return Ok(());
         }
     }
     out.extend_from_slice(t);
@@ -79,22 +86,29 @@ fn put_text(t: &[u8], max_chars: Option<usize>, out: &mut BytesMut) -> Result<()
 pub(crate) fn write_text(
     v: Value<'_>,
     max_chars: Option<usize>,
+    truncate: bool,
     work: &mut Work,
     out: &mut BytesMut,
 ) -> Result<(), Reject> {
+    let a = &mut work.adjusted;
     match v {
-        Value::Text(t) | Value::Blob(t) => put_text(t, max_chars, out),
+        Value::Text(t) | Value::Blob(t) => put_text(t, max_chars, truncate, a, out),
         Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
             work.buf.clear();
             text_form(v, &mut work.buf);
-            put_text(&work.buf, max_chars, out)
+            put_text(&work.buf, max_chars, truncate, &mut work.adjusted, out)
         }
-        Value::Json(serde_json::Value::String(s)) => put_text(s.as_bytes(), max_chars, out),
+        Value::Json(serde_json::Value::String(s)) => {
+            put_text(s.as_bytes(), max_chars, truncate, a, out)
+        }
         Value::Json(j) => {
             work.buf.clear();
+            work.adjusted.whole_object |= j.is_object()
+                || j.as_array()
+                    .is_some_and(|a| a.iter().any(serde_json::Value::is_object));
             serde_json::to_writer(&mut work.buf, j)
                 .map_err(|e| Reject::new(format!("cannot serialise JSON value: {e}")))?;
-            put_text(&work.buf, max_chars, out)
+            put_text(&work.buf, max_chars, truncate, &mut work.adjusted, out)
         }
         Value::Null => Err(Reject::new("NULL reached a text conversion")),
     }
@@ -163,6 +177,36 @@ mod tests {
         assert!(err(t("abcdef"), v5.clone()).starts_with("6 characters, column holds at most 5"));
         assert!(err(t("ééééé é"), v5.clone()).starts_with("7 characters"));
         assert!(err(Value::Int(123456), v5).starts_with("6 characters"));
+    }
+
+    #[test]
+    fn truncate_cuts_whole_characters() {
+        let cut = |s: &str, n: usize| {
+            let c = col_r(
+                PgType::Text { max_chars: Some(n) },
+                Rules {
+                    truncate: true,
+                    ..Rules::default()
+                },
+            );
+            let mut cv = crate::convert::Converter::new();
+            let f = crate::convert::testing::enc_with(&mut cv, t(s), &c).unwrap();
+            (
+                String::from_utf8(f[4..].to_vec()).unwrap(),
+                cv.adjusted().truncated,
+            )
+        };
+        // 2-, 3- and 4-byte characters: never split.
+        assert_eq!(cut("ééééé", 3), ("ééé".to_string(), true));
+        assert_eq!(cut("a€b€c", 2), ("a€".to_string(), true));
+        assert_eq!(cut("😀😀😀", 1), ("😀".to_string(), true));
+        // Fits: untouched, not counted; trailing spaces are cut as PostgreSQL does, uncounted.
+        assert_eq!(cut("abc", 3), ("abc".to_string(), false));
+        assert_eq!(cut("é", 3), ("é".to_string(), false));
+        assert_eq!(cut("ab   ", 2), ("ab".to_string(), false));
+        // Without truncate, a reject that names the way out.
+        let e = err(t("ééééé"), PgType::Text { max_chars: Some(3) });
+        assert!(e.contains("set truncate = true"), "{e}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 
-use super::{Epoch, Reject, Rules, describe};
+use super::{Adjusted, Epoch, Reject, Rules, describe};
 use crate::value::Value;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -401,8 +401,11 @@ pub(crate) fn to_timestamp(v: Value<'_>, rules: &Rules, with_tz: bool) -> Result
     check_timestamp(ts, v, what)
 }
 
-/// A `date`: the calendar date in `rules.timezone`.
-pub(crate) fn to_date(v: Value<'_>, rules: &Rules) -> Result<i32, Reject> {
+/// A `date`: the calendar date in `rules.timezone`. Date-time text whose time of day (in
+/// that zone) is not midnight would lose its time: a reject, unless the mapping says
+/// `truncate = true`, which keeps the date (counted in `adjusted`). Epoch times (`epoch`)
+/// are instants by the mapping's own choice and always give their date.
+pub(crate) fn to_date(v: Value<'_>, rules: &Rules, adjusted: &mut Adjusted) -> Result<i32, Reject> {
     let what = "date";
     let local = match interpret(v, rules, what)? {
         Instant::Infinity => return Ok(i32::MAX),
@@ -411,6 +414,16 @@ pub(crate) fn to_date(v: Value<'_>, rules: &Rules) -> Result<i32, Reject> {
         Instant::Local(l) => l,
     };
     let days = local.div_euclid(MICROS_PER_DAY);
+    let timed_text = matches!(v, Value::Text(t) if !is_integer_text(t.trim_ascii()));
+    if timed_text && local.rem_euclid(MICROS_PER_DAY) != 0 {
+        if !rules.truncate {
+            return Err(Reject::new(format!(
+                "{} has a time of day, which a date column cannot hold: set truncate = true in the mapping to keep the date, or use a timestamp column",
+                describe(v)
+            )));
+        }
+        adjusted.truncated = true;
+    }
     if (MIN_DATE..END_DATE).contains(&days) {
         i32::try_from(days).map_err(|_| out_of_range(v, what))
     } else {
@@ -585,7 +598,7 @@ mod tests {
         assert!(r.reason.contains("timestamptz column"), "{}", r.reason);
         assert!(ts("1700000000", &none, true).is_err());
         assert!(
-            to_date(Value::Int(5), &none)
+            to_date(Value::Int(5), &none, &mut Adjusted::default())
                 .unwrap_err()
                 .reason
                 .contains("date column")
@@ -615,7 +628,7 @@ mod tests {
         for n in [i64::MAX, i64::MIN] {
             assert!(to_timestamp(Value::Int(n), &s, true).is_err());
             assert!(to_timestamp(Value::Int(n), &ms, false).is_err());
-            assert!(to_date(Value::Int(n), &s).is_err());
+            assert!(to_date(Value::Int(n), &s, &mut Adjusted::default()).is_err());
         }
         assert!(to_timestamp(Value::Float(f64::NAN), &s, true).is_err());
         assert!(to_timestamp(Value::Float(1e300), &s, true).is_err());
@@ -624,28 +637,67 @@ mod tests {
         let tokyo = rules(chrono_tz::Asia::Tokyo, Some(Epoch::Seconds));
         // 2000-01-01 20:00 UTC is 2000-01-02 05:00 in Tokyo
         assert_eq!(
-            to_date(Value::Int(946_684_800 + 20 * 3600), &tokyo).unwrap(),
+            to_date(
+                Value::Int(946_684_800 + 20 * 3600),
+                &tokyo,
+                &mut Adjusted::default()
+            )
+            .unwrap(),
             1
         );
-        assert_eq!(to_date(Value::Int(946_684_800 + 20 * 3600), &s).unwrap(), 0);
+        assert_eq!(
+            to_date(
+                Value::Int(946_684_800 + 20 * 3600),
+                &s,
+                &mut Adjusted::default()
+            )
+            .unwrap(),
+            0
+        );
     }
 
     #[test]
     fn dates() {
         let utc = rules(Tz::UTC, None);
-        let d = |s: &str, r: &Rules| to_date(Value::Text(s.as_bytes()), r);
+        let d =
+            |s: &str, r: &Rules| to_date(Value::Text(s.as_bytes()), r, &mut Adjusted::default());
         assert_eq!(d("2000-01-01", &utc).unwrap(), 0);
         assert_eq!(d("1999-12-31", &utc).unwrap(), -1);
         assert_eq!(d("2024-02-29", &utc).unwrap(), 8825);
-        assert_eq!(d("2000-01-01 23:00:00", &utc).unwrap(), 0);
-        assert_eq!(d("2000-01-01 23:00:00-02:00", &utc).unwrap(), 1);
-        let la = rules(chrono_tz::America::Los_Angeles, None);
-        assert_eq!(d("2000-01-02 03:00:00Z", &la).unwrap(), 0);
+        // A time of day that is midnight loses nothing.
+        assert_eq!(d("2000-01-01 00:00:00", &utc).unwrap(), 0);
+        assert_eq!(d("2000-01-01T02:00:00+02:00", &utc).unwrap(), 0);
+        // Any other time of day would be lost: a reject, unless the mapping says truncate.
+        let e = d("2000-01-01 23:00:00", &utc).unwrap_err();
+        assert!(e.reason.contains("has a time of day"), "{}", e.reason);
+        assert!(e.reason.contains("truncate = true"), "{}", e.reason);
+        assert!(d("2000-01-01 23:00:00-02:00", &utc).is_err());
+        let cut = |s: &str, tz: Tz| {
+            let r = Rules {
+                truncate: true,
+                ..rules(tz, None)
+            };
+            let mut a = Adjusted::default();
+            let days = to_date(Value::Text(s.as_bytes()), &r, &mut a).unwrap();
+            (days, a.truncated)
+        };
+        assert_eq!(cut("2000-01-01 23:00:00", Tz::UTC), (0, true));
+        assert_eq!(cut("2000-01-01 23:00:00-02:00", Tz::UTC), (1, true));
+        assert_eq!(
+            cut("2000-01-02 03:00:00Z", chrono_tz::America::Los_Angeles),
+            (0, true)
+        );
+        assert_eq!(cut("2000-01-02", Tz::UTC), (1, false));
+        // Epoch times are instants by the mapping's choice: their date, not counted.
+        let mut a = Adjusted::default();
+        let s = rules(Tz::UTC, Some(Epoch::Seconds));
+        assert_eq!(to_date(Value::Text(b"946731600"), &s, &mut a).unwrap(), 0);
+        assert!(!a.truncated);
         assert_eq!(d("infinity", &utc).unwrap(), i32::MAX);
         assert_eq!(d("-infinity", &utc).unwrap(), i32::MIN);
         assert_eq!(d("0001-01-01", &utc).unwrap(), -730_119);
-        assert!(to_date(Value::Bool(true), &utc).is_err());
-        assert!(to_date(Value::Blob(b"2000-01-01"), &utc).is_err());
+        assert!(to_date(Value::Bool(true), &utc, &mut Adjusted::default()).is_err());
+        assert!(to_date(Value::Blob(b"2000-01-01"), &utc, &mut Adjusted::default()).is_err());
     }
 
     #[test]

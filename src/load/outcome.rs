@@ -23,6 +23,10 @@ pub(crate) struct TableReport {
     pub(crate) skipped: u64,
     /// References that did not resolve and were set to NULL (`on_missing = "null"`).
     pub(crate) nulled: u64,
+    /// Per column, the loaded values the mapping's policies changed: cut to fit
+    /// (`truncate`), or held in error in the source and stored as NULL (`on_error`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) adjusted: Vec<crate::convert::ColumnAdjusted>,
     /// Target rows carrying this run's legacy ids (or links) after the load.
     pub(crate) target: u64,
     /// Seconds per phase of this table: copy, resolve, write (or compare).

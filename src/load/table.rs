@@ -29,6 +29,7 @@ impl Loading<'_> {
             read: ex.read,
             rejected: ex.rejected,
             skipped: ex.skipped,
+            adjusted: ex.adjusted,
             ..TableReport::default()
         };
         self.rejects.extend(ex.rejects);

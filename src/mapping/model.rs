@@ -2,8 +2,8 @@
 //! row, and how each target column is fed. Plain data with a few look-ups; reading it from
 //! TOML is `parse`, the rules across tables are `check`.
 
-pub(crate) use crate::convert::GenerateId;
 use crate::convert::Rules;
+pub(crate) use crate::convert::{GenerateId, Many, OnError};
 use crate::source::SourceSpec;
 use std::path::PathBuf;
 
@@ -42,6 +42,9 @@ pub(crate) enum Identity {
         column: Option<String>,
         keep_id: bool,
         generate: Option<GenerateId>,
+        /// Strip surrounding white space from the legacy id (`trim_legacy_id`); otherwise
+        /// it is stored and matched exactly as the source holds it.
+        trim: bool,
     },
     /// A junction (many-to-many) table: rows are identified by their reference columns, and
     /// `owner` (a reference column) says whose links the source fully describes.
@@ -59,32 +62,12 @@ pub(crate) struct ColumnMap {
     pub(crate) shape: Shape,
 }
 
-/// What to do with structured source values (Airtable arrays and formula errors) before
-/// they are converted.
+/// How a source field feeds a junction: one row per element of a link field's array. (The
+/// per-value policies for structured values, `path`, `many` and `on_error`, are `Rules`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Shape {
-    /// An array where the column holds one value (a single link, a lookup).
-    pub(crate) many: Many,
-    /// A formula, rollup or lookup error (`{"error": "#ERROR!"}`, `{"specialValue": "NaN"}`).
-    pub(crate) on_error: OnError,
     /// One row per element of this column's array (a junction fed from a link field).
     pub(crate) explode: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum Many {
-    /// Several values where one is expected is a reject.
-    #[default]
-    Reject,
-    /// Take the first.
-    First,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum OnError {
-    #[default]
-    Reject,
-    Null,
 }
 
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@ use super::{
     ColumnMap, Const, GenerateId, Identity, Input, Many, Mapping, OnError, OnMissing, Problem,
 };
 use super::{Reference, Shape, TableMap, suggest};
-use crate::convert::{Epoch, JsonMode, Rules};
+use crate::convert::{Epoch, JsonMode, Rules, Step};
 use crate::source::SourceSpec;
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,6 +23,7 @@ const TABLE_KEYS: &[&str] = &[
     "legacy_column",
     "keep_id",
     "generate_id",
+    "trim_legacy_id",
     "junction",
     "owner",
     "columns",
@@ -45,6 +46,8 @@ const COLUMN_KEYS: &[&str] = &[
     "many",
     "on_error",
     "explode",
+    "path",
+    "truncate",
 ];
 
 /// Read mapping text into a mapping, with every problem found on the way (none if it is
@@ -230,6 +233,10 @@ impl Walker<'_> {
             .get("keep_id")
             .and_then(|v| self.boolean(v, &join(&prefix, "keep_id")))
             .unwrap_or(false);
+        let trim_id = t
+            .get("trim_legacy_id")
+            .and_then(|v| self.boolean(v, &join(&prefix, "trim_legacy_id")))
+            .unwrap_or(false);
         let generate = t.get("generate_id").and_then(|v| {
             self.choice(
                 v,
@@ -267,6 +274,7 @@ impl Walker<'_> {
                 ("legacy_column", legacy_column.is_some()),
                 ("keep_id", keep_id),
                 ("generate_id", generate.is_some()),
+                ("trim_legacy_id", trim_id),
             ] {
                 if present {
                     self.problem(at, &join(&prefix, key), "a junction table has no legacy id: its rows are identified by their references");
@@ -347,6 +355,7 @@ impl Walker<'_> {
                 column: legacy_column,
                 keep_id,
                 generate,
+                trim: trim_id,
             }
         };
         Some(TableMap {
@@ -438,6 +447,19 @@ impl Walker<'_> {
         rules.lowercase = flag(self, "lowercase");
         rules.empty_as_null = flag(self, "empty_as_null");
         rules.required = flag(self, "required");
+        rules.truncate = flag(self, "truncate");
+        if let Some(p) = t.get("path") {
+            let pk = join(&key, "path");
+            rules.path = self
+                .string(p, &pk)
+                .and_then(|text| match path_steps(&text) {
+                    Ok(steps) => Some(steps),
+                    Err(why) => {
+                        self.problem(p.span().start, &pk, why);
+                        None
+                    }
+                });
+        }
         if let Some(d) = t.get("default") {
             rules.default = match d.get_ref() {
                 DeValue::String(s) => Some(s.to_string()),
@@ -551,7 +573,7 @@ impl Walker<'_> {
         };
         let mut shape = Shape::default();
         if let Some(v) = t.get("many") {
-            shape.many = self
+            rules.many = self
                 .choice(
                     v,
                     &join(&key, "many"),
@@ -560,7 +582,7 @@ impl Walker<'_> {
                 .unwrap_or_default();
         }
         if let Some(v) = t.get("on_error") {
-            shape.on_error = self
+            rules.on_error = self
                 .choice(
                     v,
                     &join(&key, "on_error"),
@@ -580,4 +602,21 @@ impl Walker<'_> {
             shape,
         })
     }
+}
+
+/// A `path` into a structured value: steps separated by `.`, each an object's key or, all
+/// digits, a list's index (`email`, `0.url`, `attachments.0.filename`).
+fn path_steps(text: &str) -> Result<Vec<Step>, String> {
+    text.split('.')
+        .map(|step| match step {
+            "" => Err(format!(
+                "`{text}` has an empty step: write keys and indexes separated by single dots, e.g. \"0.url\""
+            )),
+            s if s.bytes().all(|b| b.is_ascii_digit()) => s
+                .parse()
+                .map(Step::Index)
+                .map_err(|_| format!("index `{s}` in `{text}` is too large")),
+            s => Ok(Step::Key(s.to_string())),
+        })
+        .collect()
 }

@@ -214,3 +214,77 @@ fn airtable_source_section() {
         "{err}"
     );
 }
+
+#[test]
+fn value_policies_are_read_path_truncate_on_error_trim_legacy_id() {
+    use crate::convert::{Many, OnError, Step};
+    let text = r#"
+[tables.users]
+legacy_column = "airtable_id"
+trim_legacy_id = true
+[tables.users.columns]
+email = { field = "Owner", path = "email" }
+photo = { field = "Photos", path = "0.url", many = "first" }
+deep = { field = "Photos", path = "thumbnails.large.url" }
+bio = { field = "bio", truncate = true }
+score = { field = "Score", on_error = "null" }
+"#;
+    let m = parse_str(text).unwrap();
+    let u = &m.tables[0];
+    assert!(matches!(u.identity, Identity::Legacy { trim: true, .. }));
+    let rules = |c: &str| u.column(c).unwrap().rules.clone();
+    assert_eq!(rules("email").path, Some(vec![Step::Key("email".into())]));
+    assert_eq!(
+        rules("photo").path,
+        Some(vec![Step::Index(0), Step::Key("url".into())])
+    );
+    assert_eq!(rules("photo").many, Many::First);
+    assert_eq!(rules("deep").path.map(|p| p.len()), Some(3));
+    assert!(rules("bio").truncate && !rules("email").truncate);
+    assert_eq!(rules("score").on_error, OnError::Null);
+    assert_eq!(rules("bio").on_error, OnError::Reject);
+    // Without the key, legacy ids are kept exactly as the source holds them.
+    let plain = parse_str("[tables.t]\nkeep_id = true\n[tables.t.columns]\na = \"a\"\n").unwrap();
+    assert!(matches!(
+        plain.tables[0].identity,
+        Identity::Legacy { trim: false, .. }
+    ));
+}
+
+#[test]
+fn a_bad_path_or_policy_is_named_with_its_line() {
+    let text = r#"
+[tables.users]
+keep_id = true
+[tables.users.columns]
+a = { field = "a", path = "0..url" }
+b = { field = "b", path = "" }
+c = { field = "c", truncate = "yes" }
+d = { field = "d", path = 3 }
+
+[tables.links]
+junction = true
+trim_legacy_id = true
+[tables.links.columns]
+user_id = { field = "u", references = "users" }
+other_id = { field = "o", references = "users" }
+"#;
+    let out = parse_str(text).unwrap_err().to_string();
+    assert!(
+        out.contains("mappings/t.toml:5: tables.users.columns.a.path: `0..url` has an empty step"),
+        "{out}"
+    );
+    assert!(
+        out.contains("mappings/t.toml:6: tables.users.columns.b.path: must not be empty"),
+        "{out}"
+    );
+    assert!(out.contains("tables.users.columns.c.truncate"), "{out}");
+    assert!(
+        out.contains("tables.users.columns.d.path: expected a string, found integer"),
+        "{out}"
+    );
+    assert!(
+        out.contains("tables.links.trim_legacy_id: a junction table has no legacy id"),
+        "{out}"
+    );
+}

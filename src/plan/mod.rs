@@ -282,6 +282,7 @@ fn bind_table(
             column: lc,
             keep_id,
             generate,
+            trim: trim_id,
         } => {
             let fi = field(lf, t.line, key("legacy_id"), problems);
             // A generated key: a single-column uuid primary key (the mapping made sure a
@@ -324,9 +325,10 @@ fn bind_table(
             ) {
                 problems.push(Problem { line: t.line, key: key("legacy_column"), message: format!("`{}` is of type {}, which cannot hold a legacy id: use a text or integer column", legacy.name, legacy.sql_type) });
             }
-            // The legacy id fills the legacy column and, with keep_id too, the primary key.
+            // The legacy id fills the legacy column and, with keep_id too, the primary key,
+            // as the source holds it unless the mapping says `trim_legacy_id`.
             let id_rules = Rules {
-                trim: true,
+                trim: *trim_id,
                 required: true,
                 ..Rules::default()
             };
@@ -383,6 +385,16 @@ fn bind_table(
                 key: format!("{k}.epoch"),
                 message: format!(
                     "`epoch` only applies to date and timestamp columns; `{}` is {}",
+                    c.name, ci.sql_type
+                ),
+            });
+        }
+        if c.rules.truncate && !truncates(&ci.ty) {
+            problems.push(Problem {
+                line: c.line,
+                key: format!("{k}.truncate"),
+                message: format!(
+                    "`truncate` only applies to varchar(n), char(n) and date columns; `{}` is {}",
                     c.name, ci.sql_type
                 ),
             });
@@ -450,12 +462,12 @@ fn bind_table(
                     problems.push(Problem { line: c.line, key: format!("{k}.on_missing"), message: format!("`on_missing = \"null\"` cannot apply: `{}` is NOT NULL; use \"skip\" or \"error\"", c.name) });
                 }
                 // The staging column holds the parent's legacy id, typed like its match column.
-                let mut plan = ColumnPlan {
+                // It is matched as the source holds it, unless the column says `trim`.
+                let plan = ColumnPlan {
                     ty: match_col.ty.clone(),
                     not_null: ci.not_null,
                     rules: c.rules.clone(),
                 };
-                plan.rules.trim = true;
                 StageColumn {
                     target: c.name.clone(),
                     input,
@@ -516,6 +528,16 @@ fn bind_table(
             Identity::Junction { .. } => true,
         },
     })
+}
+
+/// A column type `truncate` can cut a value to fit (as can a list of them).
+fn truncates(ty: &PgType) -> bool {
+    match ty {
+        PgType::Text { max_chars } => max_chars.is_some(),
+        PgType::Date => true,
+        PgType::Array { elem, .. } => truncates(elem),
+        _ => false,
+    }
 }
 
 fn stage_column(ci: &ColumnInfo, input: StageInput, rules: Rules, key: bool) -> StageColumn {

@@ -34,6 +34,8 @@ pub(crate) struct Extracted {
     pub(crate) skipped: u64,
     /// The first rejects (and skips) in detail (bounded by the convert stage's limits).
     pub(crate) rejects: Vec<RejectRow>,
+    /// Per column, the loaded values the mapping's policies changed (`truncate`, `on_error`).
+    pub(crate) adjusted: Vec<crate::convert::ColumnAdjusted>,
 }
 
 /// The 11-byte signature that opens every binary COPY stream.

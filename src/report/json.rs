@@ -84,9 +84,32 @@ struct Document<'a> {
     plan: Option<&'a serde_json::Value>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     load: Option<&'a Report>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    check: Option<&'a CheckFindings<'a>>,
     rejects: Rejects,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<ErrorRef>,
+}
+
+/// One table as `check` converted it: rows read, rows that would be rejected, and the
+/// values the mapping's policies would change.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct TableConverted {
+    pub(crate) table: String,
+    pub(crate) source: String,
+    pub(crate) read: u64,
+    pub(crate) rejected: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) adjusted: Vec<crate::convert::ColumnAdjusted>,
+}
+
+/// What `check` found converting every value.
+#[derive(Debug, Serialize)]
+pub(crate) struct CheckFindings<'a> {
+    pub(crate) converted: &'a [TableConverted],
+    /// Rows that would be rejected, held to `--max-rejects`.
+    pub(crate) rejects_total: u64,
+    pub(crate) max_rejects: u64,
 }
 
 /// What one run reports: its outcome, and what it found.
@@ -98,6 +121,8 @@ pub(crate) struct Findings<'a> {
     pub(crate) rejects: &'a [RejectRow],
     /// Rejected and skipped rows, counted exactly (the details may be fewer).
     pub(crate) rejects_total: u64,
+    /// `check`: per table, what converting found.
+    pub(crate) check: Option<CheckFindings<'a>>,
     pub(crate) error: Option<&'a anyhow::Error>,
 }
 
@@ -144,6 +169,7 @@ impl Run {
             alembic_revision: &self.alembic_revision,
             plan: f.plan,
             load: f.load,
+            check: f.check.as_ref(),
             rejects: Rejects {
                 total: f.rejects_total,
                 detailed: f.rejects.len(),
@@ -206,6 +232,7 @@ mod tests {
                 plan: None,
                 rejects: &rejects,
                 rejects_total: 1,
+                check: None,
                 error: Some(&err),
             })
             .unwrap();

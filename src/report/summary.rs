@@ -6,6 +6,7 @@
 
 use super::text::{clock, thousands, wrap};
 use super::{group_rejects, render_groups};
+use crate::convert::ColumnAdjusted;
 use crate::convert::reject::RejectRow;
 use crate::load::{Phase, Report, TableReport};
 use std::time::Duration;
@@ -142,6 +143,38 @@ pub(crate) fn layout(rows: &[Vec<String>]) -> String {
     s
 }
 
+/// The values the mapping's policies changed, per table and column: cut to fit
+/// (`truncate = true`), held in error in the source and stored as NULL (`on_error`), and
+/// whole JSON objects stored as text. `check` says the same of what a load would do.
+pub(crate) fn adjusted<'a>(
+    tables: impl Iterator<Item = (&'a str, &'a [ColumnAdjusted])> + Clone,
+) -> String {
+    let mut s = String::new();
+    let mut line = |head: &str, count: fn(&ColumnAdjusted) -> u64| {
+        let list: Vec<String> = tables
+            .clone()
+            .flat_map(|(t, cols)| cols.iter().map(move |a| (t, a)))
+            .filter(|(_, a)| count(a) > 0)
+            .map(|(t, a)| format!("{t}.{} {}", a.column, thousands(count(a))))
+            .collect();
+        if !list.is_empty() {
+            s.push_str(&items(head, &list));
+        }
+    };
+    line("values truncated to fit (truncate = true): ", |a| {
+        a.truncated
+    });
+    line(
+        "errors in the source stored as NULL (on_error = \"null\"): ",
+        |a| a.errors_nulled,
+    );
+    line(
+        "whole JSON objects stored as text (a `path` picks one field): ",
+        |a| a.whole_objects,
+    );
+    s
+}
+
 /// The whole of a load's summary: the table, where the time went outside the tables, the
 /// bulk load, the sequences reset, the rejects by reason, and the differences `--verify`
 /// found.
@@ -163,6 +196,12 @@ pub(crate) fn load(report: &Report, rejects: &[RejectRow]) -> String {
             &nulled,
         ));
     }
+    s.push_str(&adjusted(
+        report
+            .tables
+            .iter()
+            .map(|t| (t.table.as_str(), t.adjusted.as_slice())),
+    ));
     let phases: Vec<String> = report
         .phases
         .iter()

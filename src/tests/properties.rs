@@ -2,7 +2,7 @@
 //! and the value converter never panic, whatever they are given. Failures print the seed and
 //! the input so they can be replayed. About two seconds each.
 
-use crate::convert::{ColumnPlan, Converter, Epoch, JsonMode, Rules};
+use crate::convert::{ColumnPlan, Converter, Epoch, JsonMode, Many, OnError, Rules, Step};
 use crate::pg::PgType;
 use crate::value::Value;
 use bytes::BytesMut;
@@ -229,6 +229,28 @@ fn rules(rng: &mut Rng) -> Rules {
         split: rng
             .chance(20)
             .then(|| rng.pick(&[",", ";", "", " "]).to_string()),
+        truncate: rng.chance(30),
+        on_error: if rng.chance(50) {
+            OnError::Reject
+        } else {
+            OnError::Null
+        },
+        many: if rng.chance(50) {
+            Many::Reject
+        } else {
+            Many::First
+        },
+        path: rng.chance(20).then(|| {
+            (0..rng.below(3))
+                .map(|i| {
+                    if i % 2 == 0 {
+                        Step::Key(text(rng))
+                    } else {
+                        Step::Index(rng.below(3))
+                    }
+                })
+                .collect()
+        }),
     }
 }
 

@@ -21,3 +21,4 @@ mod snapshot;
 mod snapshot_files;
 mod sqlite_files;
 mod types;
+mod values;
