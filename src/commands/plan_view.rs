@@ -43,6 +43,9 @@ struct Reference {
     table: String,
     /// `error`, `null` or `skip`: what becomes of a row whose reference does not resolve.
     on_missing: String,
+    /// Written NULL and set once every table is written: it points at its own table or
+    /// closes a cycle of references.
+    deferred: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -147,6 +150,7 @@ impl PlanView {
                             column: c.target.clone(),
                             table: r.table.clone(),
                             on_missing: format!("{:?}", r.on_missing).to_lowercase(),
+                            deferred: r.deferred,
                         })
                     })
                     .collect(),
@@ -194,10 +198,20 @@ impl PlanView {
                 s.push_str(&wrap(&format!("       ({how})"), 8, WIDTH));
             }
             for r in &t.references {
-                s.push_str(&format!(
-                    "       {} -> {} (on_missing = \"{}\")\n",
-                    r.column, r.table, r.on_missing
-                ));
+                let line = format!(
+                    "       {} -> {} (on_missing = \"{}\"){}",
+                    r.column,
+                    r.table,
+                    r.on_missing,
+                    if !r.deferred {
+                        ""
+                    } else if r.table == t.table {
+                        "; set once the table is written: it points at rows of its own table"
+                    } else {
+                        "; set once every table is written: it closes a cycle of references"
+                    }
+                );
+                s.push_str(&wrap(&line, 9, WIDTH));
             }
         }
         let seqs: Vec<String> = self

@@ -1,4 +1,5 @@
-//! Finishing a load, once every table is merged: rebuild the constraints set aside for the
+//! Finishing a load, once every table is merged: set the references written last
+//! (`cycles`), rebuild the constraints set aside for the
 //! bulk load, prune, reset sequences, check that every row that should be loaded is, compare
 //! every row with `--verify`, and hold the rejects to `--max-rejects`.
 
@@ -12,6 +13,8 @@ impl Loading<'_> {
     /// first reason found), if it does not: then nothing is committed.
     pub(super) async fn finish(&mut self) -> anyhow::Result<Option<anyhow::Error>> {
         let observer = self.observer;
+        // References to rows written later (self-references, cycles), now that all are.
+        self.set_deferred().await?;
         // Constraints back before anything is deleted, so ON DELETE actions apply to pruning.
         if !self.set_aside.is_empty() {
             let clock = Clock::start(observer, Phase::Rebuild, None);

@@ -15,6 +15,7 @@
 
 mod bulk;
 mod commit;
+mod cycles;
 mod diagnose;
 pub(crate) mod diff;
 mod finish;

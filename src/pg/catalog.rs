@@ -42,6 +42,10 @@ pub struct ColumnInfo {
 #[derive(Debug, Clone)]
 pub struct ForeignKey {
     pub ref_table: String,
+    /// The referencing columns, in key order.
+    pub columns: Vec<String>,
+    /// DEFERRABLE: its check can wait until commit (`SET CONSTRAINTS`).
+    pub deferrable: bool,
 }
 
 impl Catalog {
@@ -152,7 +156,7 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
             "SELECT c.relname, k.contype::text,
                     ARRAY(SELECT a.attname::text FROM pg_catalog.unnest(k.conkey) WITH ORDINALITY u(n, o)
                           JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.o),
-                    fc.relname
+                    fc.relname, k.condeferrable
                FROM pg_catalog.pg_constraint k
                JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -173,7 +177,11 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
         if kind == "p" {
             t.primary_key = cols;
         } else if let Some(ref_table) = r.get::<_, Option<String>>(3) {
-            t.foreign_keys.push(ForeignKey { ref_table });
+            t.foreign_keys.push(ForeignKey {
+                ref_table,
+                columns: cols,
+                deferrable: r.get(4),
+            });
         }
     }
     Ok(Catalog { tables })

@@ -21,7 +21,7 @@ use crate::source::SourceTable;
 
 pub(crate) mod staging;
 
-use crate::graph::order;
+use crate::graph::{find_cycle, order};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
@@ -114,6 +114,10 @@ pub(crate) struct RefPlan {
     /// holding integer ids): the resolved id is cast to it, so comparing and writing it needs
     /// no cross-type operator.
     pub(crate) cast_to: Option<String>,
+    /// The reference closes a cycle (or points at its own table): the row is written with
+    /// it NULL (or with whatever parent row is already in the target), and it is set from the
+    /// staged rows once every table is loaded. Its dangling values are judged then.
+    pub(crate) deferred: bool,
 }
 
 impl TablePlan {
@@ -131,41 +135,30 @@ pub(crate) fn bind(
     let mut problems = Vec::new();
     let mut tables: Vec<(usize, TablePlan)> = Vec::new();
 
-    // Order first: mapping references plus catalog FKs between mapped tables.
-    let index = |name: &str| m.tables.iter().position(|t| t.name == name);
-    let mut edges = Vec::new();
-    for (i, t) in m.tables.iter().enumerate() {
-        for c in &t.columns {
-            if let Some(j) = c.reference.as_ref().and_then(|r| index(&r.table))
-                && j != i
-            {
-                edges.push((i, j));
-            }
-        }
-        if let Some(info) = catalog.table(&t.name) {
-            for fk in &info.foreign_keys {
-                if let Some(j) = index(&fk.ref_table)
-                    && j != i
-                    && !edges.contains(&(i, j))
-                {
-                    edges.push((i, j));
-                }
-            }
-        }
-    }
-    let order = match order(m.tables.len(), &edges) {
+    // Order first: mapping references plus catalog FKs between mapped tables, with the
+    // cycles among them broken where a reference can be set once every table is loaded.
+    let deps = dependencies(m, catalog);
+    let (order, deferred) = match load_order(m.tables.len(), &deps) {
         Ok(o) => o,
-        Err(cycle) => {
-            let path: Vec<&str> = cycle.iter().map(|&i| m.tables[i].name.as_str()).collect();
-            problems.push(Problem {
-                line: m.tables[cycle[0]].line,
-                key: format!("tables.{}", m.tables[cycle[0]].name),
-                message: format!(
-                    "the mapping's references and the target's foreign keys form a cycle: {}; no load order can satisfy it",
-                    path.join(" -> ")
-                ),
-            });
-            (0..m.tables.len()).collect()
+        Err(refused) => {
+            for r in refused {
+                let (i, message) = match r {
+                    Refused::SelfNotNull(d) => (
+                        d.from,
+                        format!(
+                            "`{}` is NOT NULL and references its own table: every row would need the row it references written first. Make the column nullable (cutover then writes it as NULL and sets it once the table is loaded), or leave it out of the mapping",
+                            d.what
+                        ),
+                    ),
+                    Refused::Cycle(cycle) => (cycle[0], cycle_message(m, &deps, &cycle)),
+                };
+                problems.push(Problem {
+                    line: m.tables[i].line,
+                    key: format!("tables.{}", m.tables[i].name),
+                    message,
+                });
+            }
+            ((0..m.tables.len()).collect(), Vec::new())
         }
     };
     let position = |name: &str| order.iter().position(|&i| m.tables[i].name == name);
@@ -200,7 +193,13 @@ pub(crate) fn bind(
                 ),
             });
         }
-        if let Some(tp) = bind_table(m, t, info, src, catalog, &position, pos, &mut problems) {
+        let later: Vec<&str> = deferred
+            .iter()
+            .filter(|(table, _)| *table == i)
+            .map(|(_, c)| c.as_str())
+            .collect();
+        let bound = bind_table(m, t, info, src, catalog, &position, &later, &mut problems);
+        if let Some(tp) = bound {
             tables.push((pos, tp));
         }
     }
@@ -225,7 +224,7 @@ fn bind_table(
     src: Option<&SourceTable>,
     catalog: &Catalog,
     position: &dyn Fn(&str) -> Option<usize>,
-    pos: usize,
+    deferred: &[&str],
     problems: &mut Vec<Problem>,
 ) -> Option<TablePlan> {
     let key = |rest: &str| format!("tables.{}.{rest}", t.name);
@@ -449,6 +448,10 @@ fn bind_table(
                         ),
                     });
                 }
+                let later = deferred.contains(&c.name.as_str());
+                if later && r.on_missing == OnMissing::Skip {
+                    problems.push(Problem { line: c.line, key: format!("{k}.on_missing"), message: format!("`on_missing = \"skip\"` cannot apply to `{}`: it closes a cycle of references, so cutover sets it once every table is loaded, when its row is already written; use \"null\" or \"error\"", c.name) });
+                }
                 if r.on_missing == OnMissing::Null && ci.not_null {
                     problems.push(Problem { line: c.line, key: format!("{k}.on_missing"), message: format!("`on_missing = \"null\"` cannot apply: `{}` is NOT NULL; use \"skip\" or \"error\"", c.name) });
                 }
@@ -476,6 +479,7 @@ fn bind_table(
                         on_missing: r.on_missing,
                         not_null: ci.not_null,
                         cast_to: (pk.sql_type != ci.sql_type).then(|| ci.sql_type.clone()),
+                        deferred: later,
                     }),
                 }
             }
@@ -504,7 +508,6 @@ fn bind_table(
         },
         (k, _) => k,
     };
-    let _ = pos;
     Some(TablePlan {
         name: t.name.clone(),
         from: t.from.clone(),
@@ -536,4 +539,176 @@ fn stage_column(ci: &ColumnInfo, input: StageInput, rules: Rules, key: bool) -> 
         reference: None,
         shape: Shape::default(),
     }
+}
+
+/// Why table `from` is written after table `to` (an index into the mapping's tables).
+#[derive(Debug)]
+struct Dependency {
+    from: usize,
+    to: usize,
+    /// `table.column`, for messages.
+    what: String,
+    /// A reference through a nullable column, the column: it can be written NULL and set
+    /// once every table is loaded.
+    defer: Option<String>,
+    /// The order can be reversed: by deferring, or because nothing is written to the
+    /// foreign key's columns (they get NULL or their default).
+    liftable: bool,
+}
+
+/// Every reason one mapped table must be written after another: the mapping's references,
+/// and the target's foreign keys between mapped tables that no reference already covers.
+fn dependencies(m: &Mapping, catalog: &Catalog) -> Vec<Dependency> {
+    let index = |name: &str| m.tables.iter().position(|t| t.name == name);
+    let mut deps = Vec::new();
+    for (i, t) in m.tables.iter().enumerate() {
+        let info = catalog.table(&t.name);
+        for c in &t.columns {
+            let Some(j) = c.reference.as_ref().and_then(|r| index(&r.table)) else {
+                continue;
+            };
+            let not_null = info
+                .and_then(|info| info.column(&c.name))
+                .is_some_and(|ci| ci.not_null);
+            let liftable = !t.is_junction() && !not_null;
+            deps.push(Dependency {
+                from: i,
+                to: j,
+                what: format!(
+                    "{}.{}{}",
+                    t.name,
+                    c.name,
+                    if not_null { " (NOT NULL)" } else { "" }
+                ),
+                defer: liftable.then(|| c.name.clone()),
+                liftable,
+            });
+        }
+        let Some(info) = info else { continue };
+        for fk in &info.foreign_keys {
+            let Some(j) = index(&fk.ref_table) else {
+                continue;
+            };
+            // A foreign key to its own table is checked at the end of each statement, so
+            // one INSERT may hold rows that reference each other.
+            if j == i {
+                continue;
+            }
+            let referenced = |col: &String| {
+                t.columns.iter().any(|c| {
+                    &c.name == col
+                        && c.reference
+                            .as_ref()
+                            .is_some_and(|r| r.table == fk.ref_table)
+                })
+            };
+            if !fk.columns.is_empty() && fk.columns.iter().all(referenced) {
+                continue;
+            }
+            let written = |col: &String| {
+                t.columns.iter().any(|c| &c.name == col)
+                    || matches!(&t.identity, Identity::Legacy { column: Some(lc), .. } if lc == col)
+                    || (matches!(
+                        &t.identity,
+                        Identity::Legacy { keep_id: true, .. }
+                            | Identity::Legacy {
+                                generate: Some(_),
+                                ..
+                            }
+                    ) && info.primary_key.contains(col))
+            };
+            let written = fk.columns.iter().any(written);
+            deps.push(Dependency {
+                from: i,
+                to: j,
+                what: format!(
+                    "{}.{} (a foreign key filled without `references`)",
+                    t.name,
+                    fk.columns.join(", ")
+                ),
+                defer: None,
+                liftable: !written,
+            });
+        }
+    }
+    deps
+}
+
+/// Why no load order exists.
+enum Refused<'a> {
+    /// A NOT NULL reference to its own table.
+    SelfNotNull(&'a Dependency),
+    /// A cycle (a closed path of table indexes) none of whose steps can be lifted.
+    Cycle(Vec<usize>),
+}
+
+/// The load order (table indexes), and the references written NULL and set once every table
+/// is loaded (table index, column): every reference to its own table, and in each cycle the
+/// step out of the table earliest in the file that can be lifted.
+#[allow(clippy::type_complexity)]
+fn load_order(
+    n: usize,
+    deps: &[Dependency],
+) -> Result<(Vec<usize>, Vec<(usize, String)>), Vec<Refused<'_>>> {
+    let mut refused = Vec::new();
+    let mut deferred = Vec::new();
+    for d in deps.iter().filter(|d| d.from == d.to) {
+        match &d.defer {
+            Some(c) => deferred.push((d.from, c.clone())),
+            None => refused.push(Refused::SelfNotNull(d)),
+        }
+    }
+    let mut edges: Vec<(usize, usize)> = Vec::new();
+    for d in deps.iter().filter(|d| d.from != d.to) {
+        if !edges.contains(&(d.from, d.to)) {
+            edges.push((d.from, d.to));
+        }
+    }
+    let liftable = |e: &(usize, usize)| {
+        deps.iter()
+            .filter(|d| (d.from, d.to) == *e)
+            .all(|d| d.liftable)
+    };
+    while let Some(cycle) = find_cycle(n, edges.iter().copied()) {
+        let steps: Vec<(usize, usize)> = cycle.windows(2).map(|w| (w[0], w[1])).collect();
+        let Some(lift) = steps.iter().filter(|e| liftable(e)).min().copied() else {
+            refused.push(Refused::Cycle(cycle));
+            break;
+        };
+        edges.retain(|e| *e != lift);
+        for d in deps.iter().filter(|d| (d.from, d.to) == lift) {
+            if let Some(c) = &d.defer {
+                deferred.push((d.from, c.clone()));
+            }
+        }
+    }
+    if !refused.is_empty() {
+        return Err(refused);
+    }
+    let order = order(n, &edges).map_err(|c| vec![Refused::Cycle(c)])?;
+    Ok((order, deferred))
+}
+
+/// A cycle that cannot be loaded, each step with the columns behind it, and what to do.
+fn cycle_message(m: &Mapping, deps: &[Dependency], cycle: &[usize]) -> String {
+    let steps: Vec<String> = cycle
+        .windows(2)
+        .map(|w| {
+            let why: Vec<&str> = deps
+                .iter()
+                .filter(|d| (d.from, d.to) == (w[0], w[1]))
+                .map(|d| d.what.as_str())
+                .collect();
+            format!(
+                "{} -> {} ({})",
+                m.tables[w[0]].name,
+                m.tables[w[1]].name,
+                why.join(", ")
+            )
+        })
+        .collect();
+    format!(
+        "the references form a cycle no load order can satisfy: {}; every row would need the row it references written first. Make one of these columns nullable (cutover then writes it as NULL and sets it once the tables are loaded), map it with `references`, or leave it out of the mapping",
+        steps.join("; ")
+    )
 }

@@ -101,6 +101,11 @@ impl<'a> Staging<'a> {
         self.table
     }
 
+    /// The staging table's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Create the staging table, dropped at commit.
     pub(crate) fn create(&self) -> String {
         let mut ddl = format!(
@@ -224,17 +229,25 @@ impl<'a> Staging<'a> {
         let mut joins = String::new();
         let mut flags = Vec::new();
         let mut values = Vec::new();
+        let mut any = Vec::new();
         for (i, c) in self.table.stage.iter().enumerate() {
             let Some(r) = &c.reference else { continue };
+            values.push(format!("s.c{i}::text"));
+            // A deferred reference may point at a row written later: it is judged once
+            // every table is loaded, never dangling here.
+            if r.deferred {
+                flags.push("false".to_string());
+                continue;
+            }
             let m = ident(&r.match_column);
             joins.push_str(&format!(
                 " LEFT JOIN {} p{i} ON p{i}.{m} = s.c{i}",
                 r.qualified
             ));
             flags.push(format!("(s.c{i} IS NOT NULL AND p{i}.{m} IS NULL)"));
-            values.push(format!("s.c{i}::text"));
+            any.push(format!("(s.c{i} IS NOT NULL AND p{i}.{m} IS NULL)"));
         }
-        if flags.is_empty() {
+        if any.is_empty() {
             return None;
         }
         Some(format!(
@@ -243,7 +256,7 @@ impl<'a> Staging<'a> {
             s = self.name,
             flags = flags.join(", "),
             values = values.join(", "),
-            any = flags.join(" OR "),
+            any = any.join(" OR "),
         ))
     }
 
@@ -258,6 +271,9 @@ impl<'a> Staging<'a> {
     /// Rows not dropped whose reference column `i` does not resolve: a condition on `s`.
     fn unresolved(&self, i: usize) -> Option<String> {
         let r = self.table.stage.get(i)?.reference.as_ref()?;
+        if r.deferred {
+            return None;
+        }
         Some(format!(
             "NOT s.drop_ AND s.c{i} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {p} p WHERE p.{m} = s.c{i})",
             p = r.qualified,
@@ -494,6 +510,7 @@ mod tests {
             on_missing: OnMissing::Error,
             not_null: true,
             cast_to: None,
+            deferred: false,
         })
     }
 
