@@ -5,7 +5,7 @@
 //! foreign keys it sets aside and rebuilds when a table is empty, the triggers its writes
 //! fire. As text for people, and as JSON for tools (`check --format json`, `--report`).
 
-use crate::pg::catalog::{Catalog, Touched};
+use crate::pg::catalog::{Catalog, Touched, TriggerInfo};
 use crate::plan::{Plan, TableKind};
 use crate::report::summary::{WIDTH, items};
 use crate::report::text::{thousands, wrap};
@@ -61,9 +61,12 @@ impl PlanView {
         plan: &Plan,
         cat: &Catalog,
         source: &[SourceTable],
-        touched: Touched,
+        mut touched: Touched,
         rows: Option<&[u64]>,
     ) -> PlanView {
+        for tr in &mut touched.triggers {
+            tr.during_load = during_load(plan, tr);
+        }
         let mut warnings = Vec::new();
         let mut warned_sources: Vec<&str> = Vec::new();
         let mut tables = Vec::new();
@@ -111,6 +114,7 @@ impl PlanView {
                     info.columns
                         .iter()
                         .filter(|c| !c.generated && !sequenced(&c.name))
+                        .filter(|c| !t.set_by_triggers.contains(&c.name))
                         .filter(|c| !t.stage.iter().any(|s| s.target == c.name))
                         .map(|c| Unmapped {
                             column: c.name.clone(),
@@ -258,11 +262,17 @@ impl PlanView {
         for tr in &self.touched.triggers {
             s.push_str(&wrap(
                 &format!(
-                    "trigger {} on {}{}: fires on the load's writes: {}",
+                    "trigger {} on {} ({} {}, {}): {}",
                     tr.name,
                     tr.table,
-                    if tr.enabled { "" } else { " (disabled)" },
-                    tr.definition
+                    tr.timing,
+                    tr.events.join(" OR "),
+                    if tr.for_each_row {
+                        "each row"
+                    } else {
+                        "each statement"
+                    },
+                    tr.during_load
                 ),
                 4,
                 WIDTH,
@@ -276,4 +286,48 @@ impl PlanView {
         }
         s
     }
+}
+
+/// What a load does with a trigger of a mapped table, in words: whether it fires, on which
+/// of the load's writes, and what to know about it.
+fn during_load(plan: &Plan, tr: &TriggerInfo) -> String {
+    let Some(t) = plan.tables.iter().find(|t| t.name == tr.table) else {
+        return String::new();
+    };
+    if t.disable_triggers.iter().any(|(n, _)| *n == tr.name) {
+        return "disabled by the mapping for the load, enabled again before it commits".into();
+    }
+    if !tr.enabled {
+        return "does not fire: it is disabled in the schema".into();
+    }
+    let writes: Vec<&str> = tr
+        .events
+        .iter()
+        .map(|e| match e.as_str() {
+            "INSERT" => "inserts",
+            "UPDATE" => "updates",
+            "DELETE" => "deletes (--prune, links gone from the source)",
+            _ => "TRUNCATE (--mode replace)",
+        })
+        .collect();
+    let mut s = format!("kept: fires on the load's {}", writes.join(", "));
+    if tr.initially_deferred {
+        s.push_str(
+            "; deferred: runs at commit (on a bulk load, before the constraints are rebuilt)",
+        );
+    }
+    let rewrites = tr.timing == "BEFORE"
+        && tr.for_each_row
+        && tr.events.iter().any(|e| e == "INSERT" || e == "UPDATE");
+    if rewrites && !t.set_by_triggers.is_empty() {
+        s.push_str(&format!(
+            "; sets {} (set_by_triggers: written on insert only, never compared)",
+            t.set_by_triggers.join(", ")
+        ));
+    } else if rewrites {
+        s.push_str(
+            "; it may change the values the load writes: name a mapped column it sets in `set_by_triggers`, or a re-run rewrites the row every time",
+        );
+    }
+    s
 }

@@ -1,7 +1,7 @@
 //! Finishing a load, once every table is merged: set the references written last
-//! (`cycles`), rebuild the constraints set aside for the
-//! bulk load, prune, reset sequences, check that every row that should be loaded is, compare
-//! every row with `--verify`, and hold the rejects to `--max-rejects`.
+//! (`cycles`), rebuild the constraints set aside for the bulk load, prune, reset sequences,
+//! check that every row that should be loaded is, compare every row with `--verify`, hold
+//! the rejects to `--max-rejects`, and enable the triggers the mapping disabled.
 
 use super::phase::Clock;
 use super::{BulkLoad, Loading, Phase, bulk, merge, sequences};
@@ -69,6 +69,10 @@ impl Loading<'_> {
                 "{} rows were rejected, more than --max-rejects {}; nothing was committed. Fix the source or the mapping (see the rejects), or raise --max-rejects.",
                 self.report.rejects_total, self.opts.max_rejects
             )));
+        }
+        // The triggers the mapping turned off, back as they were before anything commits.
+        if failure.is_none() {
+            super::triggers::enable(&self.tx, self.plan).await?;
         }
         Ok(failure)
     }

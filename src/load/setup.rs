@@ -1,9 +1,10 @@
 //! Setting a load up: the transaction at the right isolation, the advisory lock that keeps
 //! two loads apart, the sequences' state (to put back if the load does not commit), the
-//! Alembic revision check, emptying the tables for `--mode replace`, and setting aside the
-//! constraints of the tables that are empty at the start so they are bulk loaded.
+//! Alembic revision check, emptying the tables for `--mode replace`, turning off the triggers
+//! the mapping disables, and setting aside the constraints of the tables that are empty at
+//! the start so they are bulk loaded.
 
-use super::{BulkLoad, Loading, Mode, Observer, Options, Report, bulk, sequences};
+use super::{BulkLoad, Loading, Mode, Observer, Options, Report, bulk, sequences, triggers};
 use crate::error::{describe_pg, unavailable, usage};
 use crate::plan::staging::Staging;
 use crate::plan::{Plan, TableKind};
@@ -54,6 +55,7 @@ impl<'a> Loading<'a> {
         }
         if !verify_only {
             lock_tables(&tx, plan, opts.mode).await?;
+            triggers::disable(&tx, plan).await?;
         }
         let tables: Vec<&str> = plan.tables.iter().map(|t| t.qualified.as_str()).collect();
         *saved = Some(sequences::snapshot(&tx, &tables).await?);

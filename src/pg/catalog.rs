@@ -23,6 +23,15 @@ pub struct TableInfo {
     pub columns: Vec<ColumnInfo>,
     pub primary_key: Vec<String>,
     pub foreign_keys: Vec<ForeignKey>,
+    /// The table's own triggers (not those PostgreSQL makes for foreign keys).
+    pub triggers: Vec<Trigger>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    pub name: String,
+    /// `pg_trigger.tgenabled`: 'O' (fires), 'A' (always), 'R' (replica only), 'D' (disabled).
+    pub enabled: char,
 }
 
 #[derive(Debug, Clone)]
@@ -44,8 +53,6 @@ pub struct ForeignKey {
     pub ref_table: String,
     /// The referencing columns, in key order.
     pub columns: Vec<String>,
-    /// DEFERRABLE: its check can wait until commit (`SET CONSTRAINTS`).
-    pub deferrable: bool,
 }
 
 impl Catalog {
@@ -147,6 +154,7 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
                 columns: vec![col],
                 primary_key: vec![],
                 foreign_keys: vec![],
+                triggers: vec![],
             }),
         }
     }
@@ -156,7 +164,7 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
             "SELECT c.relname, k.contype::text,
                     ARRAY(SELECT a.attname::text FROM pg_catalog.unnest(k.conkey) WITH ORDINALITY u(n, o)
                           JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.o),
-                    fc.relname, k.condeferrable
+                    fc.relname
                FROM pg_catalog.pg_constraint k
                JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -180,7 +188,28 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
             t.foreign_keys.push(ForeignKey {
                 ref_table,
                 columns: cols,
-                deferrable: r.get(4),
+            });
+        }
+    }
+    let triggers = client
+        .query(
+            "SELECT c.relname, t.tgname::text, t.tgenabled::text
+               FROM pg_catalog.pg_trigger t
+               JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = $1 AND NOT t.tgisinternal
+              ORDER BY c.relname, t.tgname",
+            &[&schema],
+        )
+        .await
+        .context("reading triggers")?;
+    for r in triggers {
+        let table: String = r.get(0);
+        let enabled: String = r.get(2);
+        if let Some(t) = tables.iter_mut().find(|t| t.name == table) {
+            t.triggers.push(Trigger {
+                name: r.get(1),
+                enabled: enabled.chars().next().unwrap_or('O'),
             });
         }
     }
@@ -333,6 +362,16 @@ pub(crate) struct TriggerInfo {
     /// `pg_get_triggerdef`: when it fires and what it runs.
     pub(crate) definition: String,
     pub(crate) enabled: bool,
+    /// `BEFORE`, `AFTER` or `INSTEAD OF`.
+    pub(crate) timing: String,
+    /// Which writes fire it: `INSERT`, `UPDATE`, `DELETE`, `TRUNCATE`.
+    pub(crate) events: Vec<String>,
+    /// FOR EACH ROW (else FOR EACH STATEMENT).
+    pub(crate) for_each_row: bool,
+    /// A constraint trigger that is DEFERRABLE INITIALLY DEFERRED: it runs at commit.
+    pub(crate) initially_deferred: bool,
+    /// What the load does with it (filled in by whoever knows the plan).
+    pub(crate) during_load: String,
 }
 
 /// What a load of `tables` (in `schema`) touches, read from the catalog; nothing is
@@ -396,7 +435,8 @@ pub(crate) async fn touched(
         .collect();
     let triggers = client
         .query(
-            "SELECT c.relname::text, t.tgname::text, pg_catalog.pg_get_triggerdef(t.oid), t.tgenabled <> 'D'
+            "SELECT c.relname::text, t.tgname::text, pg_catalog.pg_get_triggerdef(t.oid),
+                    t.tgenabled IN ('O', 'A'), t.tgtype::pg_catalog.int4, t.tginitdeferred
                FROM pg_catalog.pg_trigger t
                JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -407,11 +447,37 @@ pub(crate) async fn touched(
         .await
         .context("reading the triggers of the mapped tables")?
         .iter()
-        .map(|r| TriggerInfo {
-            table: r.get(0),
-            name: r.get(1),
-            definition: r.get(2),
-            enabled: r.get(3),
+        .map(|r| {
+            // pg_trigger.tgtype's bits (src/include/catalog/pg_trigger.h).
+            let ty: i32 = r.get(4);
+            let events = [
+                (4, "INSERT"),
+                (16, "UPDATE"),
+                (8, "DELETE"),
+                (32, "TRUNCATE"),
+            ]
+            .iter()
+            .filter(|(bit, _)| ty & bit != 0)
+            .map(|(_, e)| e.to_string())
+            .collect();
+            TriggerInfo {
+                table: r.get(0),
+                name: r.get(1),
+                definition: r.get(2),
+                enabled: r.get(3),
+                timing: if ty & 2 != 0 {
+                    "BEFORE"
+                } else if ty & 64 != 0 {
+                    "INSTEAD OF"
+                } else {
+                    "AFTER"
+                }
+                .to_string(),
+                events,
+                for_each_row: ty & 1 != 0,
+                initially_deferred: r.get(5),
+                during_load: String::new(),
+            }
         })
         .collect();
     Ok(Touched {

@@ -46,6 +46,13 @@ pub(crate) struct TablePlan {
     pub(crate) overriding: bool,
     /// No id is drawn from a sequence (ids kept, or a junction): insert order is free.
     pub(crate) ids_from_source: bool,
+    /// Triggers the mapping turns off for the load (`ALTER TABLE … DISABLE TRIGGER`), each
+    /// with its `tgenabled` state to restore before commit.
+    pub(crate) disable_triggers: Vec<(String, char)>,
+    /// Columns the table's triggers set (`set_by_triggers`): a mapped one is written when a
+    /// row is inserted, never compared or updated afterwards, so a trigger rewriting it does
+    /// not make every re-run rewrite the row.
+    pub(crate) set_by_triggers: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -487,12 +494,51 @@ fn bind_table(
         stage.push(sc);
     }
 
+    let set_by = &t.triggers.set_by;
+    for name in set_by {
+        if info.column(name).is_none() {
+            problems.push(Problem {
+                line: t.line,
+                key: key("set_by_triggers"),
+                message: format!(
+                    "column `{name}` does not exist in target table `{}`{}",
+                    t.name,
+                    suggest::hint(name, info.columns.iter().map(|c| c.name.as_str()))
+                ),
+            });
+        }
+    }
+    if t.triggers.disable_all && !set_by.is_empty() {
+        problems.push(Problem { line: t.line, key: key("set_by_triggers"), message: format!("`triggers = \"disable\"` turns off the triggers that `set_by_triggers` says fill {}: keep the triggers, or fill the columns in the mapping", set_by.join(", ")) });
+    }
+    for name in &t.triggers.disable {
+        if !info.triggers.iter().any(|tr| &tr.name == name) {
+            problems.push(Problem {
+                line: t.line,
+                key: key("disable_triggers"),
+                message: format!(
+                    "table `{}` has no trigger `{name}`{}",
+                    t.name,
+                    suggest::hint(name, info.triggers.iter().map(|tr| tr.name.as_str()))
+                ),
+            });
+        }
+    }
+    let disable_triggers = info
+        .triggers
+        .iter()
+        .filter(|tr| tr.enabled != 'D')
+        .filter(|tr| t.triggers.disable_all || t.triggers.disable.contains(&tr.name))
+        .map(|tr| (tr.name.clone(), tr.enabled))
+        .collect();
+
     for ci in &info.columns {
         if ci.not_null
             && !ci.has_default
             && ci.identity == '\0'
             && !ci.generated
             && !filled.contains(&ci.name)
+            && !set_by.contains(&ci.name)
         {
             problems.push(Problem {
                 line: t.line,
@@ -520,6 +566,8 @@ fn bind_table(
             Identity::Legacy { keep_id, .. } => *keep_id,
             Identity::Junction { .. } => true,
         },
+        disable_triggers,
+        set_by_triggers: set_by.clone(),
     })
 }
 

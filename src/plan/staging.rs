@@ -63,8 +63,10 @@ impl<'a> Staging<'a> {
         let key_cols: Vec<usize> = (0..table.stage.len())
             .filter(|&i| table.stage[i].key)
             .collect();
+        // A column the table's triggers set is written on insert only.
         let value_cols = (0..table.stage.len())
-            .filter(|i| !key_cols.contains(i))
+            .filter(|&i| !key_cols.contains(&i))
+            .filter(|&i| !table.set_by_triggers.contains(&table.stage[i].target))
             .collect();
         let name = name(index);
         let resolved = resolved(table, &name);
@@ -526,6 +528,8 @@ mod tests {
             stage,
             overriding: false,
             ids_from_source: false,
+            disable_triggers: Vec::new(),
+            set_by_triggers: Vec::new(),
         }
     }
 

@@ -21,3 +21,4 @@ mod security;
 mod snapshot;
 mod snapshot_files;
 mod sqlite_files;
+mod triggers;
