@@ -162,6 +162,12 @@ impl PlanView {
                 unmapped_target_columns,
             });
         }
+        for rs in touched.row_security.iter().filter(|rs| rs.applies) {
+            warnings.push(format!(
+                "row level security on `{}` binds the load's role `{}`: rows its policies hide are not matched (a re-run inserts them again, a duplicate key) and the counts disagree; load as the table's owner or a role with BYPASSRLS",
+                rs.table, rs.role
+            ));
+        }
         PlanView {
             tables,
             touched,
@@ -273,6 +279,36 @@ impl PlanView {
                         "each statement"
                     },
                     tr.during_load
+                ),
+                4,
+                WIDTH,
+            ));
+        }
+        for rs in &self.touched.row_security {
+            let how = if rs.applies {
+                format!(
+                    "its policies apply to the load's role `{}`: the load sees, matches and writes only the rows they allow",
+                    rs.role
+                )
+            } else if rs.forced {
+                format!("the load's role `{}` bypasses its policies", rs.role)
+            } else {
+                format!(
+                    "the load's role `{}` owns the table or bypasses row security, so its policies do not apply to the load; they still apply to the application's roles",
+                    rs.role
+                )
+            };
+            s.push_str(&wrap(
+                &format!(
+                    "row level security on {} ({} {}{}): {how}",
+                    rs.table,
+                    rs.policies,
+                    if rs.policies == 1 {
+                        "policy"
+                    } else {
+                        "policies"
+                    },
+                    if rs.forced { ", forced" } else { "" },
                 ),
                 4,
                 WIDTH,

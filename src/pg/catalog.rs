@@ -313,10 +313,47 @@ fn search_path_schemas(path: &str, user: &str) -> Vec<String> {
     out
 }
 
+/// The `alembic_version` table of the application whose tables are in `schema`: that
+/// schema's own when it has one (an application in a schema of its own keeps its version
+/// table there, or says so with Alembic's `version_table_schema`), else the one Alembic
+/// finds on the search path ([`alembic_table`]).
+pub(crate) async fn alembic_table_of(client: &impl GenericClient, schema: &str) -> Option<String> {
+    let own = client
+        .query_opt(
+            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+               FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = $1 AND c.relname = 'alembic_version' AND c.relkind IN ('r', 'p')",
+            &[&schema],
+        )
+        .await
+        .ok()?;
+    match own {
+        Some(r) => Some(r.get(0)),
+        None => alembic_table(client).await,
+    }
+}
+
+/// The Alembic revision of the application whose tables are in `schema` (the table
+/// [`alembic_table_of`] finds): its revisions joined with `,`, or None without the table.
+pub(crate) async fn alembic_revision_of(
+    client: &impl GenericClient,
+    schema: &str,
+) -> Option<String> {
+    let table = alembic_table_of(client, schema).await?;
+    revision_in(client, &table).await
+}
+
 /// The target's Alembic revision (the table [`alembic_table`] finds): its revisions joined
 /// with `,` (one per branch head), or None without the table.
+#[cfg(test)]
 pub(crate) async fn alembic_revision(client: &impl GenericClient) -> Option<String> {
     let table = alembic_table(client).await?;
+    revision_in(client, &table).await
+}
+
+/// The revisions in the `alembic_version` table `table` (qualified), joined with `,`.
+async fn revision_in(client: &impl GenericClient, table: &str) -> Option<String> {
     client
         .query_one(
             &format!(
@@ -337,6 +374,24 @@ pub(crate) struct Touched {
     pub(crate) sequences: Vec<SequenceInfo>,
     pub(crate) constraints: Vec<ConstraintInfo>,
     pub(crate) triggers: Vec<TriggerInfo>,
+    /// The mapped tables with row level security enabled.
+    pub(crate) row_security: Vec<RowSecurityInfo>,
+}
+
+/// A mapped table with row level security enabled, and whether its policies bind the role
+/// that reads the catalog (the load's role): they do unless it is a superuser, has
+/// BYPASSRLS, or owns the table without FORCE ROW LEVEL SECURITY (PostgreSQL docs, "Row
+/// Security Policies").
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct RowSecurityInfo {
+    pub(crate) table: String,
+    pub(crate) policies: i64,
+    /// FORCE ROW LEVEL SECURITY: the policies bind the owner too.
+    pub(crate) forced: bool,
+    /// The policies apply to the load's reads and writes.
+    pub(crate) applies: bool,
+    /// The load's role.
+    pub(crate) role: String,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -480,10 +535,37 @@ pub(crate) async fn touched(
             }
         })
         .collect();
+    let row_security = client
+        .query(
+            "SELECT c.relname::text,
+                    (SELECT pg_catalog.count(*) FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid),
+                    c.relforcerowsecurity,
+                    NOT (r.rolsuper OR r.rolbypassrls
+                         OR (NOT c.relforcerowsecurity AND pg_catalog.pg_has_role(r.oid, c.relowner, 'USAGE'))),
+                    r.rolname::text
+               FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               JOIN pg_catalog.pg_roles r ON r.rolname = current_user
+              WHERE n.nspname = $1 AND c.relname::text = ANY ($2::text[]) AND c.relrowsecurity
+              ORDER BY pg_catalog.array_position($2::text[], c.relname::text)",
+            &[&schema, &tables],
+        )
+        .await
+        .context("reading the row level security of the mapped tables")?
+        .iter()
+        .map(|r| RowSecurityInfo {
+            table: r.get(0),
+            policies: r.get(1),
+            forced: r.get(2),
+            applies: r.get(3),
+            role: r.get(4),
+        })
+        .collect();
     Ok(Touched {
         sequences,
         constraints,
         triggers,
+        row_security,
     })
 }
 

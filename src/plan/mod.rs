@@ -27,6 +27,8 @@ use crate::graph::{find_cycle, order};
 pub(crate) struct Plan {
     /// Tables in load order.
     pub(crate) tables: Vec<TablePlan>,
+    /// The target schema (the mapping's `[target] schema`).
+    pub(crate) schema: String,
 }
 
 #[derive(Debug, Clone)]
@@ -220,6 +222,7 @@ pub(crate) fn bind(
     tables.sort_by_key(|(p, _)| *p);
     Ok(Plan {
         tables: tables.into_iter().map(|(_, t)| t).collect(),
+        schema: m.schema.clone(),
     })
 }
 

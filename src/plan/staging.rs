@@ -557,6 +557,7 @@ mod tests {
         };
         Plan {
             tables: vec![teams, users, votes],
+            schema: "public".into(),
         }
     }
 
