@@ -20,6 +20,8 @@ pub(crate) struct PlanView {
     touched: Touched,
     /// Source fields and target columns the mapping leaves out, a sentence each.
     warnings: Vec<String>,
+    /// DEFERRABLE foreign keys checked once every table is written: they close a cycle.
+    deferred_constraints: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -172,6 +174,7 @@ impl PlanView {
             tables,
             touched,
             warnings,
+            deferred_constraints: plan.deferred_constraints.clone(),
         }
     }
 
@@ -223,6 +226,16 @@ impl PlanView {
                 );
                 s.push_str(&wrap(&line, 9, WIDTH));
             }
+        }
+        if !self.deferred_constraints.is_empty() {
+            s.push_str(&wrap(
+                &format!(
+                    "foreign keys checked once every table is written (they close a cycle): {}",
+                    self.deferred_constraints.join(", ")
+                ),
+                2,
+                WIDTH,
+            ));
         }
         let seqs: Vec<String> = self
             .touched

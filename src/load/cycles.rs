@@ -10,15 +10,34 @@
 //! value whose parent is not in the target even now follows `on_missing`: `null` leaves it
 //! NULL (counted as nulled); `error` leaves it NULL too — the row is already written — and
 //! counts the row as rejected, so the load stops unless `--max-rejects` allows it.
+//!
+//! A cycle may instead be closed by a DEFERRABLE foreign key filled without `references`
+//! (ids kept): that constraint is deferred for the load (`SET CONSTRAINTS … DEFERRED`) and
+//! checked here, once every table is written (PostgreSQL docs, SET CONSTRAINTS).
 
 use super::{Loading, table_error};
 use crate::convert::reject::{Code, RejectRow};
+use crate::error::{data, describe_pg, unavailable};
 use crate::mapping::OnMissing;
 use crate::pg::sql::ident;
-use crate::plan::TableKind;
+use crate::plan::{Plan, TableKind};
+use tokio_postgres::Transaction;
 
 /// The first dangling values kept in detail per reference.
 const EXAMPLES: usize = 1000;
+
+/// Defer the foreign keys that close a cycle until every table is written.
+pub(super) async fn defer_constraints(tx: &Transaction<'_>, plan: &Plan) -> anyhow::Result<()> {
+    if plan.deferred_constraints.is_empty() {
+        return Ok(());
+    }
+    tx.batch_execute(&format!(
+        "SET CONSTRAINTS {} DEFERRED",
+        plan.deferred_constraints.join(", ")
+    ))
+    .await
+    .map_err(|e| unavailable(format!("deferring foreign keys: {}", describe_pg(&e))))
+}
 
 impl Loading<'_> {
     /// Set every deferred reference of every table from its staged rows.
@@ -101,6 +120,41 @@ impl Loading<'_> {
                     .map_err(failed)?;
             }
         }
-        Ok(())
+        self.check_deferred_constraints().await
+    }
+
+    /// Check the deferred foreign keys now that every table is written — those still in
+    /// place: a bulk load set the others aside and rebuilds them, checked, next.
+    async fn check_deferred_constraints(&self) -> anyhow::Result<()> {
+        let names = &self.plan.deferred_constraints;
+        if names.is_empty() {
+            return Ok(());
+        }
+        let present: Vec<String> = self
+            .tx
+            .query(
+                "SELECT pg_catalog.format('%I.%I', n.nspname, c.conname)
+                   FROM pg_catalog.pg_constraint c
+                   JOIN pg_catalog.pg_namespace n ON n.oid = c.connamespace
+                  WHERE pg_catalog.format('%I.%I', n.nspname, c.conname) = ANY ($1::pg_catalog.text[])",
+                &[names],
+            )
+            .await
+            .map_err(|e| unavailable(format!("reading deferred foreign keys: {}", describe_pg(&e))))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if present.is_empty() {
+            return Ok(());
+        }
+        self.tx
+            .batch_execute(&format!("SET CONSTRAINTS {} IMMEDIATE", present.join(", ")))
+            .await
+            .map_err(|e| {
+                data(format!(
+                    "checking the foreign keys that close a cycle, once every table is written: {}\n  Nothing was committed; fix these rows in the source.",
+                    describe_pg(&e)
+                ))
+            })
     }
 }

@@ -4,7 +4,9 @@
 //! the mapping disables, and setting aside the constraints of the tables that are empty at
 //! the start so they are bulk loaded.
 
-use super::{BulkLoad, Loading, Mode, Observer, Options, Report, bulk, sequences, triggers};
+use super::{
+    BulkLoad, Loading, Mode, Observer, Options, Report, bulk, cycles, sequences, triggers,
+};
 use crate::error::{describe_pg, unavailable, usage};
 use crate::plan::staging::Staging;
 use crate::plan::{Plan, TableKind};
@@ -56,6 +58,7 @@ impl<'a> Loading<'a> {
         if !verify_only {
             lock_tables(&tx, plan, opts.mode).await?;
             triggers::disable(&tx, plan).await?;
+            cycles::defer_constraints(&tx, plan).await?;
         }
         let tables: Vec<&str> = plan.tables.iter().map(|t| t.qualified.as_str()).collect();
         *saved = Some(sequences::snapshot(&tx, &tables).await?);

@@ -51,8 +51,12 @@ pub struct ColumnInfo {
 #[derive(Debug, Clone)]
 pub struct ForeignKey {
     pub ref_table: String,
+    /// The constraint's name, schema-qualified and quoted (for `SET CONSTRAINTS`).
+    pub name: String,
     /// The referencing columns, in key order.
     pub columns: Vec<String>,
+    /// DEFERRABLE: its check can wait until the end of the transaction.
+    pub deferrable: bool,
 }
 
 impl Catalog {
@@ -164,7 +168,8 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
             "SELECT c.relname, k.contype::text,
                     ARRAY(SELECT a.attname::text FROM pg_catalog.unnest(k.conkey) WITH ORDINALITY u(n, o)
                           JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.o),
-                    fc.relname
+                    fc.relname, k.condeferrable,
+                    pg_catalog.format('%I.%I', n.nspname, k.conname)
                FROM pg_catalog.pg_constraint k
                JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -187,7 +192,9 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
         } else if let Some(ref_table) = r.get::<_, Option<String>>(3) {
             t.foreign_keys.push(ForeignKey {
                 ref_table,
+                name: r.get(5),
                 columns: cols,
+                deferrable: r.get(4),
             });
         }
     }

@@ -29,6 +29,10 @@ pub(crate) struct Plan {
     pub(crate) tables: Vec<TablePlan>,
     /// The target schema (the mapping's `[target] schema`).
     pub(crate) schema: String,
+    /// DEFERRABLE foreign keys (qualified names) checked at the end of the load rather than
+    /// per statement: each closes a cycle of tables whose rows reference each other, and is
+    /// filled without `references` (ids kept).
+    pub(crate) deferred_constraints: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -204,8 +208,10 @@ pub(crate) fn bind(
         }
         let later: Vec<&str> = deferred
             .iter()
-            .filter(|(table, _)| *table == i)
-            .map(|(_, c)| c.as_str())
+            .filter_map(|l| match l {
+                Lifted::Reference(table, c) if *table == i => Some(c.as_str()),
+                _ => None,
+            })
             .collect();
         let bound = bind_table(m, t, info, src, catalog, &position, &later, &mut problems);
         if let Some(tp) = bound {
@@ -220,9 +226,17 @@ pub(crate) fn bind(
         });
     }
     tables.sort_by_key(|(p, _)| *p);
+    let deferred_constraints = deferred
+        .iter()
+        .filter_map(|l| match l {
+            Lifted::Constraint(c) => Some(c.clone()),
+            Lifted::Reference(..) => None,
+        })
+        .collect();
     Ok(Plan {
         tables: tables.into_iter().map(|(_, t)| t).collect(),
         schema: m.schema.clone(),
+        deferred_constraints,
     })
 }
 
@@ -605,6 +619,9 @@ struct Dependency {
     /// The order can be reversed: by deferring, or because nothing is written to the
     /// foreign key's columns (they get NULL or their default).
     liftable: bool,
+    /// A DEFERRABLE foreign key filled without `references`: lifted by checking it at the
+    /// end of the load (`SET CONSTRAINTS … DEFERRED`).
+    constraint: Option<String>,
 }
 
 /// Every reason one mapped table must be written after another: the mapping's references,
@@ -633,6 +650,7 @@ fn dependencies(m: &Mapping, catalog: &Catalog) -> Vec<Dependency> {
                 ),
                 defer: liftable.then(|| c.name.clone()),
                 liftable,
+                constraint: None,
             });
         }
         let Some(info) = info else { continue };
@@ -673,12 +691,14 @@ fn dependencies(m: &Mapping, catalog: &Catalog) -> Vec<Dependency> {
                 from: i,
                 to: j,
                 what: format!(
-                    "{}.{} (a foreign key filled without `references`)",
+                    "{}.{} (a foreign key filled without `references`{})",
                     t.name,
-                    fk.columns.join(", ")
+                    fk.columns.join(", "),
+                    if fk.deferrable { ", DEFERRABLE" } else { "" }
                 ),
                 defer: None,
-                liftable: !written,
+                liftable: !written || fk.deferrable,
+                constraint: (written && fk.deferrable).then(|| fk.name.clone()),
             });
         }
     }
@@ -693,19 +713,25 @@ enum Refused<'a> {
     Cycle(Vec<usize>),
 }
 
-/// The load order (table indexes), and the references written NULL and set once every table
-/// is loaded (table index, column): every reference to its own table, and in each cycle the
-/// step out of the table earliest in the file that can be lifted.
-#[allow(clippy::type_complexity)]
+/// How a step of a cycle is lifted.
+enum Lifted {
+    /// This reference (table index, column) is written NULL and set once every table is.
+    Reference(usize, String),
+    /// This DEFERRABLE foreign key is checked at the end of the load.
+    Constraint(String),
+}
+
+/// The load order (table indexes), and what is lifted to allow it: every reference to its
+/// own table, and in each cycle the step out of the table earliest in the file that can be.
 fn load_order(
     n: usize,
     deps: &[Dependency],
-) -> Result<(Vec<usize>, Vec<(usize, String)>), Vec<Refused<'_>>> {
+) -> Result<(Vec<usize>, Vec<Lifted>), Vec<Refused<'_>>> {
     let mut refused = Vec::new();
     let mut deferred = Vec::new();
     for d in deps.iter().filter(|d| d.from == d.to) {
         match &d.defer {
-            Some(c) => deferred.push((d.from, c.clone())),
+            Some(c) => deferred.push(Lifted::Reference(d.from, c.clone())),
             None => refused.push(Refused::SelfNotNull(d)),
         }
     }
@@ -729,7 +755,10 @@ fn load_order(
         edges.retain(|e| *e != lift);
         for d in deps.iter().filter(|d| (d.from, d.to) == lift) {
             if let Some(c) = &d.defer {
-                deferred.push((d.from, c.clone()));
+                deferred.push(Lifted::Reference(d.from, c.clone()));
+            }
+            if let Some(c) = &d.constraint {
+                deferred.push(Lifted::Constraint(c.clone()));
             }
         }
     }
@@ -759,7 +788,7 @@ fn cycle_message(m: &Mapping, deps: &[Dependency], cycle: &[usize]) -> String {
         })
         .collect();
     format!(
-        "the references form a cycle no load order can satisfy: {}; every row would need the row it references written first. Make one of these columns nullable (cutover then writes it as NULL and sets it once the tables are loaded), map it with `references`, or leave it out of the mapping",
+        "the references form a cycle no load order can satisfy: {}; every row would need the row it references written first. Make one of these columns nullable (cutover then writes it as NULL and sets it once the tables are loaded), map it with `references`, make a foreign key filled without `references` DEFERRABLE (cutover then checks it at the end of the load), or leave it out of the mapping",
         steps.join("; ")
     )
 }

@@ -558,6 +558,7 @@ mod tests {
         Plan {
             tables: vec![teams, users, votes],
             schema: "public".into(),
+            deferred_constraints: Vec::new(),
         }
     }
 

@@ -281,3 +281,89 @@ fn a_cycle_of_not_null_references_is_refused_by_check_with_the_way_out() {
     app.load_with(&[]).fails(2);
     assert_eq!(app.db.one("SELECT count(*) FROM store"), "0");
 }
+
+/// The same two tables with ids kept and the links filled as they are (no `references`):
+/// both NOT NULL, both foreign keys DEFERRABLE.
+const KEPT: &str = "
+    CREATE TABLE store (store_id integer PRIMARY KEY, manager_staff_id integer NOT NULL,
+                        address text NOT NULL);
+    CREATE TABLE staff (staff_id integer PRIMARY KEY, first_name text NOT NULL,
+                        store_id integer NOT NULL REFERENCES store (store_id) DEFERRABLE);
+    ALTER TABLE store ADD CONSTRAINT store_manager_staff_id_fkey
+        FOREIGN KEY (manager_staff_id) REFERENCES staff (staff_id) DEFERRABLE INITIALLY IMMEDIATE;";
+
+const KEPT_MAPPING: &str = "
+[tables.store]
+from = \"stores\"
+keep_id = true
+[tables.store.columns]
+address = \"address\"
+manager_staff_id = \"manager\"
+
+[tables.staff]
+keep_id = true
+[tables.staff.columns]
+first_name = \"first_name\"
+store_id = \"store\"
+";
+
+#[test]
+fn a_cycle_of_deferrable_foreign_keys_loads_with_them_checked_at_the_end() {
+    let app = App::new("cycles_deferrable", KEPT, STORES_LEGACY, KEPT_MAPPING);
+    let check = app.cutover("check");
+    check.ok();
+    assert!(
+        check.stdout.contains(
+            "foreign keys checked once every table is written (they close a cycle):\n  public.store_manager_staff_id_fkey"
+        ) || check.stdout.contains("(they close a cycle): public.store_manager_staff_id_fkey"),
+        "{}",
+        check.stdout
+    );
+    app.loads_and_converges();
+    // A new store whose manager is new too: each row references one not yet written.
+    app.edit(
+        "INSERT INTO stores VALUES (3, 4, '1 New Street'); INSERT INTO staff VALUES (4, 'Kim', 3);",
+    );
+    app.load_with(&[]).ok();
+    assert_eq!(
+        app.db.one(
+            "SELECT s.address || '=' || m.first_name FROM store s JOIN staff m ON m.staff_id = s.manager_staff_id WHERE s.store_id = 3"
+        ),
+        "1 New Street=Kim"
+    );
+    app.cutover("verify").ok();
+    let again = app.load_with(&[]);
+    again.ok();
+    assert!(again.stdout.contains("nothing to do"), "{}", again.stdout);
+    // The foreign keys are checked all the same, before anything commits.
+    app.edit("INSERT INTO stores VALUES (5, 99, 'Nowhere');");
+    let bad = app.load_with(&[]);
+    bad.fails(1);
+    assert!(
+        bad.stderr
+            .contains("checking the foreign keys that close a cycle"),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(app.db.one("SELECT count(*) FROM store"), "3");
+    // Without DEFERRABLE no order can load them, and check says what would.
+    let app = App::new(
+        "cycles_not_deferrable",
+        &KEPT
+            .replace(" DEFERRABLE INITIALLY IMMEDIATE", "")
+            .replace(" DEFERRABLE", ""),
+        STORES_LEGACY,
+        KEPT_MAPPING,
+    );
+    let check = app.cutover("check");
+    check.fails(2);
+    let err = check.stderr.replace('\n', " ");
+    assert!(
+        err.contains("store.manager_staff_id (a foreign key filled without `references`)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("make a foreign key filled without `references` DEFERRABLE"),
+        "{err}"
+    );
+}
