@@ -658,11 +658,6 @@ fn dependencies(m: &Mapping, catalog: &Catalog) -> Vec<Dependency> {
             let Some(j) = index(&fk.ref_table) else {
                 continue;
             };
-            // A foreign key to its own table is checked at the end of each statement, so
-            // one INSERT may hold rows that reference each other.
-            if j == i {
-                continue;
-            }
             let referenced = |col: &String| {
                 t.columns.iter().any(|c| {
                     &c.name == col
@@ -687,6 +682,13 @@ fn dependencies(m: &Mapping, catalog: &Catalog) -> Vec<Dependency> {
                     ) && info.primary_key.contains(col))
             };
             let written = fk.columns.iter().any(written);
+            // A foreign key to its own table is checked at the end of each statement, so one
+            // INSERT may hold rows that reference each other; but the merge updates rows
+            // before it inserts new ones, so a DEFERRABLE one is checked at the end of the
+            // load, and an updated row may point at a new one.
+            if j == i && !(written && fk.deferrable) {
+                continue;
+            }
             deps.push(Dependency {
                 from: i,
                 to: j,
@@ -730,9 +732,10 @@ fn load_order(
     let mut refused = Vec::new();
     let mut deferred = Vec::new();
     for d in deps.iter().filter(|d| d.from == d.to) {
-        match &d.defer {
-            Some(c) => deferred.push(Lifted::Reference(d.from, c.clone())),
-            None => refused.push(Refused::SelfNotNull(d)),
+        match (&d.defer, &d.constraint) {
+            (Some(c), _) => deferred.push(Lifted::Reference(d.from, c.clone())),
+            (None, Some(c)) => deferred.push(Lifted::Constraint(c.clone())),
+            (None, None) => refused.push(Refused::SelfNotNull(d)),
         }
     }
     let mut edges: Vec<(usize, usize)> = Vec::new();
