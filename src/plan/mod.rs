@@ -160,7 +160,7 @@ pub(crate) fn bind(
                         d.from,
                         format!(
                             "`{}` is NOT NULL and references its own table: every row would need the row it references written first. Make the column nullable (cutover then writes it as NULL and sets it once the table is loaded), or leave it out of the mapping",
-                            d.what
+                            d.what.trim_end_matches(" (NOT NULL)")
                         ),
                     ),
                     Refused::Cycle(cycle) => (cycle[0], cycle_message(m, &deps, &cycle)),

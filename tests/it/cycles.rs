@@ -391,3 +391,25 @@ fn a_deferrable_foreign_key_to_its_own_table_lets_an_updated_row_point_at_a_new_
     );
     app.cutover("verify").ok();
 }
+
+#[test]
+fn a_not_null_reference_to_its_own_table_is_refused_with_the_way_out() {
+    let app = App::new(
+        "cycles_self_not_null",
+        &EMPLOYEES.replace(
+            "reports_to integer REFERENCES",
+            "reports_to integer NOT NULL REFERENCES",
+        ),
+        EMPLOYEES_LEGACY,
+        EMPLOYEES_MAPPING,
+    );
+    let check = app.cutover("check");
+    check.fails(2);
+    assert!(
+        check.stderr.replace('\n', " ").contains(
+            "`employee.reports_to` is NOT NULL and references its own table: every row would need the row it references written first. Make the column nullable"
+        ),
+        "{}",
+        check.stderr
+    );
+}
