@@ -795,3 +795,100 @@ fn cycle_message(m: &Mapping, deps: &[Dependency], cycle: &[usize]) -> String {
         steps.join("; ")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dep(from: usize, to: usize, what: &str, nullable: bool) -> Dependency {
+        Dependency {
+            from,
+            to,
+            what: what.into(),
+            defer: nullable.then(|| what.rsplit('.').next().unwrap_or(what).to_string()),
+            liftable: nullable,
+            constraint: None,
+        }
+    }
+
+    fn lifted(l: &[Lifted]) -> Vec<String> {
+        l.iter()
+            .map(|l| match l {
+                Lifted::Reference(t, c) => format!("{t}.{c}"),
+                Lifted::Constraint(c) => c.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_cycle_is_broken_at_its_nullable_step_whatever_the_file_order() {
+        // 0 staff (store_id NOT NULL -> 1), 1 store (manager_staff_id nullable -> 0).
+        let deps = [
+            dep(0, 1, "staff.store_id", false),
+            dep(1, 0, "store.manager_staff_id", true),
+        ];
+        let Ok((order, l)) = load_order(2, &deps) else {
+            panic!("refused")
+        };
+        assert_eq!(order, vec![1, 0]);
+        assert_eq!(lifted(&l), ["1.manager_staff_id"]);
+        // Both nullable: the step out of the table first in the file is lifted.
+        let deps = [dep(0, 1, "a.b_id", true), dep(1, 0, "b.a_id", true)];
+        let Ok((order, l)) = load_order(2, &deps) else {
+            panic!("refused")
+        };
+        assert_eq!(
+            (order, lifted(&l)),
+            (vec![0, 1], vec!["0.b_id".to_string()])
+        );
+    }
+
+    #[test]
+    fn self_references_are_lifted_and_every_cycle_of_a_graph_is_broken() {
+        // 0 employee -> itself; 1 -> 2 -> 3 -> 1, only 3 -> 1 nullable; 2 also -> 0.
+        let deps = [
+            dep(0, 0, "employee.reports_to", true),
+            dep(1, 2, "a.b_id", false),
+            dep(2, 3, "b.c_id", false),
+            dep(3, 1, "c.a_id", true),
+            dep(2, 0, "b.employee_id", false),
+        ];
+        let Ok((order, l)) = load_order(4, &deps) else {
+            panic!("refused")
+        };
+        assert_eq!(lifted(&l), ["0.reports_to", "3.a_id"]);
+        // Every table after what it still depends on.
+        let at = |t: usize| order.iter().position(|&x| x == t).unwrap();
+        assert!(at(2) > at(0) && at(2) > at(3) && at(1) > at(2));
+    }
+
+    #[test]
+    fn a_cycle_of_not_null_steps_and_a_not_null_self_reference_are_refused() {
+        let deps = [dep(0, 1, "a.b_id", false), dep(1, 0, "b.a_id", false)];
+        match load_order(2, &deps) {
+            Err(r) => assert!(matches!(r.as_slice(), [Refused::Cycle(c)] if c.len() == 3)),
+            Ok(_) => panic!("a cycle of NOT NULL references was accepted"),
+        }
+        let deps = [dep(0, 0, "t.parent_id", false)];
+        assert!(matches!(
+            load_order(1, &deps).err().as_deref(),
+            Some([Refused::SelfNotNull(_)])
+        ));
+        // A DEFERRABLE foreign key filled as it is lifts its step by deferring.
+        let deps = [
+            dep(0, 1, "a.b_id", false),
+            Dependency {
+                constraint: Some("public.b_a_fkey".into()),
+                liftable: true,
+                ..dep(1, 0, "b.a_id", false)
+            },
+        ];
+        let Ok((order, l)) = load_order(2, &deps) else {
+            panic!("refused")
+        };
+        assert_eq!(
+            (order, lifted(&l)),
+            (vec![1, 0], vec!["public.b_a_fkey".to_string()])
+        );
+    }
+}

@@ -662,6 +662,21 @@ mod tests {
     }
 
     #[test]
+    fn a_deferred_reference_never_dangles_while_staging() {
+        let mut plan = plan();
+        if let Some(r) = plan.tables[1].stage[3].reference.as_mut() {
+            r.deferred = true;
+        }
+        let s = Staging::new(&plan.tables[1], 1);
+        // Judged once every table is written (load/cycles.rs), not here.
+        assert!(s.dangling(11).is_none());
+        assert!(s.drop_unresolved(3).is_none());
+        // Still resolved against what the target holds, and compared.
+        assert!(s.resolved().contains("LEFT JOIN \"public\".\"teams\" p3"));
+        assert_eq!(s.value_cols(), &[1, 2, 3]);
+    }
+
+    #[test]
     fn junction_sql() {
         let plan = plan();
         let s = Staging::new(&plan.tables[2], 2);
