@@ -106,7 +106,7 @@ async fn check(a: &CheckArgs, run: &mut Run, record: &Record) -> anyhow::Result<
     let cat = catalog::read(&client, &m.schema).await?;
     let plan = plan::bind(&m, &cat, &tables).map_err(|p| usage(p.to_string()))?;
     if let Some(rev) = &m.expect_revision {
-        let ok = catalog::alembic_revision(&client)
+        let ok = catalog::alembic_revision_of(&client, &m.schema)
             .await
             .is_some_and(|revs| revs.split(',').any(|r| r == rev));
         if !ok {
@@ -115,7 +115,7 @@ async fn check(a: &CheckArgs, run: &mut Run, record: &Record) -> anyhow::Result<
             )));
         }
     }
-    run.alembic_revision = catalog::alembic_revision(&client).await;
+    run.alembic_revision = catalog::alembic_revision_of(&client, &m.schema).await;
     let names: Vec<String> = plan.tables.iter().map(|t| t.name.clone()).collect();
     let touched = catalog::touched(&client, &m.schema, &names).await?;
     let redacted = target.url.redacted();

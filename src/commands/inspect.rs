@@ -57,7 +57,10 @@ pub(crate) async fn command(a: InspectArgs) -> anyhow::Result<Outcome> {
         Some(t) => {
             let client = t.url.connect().await?;
             let cat = catalog::read(&client, "public").await?;
-            (Some(cat), catalog::alembic_revision(&client).await)
+            (
+                Some(cat),
+                catalog::alembic_revision_of(&client, "public").await,
+            )
         }
         None => (None, None),
     };

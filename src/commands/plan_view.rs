@@ -5,7 +5,7 @@
 //! foreign keys it sets aside and rebuilds when a table is empty, the triggers its writes
 //! fire. As text for people, and as JSON for tools (`check --format json`, `--report`).
 
-use crate::pg::catalog::{Catalog, Touched};
+use crate::pg::catalog::{Catalog, Touched, TriggerInfo};
 use crate::plan::{Plan, TableKind};
 use crate::report::summary::{WIDTH, items};
 use crate::report::text::{thousands, wrap};
@@ -20,6 +20,8 @@ pub(crate) struct PlanView {
     touched: Touched,
     /// Source fields and target columns the mapping leaves out, a sentence each.
     warnings: Vec<String>,
+    /// DEFERRABLE foreign keys checked once every table is written: they close a cycle.
+    deferred_constraints: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -43,6 +45,9 @@ struct Reference {
     table: String,
     /// `error`, `null` or `skip`: what becomes of a row whose reference does not resolve.
     on_missing: String,
+    /// Written NULL and set once every table is written: it points at its own table or
+    /// closes a cycle of references.
+    deferred: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -58,9 +63,12 @@ impl PlanView {
         plan: &Plan,
         cat: &Catalog,
         source: &[SourceTable],
-        touched: Touched,
+        mut touched: Touched,
         rows: Option<&[u64]>,
     ) -> PlanView {
+        for tr in &mut touched.triggers {
+            tr.during_load = during_load(plan, tr);
+        }
         let mut warnings = Vec::new();
         let mut warned_sources: Vec<&str> = Vec::new();
         let mut tables = Vec::new();
@@ -108,6 +116,7 @@ impl PlanView {
                     info.columns
                         .iter()
                         .filter(|c| !c.generated && !sequenced(&c.name))
+                        .filter(|c| !t.set_by_triggers.contains(&c.name))
                         .filter(|c| !t.stage.iter().any(|s| s.target == c.name))
                         .map(|c| Unmapped {
                             column: c.name.clone(),
@@ -147,6 +156,7 @@ impl PlanView {
                             column: c.target.clone(),
                             table: r.table.clone(),
                             on_missing: format!("{:?}", r.on_missing).to_lowercase(),
+                            deferred: r.deferred,
                         })
                     })
                     .collect(),
@@ -154,10 +164,17 @@ impl PlanView {
                 unmapped_target_columns,
             });
         }
+        for rs in touched.row_security.iter().filter(|rs| rs.applies) {
+            warnings.push(format!(
+                "row level security on `{}` binds the load's role `{}`: rows its policies hide are not matched (a re-run inserts them again, a duplicate key) and the counts disagree; load as the table's owner or a role with BYPASSRLS",
+                rs.table, rs.role
+            ));
+        }
         PlanView {
             tables,
             touched,
             warnings,
+            deferred_constraints: plan.deferred_constraints.clone(),
         }
     }
 
@@ -194,11 +211,31 @@ impl PlanView {
                 s.push_str(&wrap(&format!("       ({how})"), 8, WIDTH));
             }
             for r in &t.references {
-                s.push_str(&format!(
-                    "       {} -> {} (on_missing = \"{}\")\n",
-                    r.column, r.table, r.on_missing
-                ));
+                let line = format!(
+                    "       {} -> {} (on_missing = \"{}\"){}",
+                    r.column,
+                    r.table,
+                    r.on_missing,
+                    if !r.deferred {
+                        ""
+                    } else if r.table == t.table {
+                        "; set once the table is written: it points at rows of its own table"
+                    } else {
+                        "; set once every table is written: it closes a cycle of references"
+                    }
+                );
+                s.push_str(&wrap(&line, 9, WIDTH));
             }
+        }
+        if !self.deferred_constraints.is_empty() {
+            s.push_str(&wrap(
+                &format!(
+                    "foreign keys checked once every table is written (they close a cycle): {}",
+                    self.deferred_constraints.join(", ")
+                ),
+                2,
+                WIDTH,
+            ));
         }
         let seqs: Vec<String> = self
             .touched
@@ -244,11 +281,47 @@ impl PlanView {
         for tr in &self.touched.triggers {
             s.push_str(&wrap(
                 &format!(
-                    "trigger {} on {}{}: fires on the load's writes: {}",
+                    "trigger {} on {} ({} {}, {}): {}",
                     tr.name,
                     tr.table,
-                    if tr.enabled { "" } else { " (disabled)" },
-                    tr.definition
+                    tr.timing,
+                    tr.events.join(" OR "),
+                    if tr.for_each_row {
+                        "each row"
+                    } else {
+                        "each statement"
+                    },
+                    tr.during_load
+                ),
+                4,
+                WIDTH,
+            ));
+        }
+        for rs in &self.touched.row_security {
+            let how = if rs.applies {
+                format!(
+                    "its policies apply to the load's role `{}`: the load sees, matches and writes only the rows they allow",
+                    rs.role
+                )
+            } else if rs.forced {
+                format!("the load's role `{}` bypasses its policies", rs.role)
+            } else {
+                format!(
+                    "the load's role `{}` owns the table or bypasses row security, so its policies do not apply to the load; they still apply to the application's roles",
+                    rs.role
+                )
+            };
+            s.push_str(&wrap(
+                &format!(
+                    "row level security on {} ({} {}{}): {how}",
+                    rs.table,
+                    rs.policies,
+                    if rs.policies == 1 {
+                        "policy"
+                    } else {
+                        "policies"
+                    },
+                    if rs.forced { ", forced" } else { "" },
                 ),
                 4,
                 WIDTH,
@@ -262,4 +335,48 @@ impl PlanView {
         }
         s
     }
+}
+
+/// What a load does with a trigger of a mapped table, in words: whether it fires, on which
+/// of the load's writes, and what to know about it.
+fn during_load(plan: &Plan, tr: &TriggerInfo) -> String {
+    let Some(t) = plan.tables.iter().find(|t| t.name == tr.table) else {
+        return String::new();
+    };
+    if t.disable_triggers.iter().any(|(n, _)| *n == tr.name) {
+        return "disabled by the mapping for the load, enabled again before it commits".into();
+    }
+    if !tr.enabled {
+        return "does not fire: it is disabled in the schema".into();
+    }
+    let writes: Vec<&str> = tr
+        .events
+        .iter()
+        .map(|e| match e.as_str() {
+            "INSERT" => "inserts",
+            "UPDATE" => "updates",
+            "DELETE" => "deletes (--prune, links gone from the source)",
+            _ => "TRUNCATE (--mode replace)",
+        })
+        .collect();
+    let mut s = format!("kept: fires on the load's {}", writes.join(", "));
+    if tr.initially_deferred {
+        s.push_str(
+            "; deferred: runs at commit (on a bulk load, before the constraints are rebuilt)",
+        );
+    }
+    let rewrites = tr.timing == "BEFORE"
+        && tr.for_each_row
+        && tr.events.iter().any(|e| e == "INSERT" || e == "UPDATE");
+    if rewrites && !t.set_by_triggers.is_empty() {
+        s.push_str(&format!(
+            "; sets {} (set_by_triggers: written on insert only, never compared)",
+            t.set_by_triggers.join(", ")
+        ));
+    } else if rewrites {
+        s.push_str(
+            "; it may change the values the load writes: name a mapped column it sets in `set_by_triggers`, or a re-run rewrites the row every time",
+        );
+    }
+    s
 }

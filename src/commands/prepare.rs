@@ -78,6 +78,6 @@ pub(crate) async fn prepare_run(
     run.target = Some(target.url.redacted());
     let p = prepare(c, &target).await?;
     run.source = Some(source_ref(&p.spec));
-    run.alembic_revision = catalog::alembic_revision(&p.client).await;
+    run.alembic_revision = catalog::alembic_revision_of(&p.client, &p.mapping.schema).await;
     Ok((target, p))
 }

@@ -1,6 +1,7 @@
-//! Finishing a load, once every table is merged: rebuild the constraints set aside for the
-//! bulk load, prune, reset sequences, check that every row that should be loaded is, compare
-//! every row with `--verify`, and hold the rejects to `--max-rejects`.
+//! Finishing a load, once every table is merged: set the references written last
+//! (`cycles`), rebuild the constraints set aside for the bulk load, prune, reset sequences,
+//! check that every row that should be loaded is, compare every row with `--verify`, hold
+//! the rejects to `--max-rejects`, and enable the triggers the mapping disabled.
 
 use super::phase::Clock;
 use super::{BulkLoad, Loading, Phase, bulk, merge, sequences};
@@ -12,6 +13,8 @@ impl Loading<'_> {
     /// first reason found), if it does not: then nothing is committed.
     pub(super) async fn finish(&mut self) -> anyhow::Result<Option<anyhow::Error>> {
         let observer = self.observer;
+        // References to rows written later (self-references, cycles), now that all are.
+        self.set_deferred().await?;
         // Constraints back before anything is deleted, so ON DELETE actions apply to pruning.
         if !self.set_aside.is_empty() {
             let clock = Clock::start(observer, Phase::Rebuild, None);
@@ -66,6 +69,10 @@ impl Loading<'_> {
                 "{} rows were rejected, more than --max-rejects {}; nothing was committed. Fix the source or the mapping (see the rejects), or raise --max-rejects.",
                 self.report.rejects_total, self.opts.max_rejects
             )));
+        }
+        // The triggers the mapping turned off, back as they were before anything commits.
+        if failure.is_none() {
+            super::triggers::enable(&self.tx, self.plan).await?;
         }
         Ok(failure)
     }

@@ -15,6 +15,7 @@
 
 mod bulk;
 mod commit;
+mod cycles;
 mod diagnose;
 pub(crate) mod diff;
 mod finish;
@@ -28,6 +29,7 @@ mod sequences;
 mod setup;
 mod stage;
 mod table;
+mod triggers;
 
 pub(crate) use in_flight::{interrupted, remember_target};
 pub(crate) use outcome::{BulkLoad, Constraint, Outcome, Report, SequenceReset, TableReport};

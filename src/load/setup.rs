@@ -1,9 +1,12 @@
 //! Setting a load up: the transaction at the right isolation, the advisory lock that keeps
 //! two loads apart, the sequences' state (to put back if the load does not commit), the
-//! Alembic revision check, emptying the tables for `--mode replace`, and setting aside the
-//! constraints of the tables that are empty at the start so they are bulk loaded.
+//! Alembic revision check, emptying the tables for `--mode replace`, turning off the triggers
+//! the mapping disables, and setting aside the constraints of the tables that are empty at
+//! the start so they are bulk loaded.
 
-use super::{BulkLoad, Loading, Mode, Observer, Options, Report, bulk, sequences};
+use super::{
+    BulkLoad, Loading, Mode, Observer, Options, Report, bulk, cycles, sequences, triggers,
+};
 use crate::error::{describe_pg, unavailable, usage};
 use crate::plan::staging::Staging;
 use crate::plan::{Plan, TableKind};
@@ -54,10 +57,12 @@ impl<'a> Loading<'a> {
         }
         if !verify_only {
             lock_tables(&tx, plan, opts.mode).await?;
+            triggers::disable(&tx, plan).await?;
+            cycles::defer_constraints(&tx, plan).await?;
         }
         let tables: Vec<&str> = plan.tables.iter().map(|t| t.qualified.as_str()).collect();
         *saved = Some(sequences::snapshot(&tx, &tables).await?);
-        check_revision(&tx, opts.expect_revision.as_deref()).await?;
+        check_revision(&tx, opts.expect_revision.as_deref(), &plan.schema).await?;
 
         if opts.mode == Mode::Replace {
             tx.batch_execute(&format!("TRUNCATE {} RESTART IDENTITY", tables.join(", "))).await.map_err(|e| {
@@ -276,10 +281,16 @@ async fn lock_holders(tx: &Transaction<'_>, table: &str) -> String {
     format!("; held by {}", list.join(", "))
 }
 
-/// The target's Alembic revision is the one the mapping expects, when it expects one.
-async fn check_revision(tx: &Transaction<'_>, expect: Option<&str>) -> anyhow::Result<()> {
+/// The target's Alembic revision is the one the mapping expects, when it expects one: the
+/// revision of the mapping's target schema, not of whichever `alembic_version` the search
+/// path finds first.
+async fn check_revision(
+    tx: &Transaction<'_>,
+    expect: Option<&str>,
+    schema: &str,
+) -> anyhow::Result<()> {
     let Some(expect) = expect else { return Ok(()) };
-    let table = crate::pg::catalog::alembic_table(tx)
+    let table = crate::pg::catalog::alembic_table_of(tx, schema)
         .await
         .unwrap_or_else(|| "alembic_version".to_string());
     let rows = tx.query(&format!("SELECT version_num::text FROM {table}"), &[]).await.map_err(|e| {

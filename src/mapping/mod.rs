@@ -19,7 +19,7 @@ mod walker;
 
 pub(crate) use model::{
     ColumnMap, Const, GenerateId, Identity, Input, Many, Mapping, OnError, OnMissing, Reference,
-    Shape, TableMap,
+    Shape, TableMap, Triggers,
 };
 pub(crate) use problems::{Problem, Problems};
 use std::path::Path;

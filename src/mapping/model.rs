@@ -29,6 +29,22 @@ pub(crate) struct TableMap {
     pub(crate) line: usize,
     pub(crate) identity: Identity,
     pub(crate) columns: Vec<ColumnMap>,
+    /// What becomes of the table's triggers during the load.
+    pub(crate) triggers: Triggers,
+}
+
+/// The table's triggers during a load: kept (they fire on the load's writes) unless the
+/// mapping disables them, all or by name; and the columns they set.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Triggers {
+    /// `triggers = "disable"`: none of the table's triggers fires on the load's writes.
+    pub(crate) disable_all: bool,
+    /// `disable_triggers = [...]`: these do not.
+    pub(crate) disable: Vec<String>,
+    /// `set_by_triggers = [...]`: columns the table's triggers set. The mapping need not
+    /// fill them; a mapped one is written when a row is inserted and never compared or
+    /// updated afterwards.
+    pub(crate) set_by: Vec<String>,
 }
 
 /// How a target row is tied to its source row.

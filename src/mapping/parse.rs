@@ -6,7 +6,7 @@ use super::walker::{Walker, join, line_start};
 use super::{
     ColumnMap, Const, GenerateId, Identity, Input, Many, Mapping, OnError, OnMissing, Problem,
 };
-use super::{Reference, Shape, TableMap, suggest};
+use super::{Reference, Shape, TableMap, Triggers, suggest};
 use crate::convert::{Epoch, JsonMode, Rules, Step};
 use crate::source::SourceSpec;
 use std::collections::HashMap;
@@ -27,6 +27,9 @@ const TABLE_KEYS: &[&str] = &[
     "junction",
     "owner",
     "columns",
+    "triggers",
+    "disable_triggers",
+    "set_by_triggers",
 ];
 const COLUMN_KEYS: &[&str] = &[
     "field",
@@ -247,6 +250,26 @@ impl Walker<'_> {
         let owner = t
             .get("owner")
             .and_then(|v| self.string(v, &join(&prefix, "owner")));
+        let triggers = Triggers {
+            disable_all: t
+                .get("triggers")
+                .and_then(|v| {
+                    self.choice(
+                        v,
+                        &join(&prefix, "triggers"),
+                        &[("keep", false), ("disable", true)],
+                    )
+                })
+                .unwrap_or(false),
+            disable: t
+                .get("disable_triggers")
+                .map(|v| self.strings(v, &join(&prefix, "disable_triggers")))
+                .unwrap_or_default(),
+            set_by: t
+                .get("set_by_triggers")
+                .map(|v| self.strings(v, &join(&prefix, "set_by_triggers")))
+                .unwrap_or_default(),
+        };
 
         let mut columns = Vec::new();
         match t.get_key_value("columns") {
@@ -364,6 +387,7 @@ impl Walker<'_> {
             line,
             identity,
             columns,
+            triggers,
         })
     }
 

@@ -114,7 +114,7 @@ fn toml_syntax_error_names_the_line() {
 }
 
 #[test]
-fn cycle_is_reported_with_its_path() {
+fn cycles_are_left_to_the_plan_which_knows_the_columns() {
     let text = r#"
 [tables.a]
 keep_id = true
@@ -129,8 +129,9 @@ keep_id = true
 [tables.c.columns]
 a_id = { field = "a", references = "a" }
 "#;
-    let out = parse_str(text).unwrap_err().to_string();
-    assert!(out.contains("cycle: a -> b -> c -> a"), "{out}");
+    // Whether a cycle loads depends on the target's NOT NULL columns: binding decides.
+    let m = parse_str(&format!("{text}[tables.d]\nkeep_id = true\n[tables.d.columns]\nparent_id = {{ field = \"p\", references = \"d\" }}\n")).unwrap();
+    assert_eq!(m.tables.len(), 4);
 }
 
 #[test]

@@ -103,6 +103,21 @@ impl<'t> Walker<'t> {
         }
     }
 
+    /// An array of non-empty strings, or a problem.
+    pub(super) fn strings(&mut self, v: &Spanned<DeValue<'_>>, key: &str) -> Vec<String> {
+        match v.get_ref() {
+            DeValue::Array(items) => items.iter().filter_map(|i| self.string(i, key)).collect(),
+            other => {
+                self.problem(
+                    v.span().start,
+                    key,
+                    format!("expected an array of names, found {}", other.type_str()),
+                );
+                Vec::new()
+            }
+        }
+    }
+
     /// `true` or `false`, or a problem.
     pub(super) fn boolean(&mut self, v: &Spanned<DeValue<'_>>, key: &str) -> Option<bool> {
         match v.get_ref() {

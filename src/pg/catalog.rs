@@ -24,6 +24,15 @@ pub struct TableInfo {
     pub columns: Vec<ColumnInfo>,
     pub primary_key: Vec<String>,
     pub foreign_keys: Vec<ForeignKey>,
+    /// The table's own triggers (not those PostgreSQL makes for foreign keys).
+    pub triggers: Vec<Trigger>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    pub name: String,
+    /// `pg_trigger.tgenabled`: 'O' (fires), 'A' (always), 'R' (replica only), 'D' (disabled).
+    pub enabled: char,
 }
 
 #[derive(Debug, Clone)]
@@ -47,8 +56,12 @@ pub struct ColumnInfo {
 #[derive(Debug, Clone)]
 pub struct ForeignKey {
     pub ref_table: String,
+    /// The constraint's name, schema-qualified and quoted (for `SET CONSTRAINTS`).
+    pub name: String,
     /// The referencing columns, in key order.
     pub columns: Vec<String>,
+    /// DEFERRABLE: its check can wait until the end of the transaction.
+    pub deferrable: bool,
 }
 
 impl Catalog {
@@ -129,6 +142,7 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
                 columns: vec![col],
                 primary_key: vec![],
                 foreign_keys: vec![],
+                triggers: vec![],
             }),
         }
     }
@@ -138,7 +152,8 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
             "SELECT c.relname, k.contype::text,
                     ARRAY(SELECT a.attname::text FROM pg_catalog.unnest(k.conkey) WITH ORDINALITY u(n, o)
                           JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.o),
-                    fc.relname
+                    fc.relname, k.condeferrable,
+                    pg_catalog.format('%I.%I', n.nspname, k.conname)
                FROM pg_catalog.pg_constraint k
                JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -161,7 +176,31 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
         } else if let Some(ref_table) = r.get::<_, Option<String>>(3) {
             t.foreign_keys.push(ForeignKey {
                 ref_table,
+                name: r.get(5),
                 columns: cols,
+                deferrable: r.get(4),
+            });
+        }
+    }
+    let triggers = client
+        .query(
+            "SELECT c.relname, t.tgname::text, t.tgenabled::text
+               FROM pg_catalog.pg_trigger t
+               JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = $1 AND NOT t.tgisinternal
+              ORDER BY c.relname, t.tgname",
+            &[&schema],
+        )
+        .await
+        .context("reading triggers")?;
+    for r in triggers {
+        let table: String = r.get(0);
+        let enabled: String = r.get(2);
+        if let Some(t) = tables.iter_mut().find(|t| t.name == table) {
+            t.triggers.push(Trigger {
+                name: r.get(1),
+                enabled: enabled.chars().next().unwrap_or('O'),
             });
         }
     }
@@ -275,10 +314,47 @@ fn search_path_schemas(path: &str, user: &str) -> Vec<String> {
     out
 }
 
+/// The `alembic_version` table of the application whose tables are in `schema`: that
+/// schema's own when it has one (an application in a schema of its own keeps its version
+/// table there, or says so with Alembic's `version_table_schema`), else the one Alembic
+/// finds on the search path ([`alembic_table`]).
+pub(crate) async fn alembic_table_of(client: &impl GenericClient, schema: &str) -> Option<String> {
+    let own = client
+        .query_opt(
+            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+               FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = $1 AND c.relname = 'alembic_version' AND c.relkind IN ('r', 'p')",
+            &[&schema],
+        )
+        .await
+        .ok()?;
+    match own {
+        Some(r) => Some(r.get(0)),
+        None => alembic_table(client).await,
+    }
+}
+
+/// The Alembic revision of the application whose tables are in `schema` (the table
+/// [`alembic_table_of`] finds): its revisions joined with `,`, or None without the table.
+pub(crate) async fn alembic_revision_of(
+    client: &impl GenericClient,
+    schema: &str,
+) -> Option<String> {
+    let table = alembic_table_of(client, schema).await?;
+    revision_in(client, &table).await
+}
+
 /// The target's Alembic revision (the table [`alembic_table`] finds): its revisions joined
 /// with `,` (one per branch head), or None without the table.
+#[cfg(test)]
 pub(crate) async fn alembic_revision(client: &impl GenericClient) -> Option<String> {
     let table = alembic_table(client).await?;
+    revision_in(client, &table).await
+}
+
+/// The revisions in the `alembic_version` table `table` (qualified), joined with `,`.
+async fn revision_in(client: &impl GenericClient, table: &str) -> Option<String> {
     client
         .query_one(
             &format!(
@@ -299,6 +375,24 @@ pub(crate) struct Touched {
     pub(crate) sequences: Vec<SequenceInfo>,
     pub(crate) constraints: Vec<ConstraintInfo>,
     pub(crate) triggers: Vec<TriggerInfo>,
+    /// The mapped tables with row level security enabled.
+    pub(crate) row_security: Vec<RowSecurityInfo>,
+}
+
+/// A mapped table with row level security enabled, and whether its policies bind the role
+/// that reads the catalog (the load's role): they do unless it is a superuser, has
+/// BYPASSRLS, or owns the table without FORCE ROW LEVEL SECURITY (PostgreSQL docs, "Row
+/// Security Policies").
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct RowSecurityInfo {
+    pub(crate) table: String,
+    pub(crate) policies: i64,
+    /// FORCE ROW LEVEL SECURITY: the policies bind the owner too.
+    pub(crate) forced: bool,
+    /// The policies apply to the load's reads and writes.
+    pub(crate) applies: bool,
+    /// The load's role.
+    pub(crate) role: String,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -324,6 +418,16 @@ pub(crate) struct TriggerInfo {
     /// `pg_get_triggerdef`: when it fires and what it runs.
     pub(crate) definition: String,
     pub(crate) enabled: bool,
+    /// `BEFORE`, `AFTER` or `INSTEAD OF`.
+    pub(crate) timing: String,
+    /// Which writes fire it: `INSERT`, `UPDATE`, `DELETE`, `TRUNCATE`.
+    pub(crate) events: Vec<String>,
+    /// FOR EACH ROW (else FOR EACH STATEMENT).
+    pub(crate) for_each_row: bool,
+    /// A constraint trigger that is DEFERRABLE INITIALLY DEFERRED: it runs at commit.
+    pub(crate) initially_deferred: bool,
+    /// What the load does with it (filled in by whoever knows the plan).
+    pub(crate) during_load: String,
 }
 
 /// What a load of `tables` (in `schema`) touches, read from the catalog; nothing is
@@ -387,7 +491,8 @@ pub(crate) async fn touched(
         .collect();
     let triggers = client
         .query(
-            "SELECT c.relname::text, t.tgname::text, pg_catalog.pg_get_triggerdef(t.oid), t.tgenabled <> 'D'
+            "SELECT c.relname::text, t.tgname::text, pg_catalog.pg_get_triggerdef(t.oid),
+                    t.tgenabled IN ('O', 'A'), t.tgtype::pg_catalog.int4, t.tginitdeferred
                FROM pg_catalog.pg_trigger t
                JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -398,17 +503,70 @@ pub(crate) async fn touched(
         .await
         .context("reading the triggers of the mapped tables")?
         .iter()
-        .map(|r| TriggerInfo {
+        .map(|r| {
+            // pg_trigger.tgtype's bits (src/include/catalog/pg_trigger.h).
+            let ty: i32 = r.get(4);
+            let events = [
+                (4, "INSERT"),
+                (16, "UPDATE"),
+                (8, "DELETE"),
+                (32, "TRUNCATE"),
+            ]
+            .iter()
+            .filter(|(bit, _)| ty & bit != 0)
+            .map(|(_, e)| e.to_string())
+            .collect();
+            TriggerInfo {
+                table: r.get(0),
+                name: r.get(1),
+                definition: r.get(2),
+                enabled: r.get(3),
+                timing: if ty & 2 != 0 {
+                    "BEFORE"
+                } else if ty & 64 != 0 {
+                    "INSTEAD OF"
+                } else {
+                    "AFTER"
+                }
+                .to_string(),
+                events,
+                for_each_row: ty & 1 != 0,
+                initially_deferred: r.get(5),
+                during_load: String::new(),
+            }
+        })
+        .collect();
+    let row_security = client
+        .query(
+            "SELECT c.relname::text,
+                    (SELECT pg_catalog.count(*) FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid),
+                    c.relforcerowsecurity,
+                    NOT (r.rolsuper OR r.rolbypassrls
+                         OR (NOT c.relforcerowsecurity AND pg_catalog.pg_has_role(r.oid, c.relowner, 'USAGE'))),
+                    r.rolname::text
+               FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               JOIN pg_catalog.pg_roles r ON r.rolname = current_user
+              WHERE n.nspname = $1 AND c.relname::text = ANY ($2::text[]) AND c.relrowsecurity
+              ORDER BY pg_catalog.array_position($2::text[], c.relname::text)",
+            &[&schema, &tables],
+        )
+        .await
+        .context("reading the row level security of the mapped tables")?
+        .iter()
+        .map(|r| RowSecurityInfo {
             table: r.get(0),
-            name: r.get(1),
-            definition: r.get(2),
-            enabled: r.get(3),
+            policies: r.get(1),
+            forced: r.get(2),
+            applies: r.get(3),
+            role: r.get(4),
         })
         .collect();
     Ok(Touched {
         sequences,
         constraints,
         triggers,
+        row_security,
     })
 }
 

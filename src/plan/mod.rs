@@ -22,12 +22,18 @@ use crate::source::SourceTable;
 
 pub(crate) mod staging;
 
-use crate::graph::order;
+use crate::graph::{find_cycle, order};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     /// Tables in load order.
     pub(crate) tables: Vec<TablePlan>,
+    /// The target schema (the mapping's `[target] schema`).
+    pub(crate) schema: String,
+    /// DEFERRABLE foreign keys (qualified names) checked at the end of the load rather than
+    /// per statement: each closes a cycle of tables whose rows reference each other, and is
+    /// filled without `references` (ids kept).
+    pub(crate) deferred_constraints: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +53,13 @@ pub(crate) struct TablePlan {
     pub(crate) overriding: bool,
     /// No id is drawn from a sequence (ids kept, or a junction): insert order is free.
     pub(crate) ids_from_source: bool,
+    /// Triggers the mapping turns off for the load (`ALTER TABLE … DISABLE TRIGGER`), each
+    /// with its `tgenabled` state to restore before commit.
+    pub(crate) disable_triggers: Vec<(String, char)>,
+    /// Columns the table's triggers set (`set_by_triggers`): a mapped one is written when a
+    /// row is inserted, never compared or updated afterwards, so a trigger rewriting it does
+    /// not make every re-run rewrite the row.
+    pub(crate) set_by_triggers: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +131,10 @@ pub(crate) struct RefPlan {
     /// holding integer ids): the resolved id is cast to it, so comparing and writing it needs
     /// no cross-type operator.
     pub(crate) cast_to: Option<String>,
+    /// The reference closes a cycle (or points at its own table): the row is written with
+    /// it NULL (or with whatever parent row is already in the target), and it is set from the
+    /// staged rows once every table is loaded. Its dangling values are judged then.
+    pub(crate) deferred: bool,
 }
 
 impl TablePlan {
@@ -135,41 +152,30 @@ pub(crate) fn bind(
     let mut problems = Vec::new();
     let mut tables: Vec<(usize, TablePlan)> = Vec::new();
 
-    // Order first: mapping references plus catalog FKs between mapped tables.
-    let index = |name: &str| m.tables.iter().position(|t| t.name == name);
-    let mut edges = Vec::new();
-    for (i, t) in m.tables.iter().enumerate() {
-        for c in &t.columns {
-            if let Some(j) = c.reference.as_ref().and_then(|r| index(&r.table))
-                && j != i
-            {
-                edges.push((i, j));
-            }
-        }
-        if let Some(info) = catalog.table(&t.name) {
-            for fk in &info.foreign_keys {
-                if let Some(j) = index(&fk.ref_table)
-                    && j != i
-                    && !edges.contains(&(i, j))
-                {
-                    edges.push((i, j));
-                }
-            }
-        }
-    }
-    let order = match order(m.tables.len(), &edges) {
+    // Order first: mapping references plus catalog FKs between mapped tables, with the
+    // cycles among them broken where a reference can be set once every table is loaded.
+    let deps = dependencies(m, catalog);
+    let (order, deferred) = match load_order(m.tables.len(), &deps) {
         Ok(o) => o,
-        Err(cycle) => {
-            let path: Vec<&str> = cycle.iter().map(|&i| m.tables[i].name.as_str()).collect();
-            problems.push(Problem {
-                line: m.tables[cycle[0]].line,
-                key: format!("tables.{}", m.tables[cycle[0]].name),
-                message: format!(
-                    "the mapping's references and the target's foreign keys form a cycle: {}; no load order can satisfy it",
-                    path.join(" -> ")
-                ),
-            });
-            (0..m.tables.len()).collect()
+        Err(refused) => {
+            for r in refused {
+                let (i, message) = match r {
+                    Refused::SelfNotNull(d) => (
+                        d.from,
+                        format!(
+                            "`{}` is NOT NULL and references its own table: every row would need the row it references written first. Make the column nullable (cutover then writes it as NULL and sets it once the table is loaded), or leave it out of the mapping",
+                            d.what.trim_end_matches(" (NOT NULL)")
+                        ),
+                    ),
+                    Refused::Cycle(cycle) => (cycle[0], cycle_message(m, &deps, &cycle)),
+                };
+                problems.push(Problem {
+                    line: m.tables[i].line,
+                    key: format!("tables.{}", m.tables[i].name),
+                    message,
+                });
+            }
+            ((0..m.tables.len()).collect(), Vec::new())
         }
     };
     let position = |name: &str| order.iter().position(|&i| m.tables[i].name == name);
@@ -204,7 +210,15 @@ pub(crate) fn bind(
                 ),
             });
         }
-        if let Some(tp) = bind_table(m, t, info, src, catalog, &position, pos, &mut problems) {
+        let later: Vec<&str> = deferred
+            .iter()
+            .filter_map(|l| match l {
+                Lifted::Reference(table, c) if *table == i => Some(c.as_str()),
+                _ => None,
+            })
+            .collect();
+        let bound = bind_table(m, t, info, src, catalog, &position, &later, &mut problems);
+        if let Some(tp) = bound {
             tables.push((pos, tp));
         }
     }
@@ -216,8 +230,17 @@ pub(crate) fn bind(
         });
     }
     tables.sort_by_key(|(p, _)| *p);
+    let deferred_constraints = deferred
+        .iter()
+        .filter_map(|l| match l {
+            Lifted::Constraint(c) => Some(c.clone()),
+            Lifted::Reference(..) => None,
+        })
+        .collect();
     Ok(Plan {
         tables: tables.into_iter().map(|(_, t)| t).collect(),
+        schema: m.schema.clone(),
+        deferred_constraints,
     })
 }
 
@@ -229,7 +252,7 @@ fn bind_table(
     src: Option<&SourceTable>,
     catalog: &Catalog,
     position: &dyn Fn(&str) -> Option<usize>,
-    pos: usize,
+    deferred: &[&str],
     problems: &mut Vec<Problem>,
 ) -> Option<TablePlan> {
     let key = |rest: &str| format!("tables.{}.{rest}", t.name);
@@ -458,6 +481,10 @@ fn bind_table(
                         ),
                     });
                 }
+                let later = deferred.contains(&c.name.as_str());
+                if later && r.on_missing == OnMissing::Skip {
+                    problems.push(Problem { line: c.line, key: format!("{k}.on_missing"), message: format!("`on_missing = \"skip\"` cannot apply to `{}`: it closes a cycle of references, so cutover sets it once every table is loaded, when its row is already written; use \"null\" or \"error\"", c.name) });
+                }
                 if r.on_missing == OnMissing::Null && ci.not_null {
                     problems.push(Problem { line: c.line, key: format!("{k}.on_missing"), message: format!("`on_missing = \"null\"` cannot apply: `{}` is NOT NULL; use \"skip\" or \"error\"", c.name) });
                 }
@@ -486,6 +513,7 @@ fn bind_table(
                         on_missing: r.on_missing,
                         not_null: ci.not_null,
                         cast_to: (pk.sql_type != ci.sql_type).then(|| ci.sql_type.clone()),
+                        deferred: later,
                     }),
                 }
             }
@@ -493,12 +521,51 @@ fn bind_table(
         stage.push(sc);
     }
 
+    let set_by = &t.triggers.set_by;
+    for name in set_by {
+        if info.column(name).is_none() {
+            problems.push(Problem {
+                line: t.line,
+                key: key("set_by_triggers"),
+                message: format!(
+                    "column `{name}` does not exist in target table `{}`{}",
+                    t.name,
+                    suggest::hint(name, info.columns.iter().map(|c| c.name.as_str()))
+                ),
+            });
+        }
+    }
+    if t.triggers.disable_all && !set_by.is_empty() {
+        problems.push(Problem { line: t.line, key: key("set_by_triggers"), message: format!("`triggers = \"disable\"` turns off the triggers that `set_by_triggers` says fill {}: keep the triggers, or fill the columns in the mapping", set_by.join(", ")) });
+    }
+    for name in &t.triggers.disable {
+        if !info.triggers.iter().any(|tr| &tr.name == name) {
+            problems.push(Problem {
+                line: t.line,
+                key: key("disable_triggers"),
+                message: format!(
+                    "table `{}` has no trigger `{name}`{}",
+                    t.name,
+                    suggest::hint(name, info.triggers.iter().map(|tr| tr.name.as_str()))
+                ),
+            });
+        }
+    }
+    let disable_triggers = info
+        .triggers
+        .iter()
+        .filter(|tr| tr.enabled != 'D')
+        .filter(|tr| t.triggers.disable_all || t.triggers.disable.contains(&tr.name))
+        .map(|tr| (tr.name.clone(), tr.enabled))
+        .collect();
+
     for ci in &info.columns {
         if ci.not_null
             && !ci.has_default
             && ci.identity == '\0'
             && !ci.generated
             && !filled.contains(&ci.name)
+            && !set_by.contains(&ci.name)
         {
             problems.push(Problem {
                 line: t.line,
@@ -514,7 +581,6 @@ fn bind_table(
         },
         (k, _) => k,
     };
-    let _ = pos;
     Some(TablePlan {
         name: t.name.clone(),
         from: t.from.clone(),
@@ -527,6 +593,8 @@ fn bind_table(
             Identity::Legacy { keep_id, .. } => *keep_id,
             Identity::Junction { .. } => true,
         },
+        disable_triggers,
+        set_by_triggers: set_by.clone(),
     })
 }
 
@@ -555,5 +623,292 @@ fn stage_column(ci: &ColumnInfo, input: StageInput, rules: Rules, key: bool) -> 
         key,
         reference: None,
         shape: Shape::default(),
+    }
+}
+
+/// Why table `from` is written after table `to` (an index into the mapping's tables).
+#[derive(Debug)]
+struct Dependency {
+    from: usize,
+    to: usize,
+    /// `table.column`, for messages.
+    what: String,
+    /// A reference through a nullable column, the column: it can be written NULL and set
+    /// once every table is loaded.
+    defer: Option<String>,
+    /// The order can be reversed: by deferring, or because nothing is written to the
+    /// foreign key's columns (they get NULL or their default).
+    liftable: bool,
+    /// A DEFERRABLE foreign key filled without `references`: lifted by checking it at the
+    /// end of the load (`SET CONSTRAINTS … DEFERRED`).
+    constraint: Option<String>,
+}
+
+/// Every reason one mapped table must be written after another: the mapping's references,
+/// and the target's foreign keys between mapped tables that no reference already covers.
+fn dependencies(m: &Mapping, catalog: &Catalog) -> Vec<Dependency> {
+    let index = |name: &str| m.tables.iter().position(|t| t.name == name);
+    let mut deps = Vec::new();
+    for (i, t) in m.tables.iter().enumerate() {
+        let info = catalog.table(&t.name);
+        for c in &t.columns {
+            let Some(j) = c.reference.as_ref().and_then(|r| index(&r.table)) else {
+                continue;
+            };
+            let not_null = info
+                .and_then(|info| info.column(&c.name))
+                .is_some_and(|ci| ci.not_null);
+            let liftable = !t.is_junction() && !not_null;
+            deps.push(Dependency {
+                from: i,
+                to: j,
+                what: format!(
+                    "{}.{}{}",
+                    t.name,
+                    c.name,
+                    if not_null { " (NOT NULL)" } else { "" }
+                ),
+                defer: liftable.then(|| c.name.clone()),
+                liftable,
+                constraint: None,
+            });
+        }
+        let Some(info) = info else { continue };
+        for fk in &info.foreign_keys {
+            let Some(j) = index(&fk.ref_table) else {
+                continue;
+            };
+            let referenced = |col: &String| {
+                t.columns.iter().any(|c| {
+                    &c.name == col
+                        && c.reference
+                            .as_ref()
+                            .is_some_and(|r| r.table == fk.ref_table)
+                })
+            };
+            if !fk.columns.is_empty() && fk.columns.iter().all(referenced) {
+                continue;
+            }
+            let written = |col: &String| {
+                t.columns.iter().any(|c| &c.name == col)
+                    || matches!(&t.identity, Identity::Legacy { column: Some(lc), .. } if lc == col)
+                    || (matches!(
+                        &t.identity,
+                        Identity::Legacy { keep_id: true, .. }
+                            | Identity::Legacy {
+                                generate: Some(_),
+                                ..
+                            }
+                    ) && info.primary_key.contains(col))
+            };
+            let written = fk.columns.iter().any(written);
+            // A foreign key to its own table is checked at the end of each statement, so one
+            // INSERT may hold rows that reference each other; but the merge updates rows
+            // before it inserts new ones, so a DEFERRABLE one is checked at the end of the
+            // load, and an updated row may point at a new one.
+            if j == i && !(written && fk.deferrable) {
+                continue;
+            }
+            deps.push(Dependency {
+                from: i,
+                to: j,
+                what: format!(
+                    "{}.{} (a foreign key filled without `references`{})",
+                    t.name,
+                    fk.columns.join(", "),
+                    if fk.deferrable { ", DEFERRABLE" } else { "" }
+                ),
+                defer: None,
+                liftable: !written || fk.deferrable,
+                constraint: (written && fk.deferrable).then(|| fk.name.clone()),
+            });
+        }
+    }
+    deps
+}
+
+/// Why no load order exists.
+enum Refused<'a> {
+    /// A NOT NULL reference to its own table.
+    SelfNotNull(&'a Dependency),
+    /// A cycle (a closed path of table indexes) none of whose steps can be lifted.
+    Cycle(Vec<usize>),
+}
+
+/// How a step of a cycle is lifted.
+enum Lifted {
+    /// This reference (table index, column) is written NULL and set once every table is.
+    Reference(usize, String),
+    /// This DEFERRABLE foreign key is checked at the end of the load.
+    Constraint(String),
+}
+
+/// The load order (table indexes), and what is lifted to allow it: every reference to its
+/// own table, and in each cycle the step out of the table earliest in the file that can be.
+fn load_order(
+    n: usize,
+    deps: &[Dependency],
+) -> Result<(Vec<usize>, Vec<Lifted>), Vec<Refused<'_>>> {
+    let mut refused = Vec::new();
+    let mut deferred = Vec::new();
+    for d in deps.iter().filter(|d| d.from == d.to) {
+        match (&d.defer, &d.constraint) {
+            (Some(c), _) => deferred.push(Lifted::Reference(d.from, c.clone())),
+            (None, Some(c)) => deferred.push(Lifted::Constraint(c.clone())),
+            (None, None) => refused.push(Refused::SelfNotNull(d)),
+        }
+    }
+    let mut edges: Vec<(usize, usize)> = Vec::new();
+    for d in deps.iter().filter(|d| d.from != d.to) {
+        if !edges.contains(&(d.from, d.to)) {
+            edges.push((d.from, d.to));
+        }
+    }
+    let liftable = |e: &(usize, usize)| {
+        deps.iter()
+            .filter(|d| (d.from, d.to) == *e)
+            .all(|d| d.liftable)
+    };
+    while let Some(cycle) = find_cycle(n, edges.iter().copied()) {
+        let steps: Vec<(usize, usize)> = cycle.windows(2).map(|w| (w[0], w[1])).collect();
+        let Some(lift) = steps.iter().filter(|e| liftable(e)).min().copied() else {
+            refused.push(Refused::Cycle(cycle));
+            break;
+        };
+        edges.retain(|e| *e != lift);
+        for d in deps.iter().filter(|d| (d.from, d.to) == lift) {
+            if let Some(c) = &d.defer {
+                deferred.push(Lifted::Reference(d.from, c.clone()));
+            }
+            if let Some(c) = &d.constraint {
+                deferred.push(Lifted::Constraint(c.clone()));
+            }
+        }
+    }
+    if !refused.is_empty() {
+        return Err(refused);
+    }
+    let order = order(n, &edges).map_err(|c| vec![Refused::Cycle(c)])?;
+    Ok((order, deferred))
+}
+
+/// A cycle that cannot be loaded, each step with the columns behind it, and what to do.
+fn cycle_message(m: &Mapping, deps: &[Dependency], cycle: &[usize]) -> String {
+    let steps: Vec<String> = cycle
+        .windows(2)
+        .map(|w| {
+            let why: Vec<&str> = deps
+                .iter()
+                .filter(|d| (d.from, d.to) == (w[0], w[1]))
+                .map(|d| d.what.as_str())
+                .collect();
+            format!(
+                "{} -> {} ({})",
+                m.tables[w[0]].name,
+                m.tables[w[1]].name,
+                why.join(", ")
+            )
+        })
+        .collect();
+    format!(
+        "the references form a cycle no load order can satisfy: {}; every row would need the row it references written first. Make one of these columns nullable (cutover then writes it as NULL and sets it once the tables are loaded), map it with `references`, make a foreign key filled without `references` DEFERRABLE (cutover then checks it at the end of the load), or leave it out of the mapping",
+        steps.join("; ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dep(from: usize, to: usize, what: &str, nullable: bool) -> Dependency {
+        Dependency {
+            from,
+            to,
+            what: what.into(),
+            defer: nullable.then(|| what.rsplit('.').next().unwrap_or(what).to_string()),
+            liftable: nullable,
+            constraint: None,
+        }
+    }
+
+    fn lifted(l: &[Lifted]) -> Vec<String> {
+        l.iter()
+            .map(|l| match l {
+                Lifted::Reference(t, c) => format!("{t}.{c}"),
+                Lifted::Constraint(c) => c.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_cycle_is_broken_at_its_nullable_step_whatever_the_file_order() {
+        // 0 staff (store_id NOT NULL -> 1), 1 store (manager_staff_id nullable -> 0).
+        let deps = [
+            dep(0, 1, "staff.store_id", false),
+            dep(1, 0, "store.manager_staff_id", true),
+        ];
+        let Ok((order, l)) = load_order(2, &deps) else {
+            panic!("refused")
+        };
+        assert_eq!(order, vec![1, 0]);
+        assert_eq!(lifted(&l), ["1.manager_staff_id"]);
+        // Both nullable: the step out of the table first in the file is lifted.
+        let deps = [dep(0, 1, "a.b_id", true), dep(1, 0, "b.a_id", true)];
+        let Ok((order, l)) = load_order(2, &deps) else {
+            panic!("refused")
+        };
+        assert_eq!(
+            (order, lifted(&l)),
+            (vec![0, 1], vec!["0.b_id".to_string()])
+        );
+    }
+
+    #[test]
+    fn self_references_are_lifted_and_every_cycle_of_a_graph_is_broken() {
+        // 0 employee -> itself; 1 -> 2 -> 3 -> 1, only 3 -> 1 nullable; 2 also -> 0.
+        let deps = [
+            dep(0, 0, "employee.reports_to", true),
+            dep(1, 2, "a.b_id", false),
+            dep(2, 3, "b.c_id", false),
+            dep(3, 1, "c.a_id", true),
+            dep(2, 0, "b.employee_id", false),
+        ];
+        let Ok((order, l)) = load_order(4, &deps) else {
+            panic!("refused")
+        };
+        assert_eq!(lifted(&l), ["0.reports_to", "3.a_id"]);
+        // Every table after what it still depends on.
+        let at = |t: usize| order.iter().position(|&x| x == t).unwrap();
+        assert!(at(2) > at(0) && at(2) > at(3) && at(1) > at(2));
+    }
+
+    #[test]
+    fn a_cycle_of_not_null_steps_and_a_not_null_self_reference_are_refused() {
+        let deps = [dep(0, 1, "a.b_id", false), dep(1, 0, "b.a_id", false)];
+        match load_order(2, &deps) {
+            Err(r) => assert!(matches!(r.as_slice(), [Refused::Cycle(c)] if c.len() == 3)),
+            Ok(_) => panic!("a cycle of NOT NULL references was accepted"),
+        }
+        let deps = [dep(0, 0, "t.parent_id", false)];
+        assert!(matches!(
+            load_order(1, &deps).err().as_deref(),
+            Some([Refused::SelfNotNull(_)])
+        ));
+        // A DEFERRABLE foreign key filled as it is lifts its step by deferring.
+        let deps = [
+            dep(0, 1, "a.b_id", false),
+            Dependency {
+                constraint: Some("public.b_a_fkey".into()),
+                liftable: true,
+                ..dep(1, 0, "b.a_id", false)
+            },
+        ];
+        let Ok((order, l)) = load_order(2, &deps) else {
+            panic!("refused")
+        };
+        assert_eq!(
+            (order, lifted(&l)),
+            (vec![1, 0], vec!["public.b_a_fkey".to_string()])
+        );
     }
 }

@@ -65,8 +65,10 @@ impl<'a> Staging<'a> {
         let key_cols: Vec<usize> = (0..table.stage.len())
             .filter(|&i| table.stage[i].key)
             .collect();
+        // A column the table's triggers set is written on insert only.
         let value_cols = (0..table.stage.len())
-            .filter(|i| !key_cols.contains(i))
+            .filter(|&i| !key_cols.contains(&i))
+            .filter(|&i| !table.set_by_triggers.contains(&table.stage[i].target))
             .collect();
         let name = name(index);
         let resolved = resolved(table, &name);
@@ -231,17 +233,25 @@ impl<'a> Staging<'a> {
         let mut joins = String::new();
         let mut flags = Vec::new();
         let mut values = Vec::new();
+        let mut any = Vec::new();
         for (i, c) in self.table.stage.iter().enumerate() {
             let Some(r) = &c.reference else { continue };
+            values.push(format!("s.c{i}::text"));
+            // A deferred reference may point at a row written later: it is judged once
+            // every table is loaded, never dangling here.
+            if r.deferred {
+                flags.push("false".to_string());
+                continue;
+            }
             let m = ident(&r.match_column);
             joins.push_str(&format!(
                 " LEFT JOIN {} p{i} ON p{i}.{m} = s.c{i}",
                 r.qualified
             ));
             flags.push(format!("(s.c{i} IS NOT NULL AND p{i}.{m} IS NULL)"));
-            values.push(format!("s.c{i}::text"));
+            any.push(format!("(s.c{i} IS NOT NULL AND p{i}.{m} IS NULL)"));
         }
-        if flags.is_empty() {
+        if any.is_empty() {
             return None;
         }
         Some(format!(
@@ -250,7 +260,7 @@ impl<'a> Staging<'a> {
             s = self.name,
             flags = flags.join(", "),
             values = values.join(", "),
-            any = flags.join(" OR "),
+            any = any.join(" OR "),
         ))
     }
 
@@ -265,6 +275,9 @@ impl<'a> Staging<'a> {
     /// Rows not dropped whose reference column `i` does not resolve: a condition on `s`.
     fn unresolved(&self, i: usize) -> Option<String> {
         let r = self.table.stage.get(i)?.reference.as_ref()?;
+        if r.deferred {
+            return None;
+        }
         Some(format!(
             "NOT s.drop_ AND s.c{i} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {p} p WHERE p.{m} = s.c{i})",
             p = r.qualified,
@@ -518,6 +531,7 @@ mod tests {
             on_missing: OnMissing::Error,
             not_null: true,
             cast_to: None,
+            deferred: false,
         })
     }
 
@@ -533,6 +547,8 @@ mod tests {
             stage,
             overriding: false,
             ids_from_source: false,
+            disable_triggers: Vec::new(),
+            set_by_triggers: Vec::new(),
         }
     }
 
@@ -560,6 +576,8 @@ mod tests {
         };
         Plan {
             tables: vec![teams, users, votes],
+            schema: "public".into(),
+            deferred_constraints: Vec::new(),
         }
     }
 
@@ -698,6 +716,21 @@ mod tests {
             s.compared_col(2),
             ("t.\"prefs\"".into(), "r.r2::public.posint[]".into())
         );
+    }
+
+    #[test]
+    fn a_deferred_reference_never_dangles_while_staging() {
+        let mut plan = plan();
+        if let Some(r) = plan.tables[1].stage[3].reference.as_mut() {
+            r.deferred = true;
+        }
+        let s = Staging::new(&plan.tables[1], 1);
+        // Judged once every table is written (load/cycles.rs), not here.
+        assert!(s.dangling(11).is_none());
+        assert!(s.drop_unresolved(3).is_none());
+        // Still resolved against what the target holds, and compared.
+        assert!(s.resolved().contains("LEFT JOIN \"public\".\"teams\" p3"));
+        assert_eq!(s.value_cols(), &[1, 2, 3]);
     }
 
     #[test]
