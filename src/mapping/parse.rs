@@ -6,7 +6,7 @@ use super::walker::{Walker, join, line_start};
 use super::{
     ColumnMap, Const, GenerateId, Identity, Input, Many, Mapping, OnError, OnMissing, Problem,
 };
-use super::{Reference, Shape, TableMap, suggest};
+use super::{OnConflict, Reference, Shape, TableMap, suggest};
 use crate::convert::{Epoch, JsonMode, Rules};
 use crate::source::SourceSpec;
 use std::collections::HashMap;
@@ -25,6 +25,7 @@ const TABLE_KEYS: &[&str] = &[
     "generate_id",
     "junction",
     "owner",
+    "on_conflict",
     "columns",
 ];
 const COLUMN_KEYS: &[&str] = &[
@@ -45,6 +46,7 @@ const COLUMN_KEYS: &[&str] = &[
     "many",
     "on_error",
     "explode",
+    "on_conflict",
 ];
 
 /// Read mapping text into a mapping, with every problem found on the way (none if it is
@@ -240,6 +242,10 @@ impl Walker<'_> {
         let owner = t
             .get("owner")
             .and_then(|v| self.string(v, &join(&prefix, "owner")));
+        let on_conflict = t
+            .get("on_conflict")
+            .and_then(|v| self.on_conflict(v, &join(&prefix, "on_conflict")))
+            .unwrap_or_default();
 
         let mut columns = Vec::new();
         match t.get_key_value("columns") {
@@ -355,7 +361,20 @@ impl Walker<'_> {
             line,
             identity,
             columns,
+            on_conflict,
         })
+    }
+
+    /// `on_conflict = "keep" | "overwrite"`.
+    fn on_conflict(&mut self, v: &Spanned<DeValue<'_>>, key: &str) -> Option<OnConflict> {
+        self.choice(
+            v,
+            key,
+            &[
+                ("keep", OnConflict::Keep),
+                ("overwrite", OnConflict::Overwrite),
+            ],
+        )
     }
 
     fn column(
@@ -381,6 +400,7 @@ impl Walker<'_> {
                 rules,
                 reference: None,
                 shape: Shape::default(),
+                on_conflict: None,
             });
         }
         let DeValue::Table(t) = v.get_ref() else {
@@ -571,6 +591,9 @@ impl Walker<'_> {
         if let Some(v) = t.get("explode") {
             shape.explode = self.boolean(v, &join(&key, "explode")).unwrap_or(false);
         }
+        let on_conflict = t
+            .get("on_conflict")
+            .and_then(|v| self.on_conflict(v, &join(&key, "on_conflict")));
         Some(ColumnMap {
             name: name.get_ref().to_string(),
             line,
@@ -578,6 +601,7 @@ impl Walker<'_> {
             rules,
             reference,
             shape,
+            on_conflict,
         })
     }
 }

@@ -13,6 +13,7 @@ mod locks;
 mod output;
 mod podium_load;
 mod process;
+mod rerun;
 mod schemas;
 mod scratch_schema;
 
