@@ -113,6 +113,7 @@ pub(crate) async fn write(
         }
     }
     [t.updated, t.inserted, t.deleted] = counts;
+    t.record_unchanged &= t.inserted == 0;
     tx.batch_execute("RELEASE SAVEPOINT cutover_merge")
         .await
         .map_err(|e| table_error(&e, table, "finishing the merge"))?;
@@ -147,6 +148,8 @@ async fn three_way(
     // application changed it). Without a record, both sides count as changed.
     let mut writes = Vec::new();
     let mut clashes = Vec::new();
+    // Values equal on both sides that the record does not have yet: the record changes.
+    let mut rebases = Vec::new();
     for &i in staging.value_cols() {
         let c = &table.stage[i];
         let recorded = base
@@ -170,6 +173,7 @@ async fn three_way(
         };
         writes.push(write);
         clashes.push(clash);
+        rebases.push(format!("(NOT {differs} AND {source_changed})"));
     }
     let any_write = writes.join(" OR ");
     let tt = &table.qualified;
@@ -180,6 +184,7 @@ async fn three_way(
             .iter()
             .map(|c| format!("count(*) FILTER (WHERE {c})")),
     );
+    counts.push(format!("count(*) FILTER (WHERE {})", rebases.join(" OR ")));
     let row = tx
         .query_one(
             &format!(
@@ -191,6 +196,13 @@ async fn three_way(
         .await
         .map_err(|e| table_error(&e, table, "comparing with the source and the last load"))?;
     let to_write: i64 = row.get(0);
+    let rebase: i64 = row.get(staging.value_cols().len() + 1);
+    let names: Vec<&str> = staging
+        .value_cols()
+        .iter()
+        .map(|&i| table.stage[i].target.as_str())
+        .collect();
+    t.record_unchanged = base.is_some_and(|b| b.is_of(&names)) && to_write == 0 && rebase == 0;
     for (n, &i) in staging.value_cols().iter().enumerate() {
         let k = row.get::<_, i64>(n + 1) as u64;
         if k == 0 {

@@ -198,7 +198,24 @@ async fn load(
     // What this load wrote, recorded before COMMIT and put in place only after it.
     let pending = match (&opts.record, ending) {
         (Some(at), Phase::Commit) => {
-            Some(record::save(&load.tx, &load.staging, &load.base, &at.path, &at.target).await?)
+            let unchanged: Vec<bool> = load
+                .report
+                .tables
+                .iter()
+                .map(|t| t.record_unchanged)
+                .collect();
+            Some(
+                record::save(
+                    &load.tx,
+                    &load.staging,
+                    &load.base,
+                    &load.empty,
+                    &unchanged,
+                    &at.path,
+                    &at.target,
+                )
+                .await?,
+            )
         }
         _ => None,
     };

@@ -30,6 +30,10 @@ pub(crate) struct TableReport {
     pub(crate) target: u64,
     /// Seconds per phase of this table: copy, resolve, write (or compare).
     pub(crate) seconds: Durations,
+    /// This run leaves the table's record as the last load wrote it (nothing written, no
+    /// value newly equal on both sides), so it is carried over as it is.
+    #[serde(skip)]
+    pub(crate) record_unchanged: bool,
     /// The row-by-row comparison, for `verify` and `load --verify`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) verify: Option<super::diff::TableDiff>,

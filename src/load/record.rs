@@ -95,6 +95,14 @@ impl Base {
             .position(|c| c == column)
             .map(|j| format!("b.h{j}"))
     }
+
+    /// Whether it holds hashes of exactly these columns, in this order.
+    pub(crate) fn is_of(&self, columns: &[&str]) -> bool {
+        self.columns
+            .iter()
+            .map(String::as_str)
+            .eq(columns.iter().copied())
+    }
 }
 
 /// The previous load's record, per table of the plan (None: no record of that table).
@@ -315,11 +323,15 @@ impl Drop for Pending {
 /// Write what the target holds now, inside the load's transaction, as the next record: per
 /// entity table with value columns, every row with a legacy id, each value column's hash —
 /// the value cutover wrote or found equal to the source, or, where the target differs from
-/// the source (the application's value, kept), the hash recorded before.
+/// the source (the application's value, kept), the hash recorded before. A table that was
+/// `empty` at the start holds only what this load wrote: its rows are hashed as they are. A
+/// table whose record this run left `unchanged` is carried over from the uploaded one.
 pub(crate) async fn save(
     tx: &Transaction<'_>,
     staging: &[Staging<'_>],
     uploaded: &Uploaded,
+    empty: &[bool],
+    unchanged: &[bool],
     path: &Path,
     target: &str,
 ) -> anyhow::Result<Pending> {
@@ -390,13 +402,30 @@ pub(crate) async fn save(
             ),
             None => (String::new(), "false"),
         };
-        let sql = format!(
-            "COPY (SELECT {select} FROM {tt} t LEFT JOIN ({sel}) r ON {key}{join_base} WHERE t.{m} IS NOT NULL AND (r.row_ IS NOT NULL OR {has_base})) TO STDOUT (FORMAT binary)",
-            select = select.join(", "),
-            tt = table.qualified,
-            sel = s.resolved(),
-            key = s.key_match(),
-        );
+        let sql = match base {
+            Some(b) if unchanged.get(index) == Some(&true) => {
+                format!("COPY {} TO STDOUT (FORMAT binary)", b.table)
+            }
+            _ if empty.get(index) == Some(&true) => {
+                let hashes: Vec<String> = s
+                    .value_cols()
+                    .iter()
+                    .map(|&i| hash(&format!("t.{}", ident(&table.stage[i].target))))
+                    .collect();
+                format!(
+                    "COPY (SELECT t.{m}::text, {} FROM {} t WHERE t.{m} IS NOT NULL) TO STDOUT (FORMAT binary)",
+                    hashes.join(", "),
+                    table.qualified
+                )
+            }
+            _ => format!(
+                "COPY (SELECT {select} FROM {tt} t LEFT JOIN ({sel}) r ON {key}{join_base} WHERE t.{m} IS NOT NULL AND (r.row_ IS NOT NULL OR {has_base})) TO STDOUT (FORMAT binary)",
+                select = select.join(", "),
+                tt = table.qualified,
+                sel = s.resolved(),
+                key = s.key_match(),
+            ),
+        };
         write_json(
             &mut w,
             &Section {

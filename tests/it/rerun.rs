@@ -233,6 +233,18 @@ fn a_no_change_rerun_writes_nothing_and_counts_every_row_unchanged() {
     let schema = app.schema();
     load(&app, &[]).ok();
     assert_eq!(app.schema(), schema);
+    // The record those runs carried over still tells the two sides apart: a source change
+    // to another value of the edited row is applied, the application's title stays.
+    edit_source(&app, "UPDATE events SET owner = 3 WHERE id = 10");
+    let out = load(&app, &[]);
+    out.ok();
+    assert_eq!(cell(&out.stdout, "events", "updated").as_deref(), Some("1"));
+    assert_eq!(
+        app.db.one(
+            "SELECT e.title || ' ' || u.legacy_id FROM events e JOIN users u ON u.id = e.owner_id WHERE e.legacy_id = '10'"
+        ),
+        "Kick-off! 3"
+    );
 }
 
 #[test]
