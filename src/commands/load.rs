@@ -14,7 +14,7 @@ use crate::cli::{LoadArgs, ModeArg};
 use crate::convert::reject::RejectRow;
 use crate::error::usage;
 use crate::files;
-use crate::load::{Mode, Options, RecordAt, Report, record};
+use crate::load::{Mode, Options, RecordAt, Report};
 use crate::report::json::{Findings, Run};
 use crate::report::{self, summary};
 use std::sync::Arc;
@@ -66,12 +66,9 @@ async fn load(a: &LoadArgs, run: &mut Run, record: &Record) -> anyhow::Result<Ou
         examples: 10,
         // A throwaway cluster goes away with the run: nothing to record.
         record: (!target.is_scratch()).then(|| RecordAt {
-            path: record::place(
-                &p.mapping.file,
-                a.state.as_deref(),
-                &target.url.redacted(),
-                &p.mapping.schema,
-            ),
+            mapping: p.mapping.file.clone(),
+            state: a.state.clone(),
+            schema: p.mapping.schema.clone(),
             target: target.url.redacted(),
         }),
         overwrite: Options::overwrite_from(&p.mapping),

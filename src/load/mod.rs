@@ -70,10 +70,13 @@ pub(crate) struct Options {
     pub(crate) overwrite: Vec<(String, String)>,
 }
 
-/// The record file of a load, and the target it is of (its URL without the password).
+/// Where a load's record is kept: the mapping, `--state`, the schema, and the target (its
+/// URL without the password).
 #[derive(Debug, Clone)]
 pub(crate) struct RecordAt {
-    pub(crate) path: std::path::PathBuf,
+    pub(crate) mapping: std::path::PathBuf,
+    pub(crate) state: Option<std::path::PathBuf>,
+    pub(crate) schema: String,
     pub(crate) target: String,
 }
 
@@ -174,8 +177,12 @@ async fn load(
     let mut setup = Durations::default();
     let clock = phase::Clock::start(observer, Phase::Setup, None);
     let mut load = Loading::begin(client, plan, opts, saved, observer).await?;
-    if let (Some(at), Mode::Merge) = (&opts.record, opts.mode) {
-        let (base, note) = record::upload(&load.tx, plan, &at.path).await?;
+    let record = match &opts.record {
+        Some(at) => Some((at, record::locate(&load.tx, at).await?)),
+        None => None,
+    };
+    if let (Some((_, path)), Mode::Merge) = (&record, opts.mode) {
+        let (base, note) = record::upload(&load.tx, plan, path).await?;
         load.base = base;
         load.report.notes.extend(note);
     }
@@ -196,8 +203,8 @@ async fn load(
         Phase::Rollback
     };
     // What this load wrote, recorded before COMMIT and put in place only after it.
-    let pending = match (&opts.record, ending) {
-        (Some(at), Phase::Commit) => {
+    let pending = match (&record, ending) {
+        (Some((at, path)), Phase::Commit) => {
             let unchanged: Vec<bool> = load
                 .report
                 .tables
@@ -211,7 +218,7 @@ async fn load(
                     &load.base,
                     &load.empty,
                     &unchanged,
-                    &at.path,
+                    path,
                     &at.target,
                 )
                 .await?,

@@ -35,8 +35,63 @@ use tokio_postgres::Transaction;
 
 const MAGIC: &[u8] = b"cutover-record 1\n";
 
-/// The record file of `mapping` for the target `target` (its URL with the password as `***`)
-/// and `schema`, in `state` or else in `MAPPING.cutover-state` beside the mapping.
+/// The record file of the load `at` into the database `tx` is connected to: named by the
+/// cluster's system identifier, the database's name and oid (so that every URL reaching the
+/// same database finds the same record, and two servers with a database of the same name
+/// never share one), or by the target URL where the role may not read the identifier.
+pub(crate) async fn locate(tx: &Transaction<'_>, at: &super::RecordAt) -> anyhow::Result<PathBuf> {
+    let failed = |e: tokio_postgres::Error| {
+        unavailable(format!(
+            "identifying the target database for its record: {}",
+            describe_pg(&e)
+        ))
+    };
+    let allowed: bool = tx
+        .query_one(
+            "SELECT pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')",
+            &[],
+        )
+        .await
+        .map_err(failed)?
+        .get(0);
+    let cluster: Option<String> = if allowed {
+        tx.query_one(
+            "SELECT system_identifier::text FROM pg_catalog.pg_control_system()",
+            &[],
+        )
+        .await
+        .map_err(failed)?
+        .get(0)
+    } else {
+        None
+    };
+    let identity = match cluster {
+        Some(id) => {
+            let row = tx
+                .query_one(
+                    "SELECT datname::text, oid::text FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()",
+                    &[],
+                )
+                .await
+                .map_err(failed)?;
+            format!(
+                "cluster {id} database {} oid {}",
+                row.get::<_, String>(0),
+                row.get::<_, String>(1)
+            )
+        }
+        None => format!("url {}", at.target),
+    };
+    Ok(place(
+        &at.mapping,
+        at.state.as_deref(),
+        &identity,
+        &at.schema,
+    ))
+}
+
+/// The record file of `mapping` for the target identified by `target` and `schema`, in
+/// `state` or else in `MAPPING.cutover-state` beside the mapping.
 pub(crate) fn place(mapping: &Path, state: Option<&Path>, target: &str, schema: &str) -> PathBuf {
     let dir = match state {
         Some(dir) => dir.to_path_buf(),
