@@ -374,36 +374,6 @@ impl<'a> Staging<'a> {
             .collect::<Vec<_>>()
             .join(", ")
     }
-
-    /// Target rows `t` of a junction that belong to an owner in the source but are not in
-    /// it. None for an entity.
-    pub(crate) fn stale_links(&self, plan: &Plan) -> Option<String> {
-        let table = self.table;
-        let TableKind::Junction { owner } = table.kind else {
-            return None;
-        };
-        let r = table.stage.get(owner)?.reference.as_ref()?;
-        let parent = plan.tables.get(r.parent)?;
-        let TableKind::Entity { match_column } = &parent.kind else {
-            return None;
-        };
-        let same: Vec<String> = self
-            .key_cols
-            .iter()
-            .map(|&i| format!("t.{} = r.r{i}", ident(&table.stage[i].target)))
-            .collect();
-        Some(format!(
-            "t.{own} IN (SELECT p.{pk} FROM {pq} p JOIN {ps} ps ON ps.c0 = p.{pm} WHERE NOT ps.drop_)
-               AND NOT EXISTS (SELECT 1 FROM ({sel}) r WHERE {same})",
-            own = ident(&table.stage[owner].target),
-            pk = ident(&r.pk),
-            pq = parent.qualified,
-            ps = name(r.parent),
-            pm = ident(match_column),
-            sel = self.resolved,
-            same = same.join(" AND "),
-        ))
-    }
 }
 
 impl Staging<'_> {
@@ -704,7 +674,8 @@ mod tests {
             s.gone().unwrap(),
             "t.\"legacy_id\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cutover_stage_1 s WHERE s.c0 = t.\"legacy_id\")"
         );
-        assert!(s.stale_links(&plan).is_none());
+        assert!(s.unlinkable(&plan).is_none());
+        assert!(s.gone_links(&plan).is_none());
         assert_eq!(
             s.count(),
             "SELECT count(*) FROM cutover_stage_1 WHERE NOT drop_"
@@ -743,14 +714,24 @@ mod tests {
             "'voter_id' || '=' || coalesce(r.r0::text, 'NULL') || ' ' || 'team_id' || '=' || coalesce(r.r1::text, 'NULL')"
         );
         assert!(s.gone().is_none());
-        assert_eq!(
-            s.stale_links(&plan).unwrap(),
-            format!(
-                "t.\"voter_id\" IN (SELECT p.\"id\" FROM \"public\".\"users\" p JOIN cutover_stage_1 ps ON ps.c0 = p.\"legacy_id\" WHERE NOT ps.drop_)
-               AND NOT EXISTS (SELECT 1 FROM ({}) r WHERE t.\"voter_id\" = r.r0 AND t.\"team_id\" = r.r1)",
-                s.resolved()
-            )
-        );
+        let unlink = s.unlinkable(&plan).unwrap();
+        // Owners in the source with none of their links left out, ...
+        assert!(unlink.starts_with(
+            "t.\"voter_id\" IN (SELECT p.\"id\" FROM \"public\".\"users\" p JOIN cutover_stage_1 ps ON ps.c0 = p.\"legacy_id\" WHERE NOT ps.drop_
+                 AND NOT EXISTS (SELECT 1 FROM cutover_stage_2 d WHERE d.drop_ AND d.c0 = ps.c0))"
+        ), "{unlink}");
+        // ... links between legacy rows only, ...
+        assert!(unlink.contains(
+            "AND EXISTS (SELECT 1 FROM \"public\".\"teams\" q WHERE q.\"id\" = t.\"team_id\" AND q.\"legacy_id\" IS NOT NULL)"
+        ), "{unlink}");
+        // ... that the source no longer has.
+        assert!(unlink.ends_with(&format!(
+            "AND NOT EXISTS (SELECT 1 FROM ({}) r WHERE t.\"voter_id\" = r.r0 AND t.\"team_id\" = r.r1)",
+            s.resolved()
+        )), "{unlink}");
+        let pruned = s.gone_links(&plan).unwrap();
+        assert!(pruned.contains("t.\"voter_id\" IN (SELECT p.\"id\" FROM \"public\".\"users\" p WHERE p.\"legacy_id\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cutover_stage_1 ps WHERE ps.c0 = p.\"legacy_id\")) OR t.\"team_id\" IN"), "{pruned}");
+        assert!(pruned.ends_with("AND EXISTS (SELECT 1 FROM \"public\".\"teams\" p WHERE p.\"id\" = t.\"team_id\" AND p.\"legacy_id\" IS NOT NULL)"), "{pruned}");
         assert!(s.drop_duplicates().contains(
             "PARTITION BY c0, c1 ORDER BY row_) AS n FROM cutover_stage_2 WHERE NOT drop_)"
         ));
