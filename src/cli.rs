@@ -172,6 +172,11 @@ pub(crate) struct LoadArgs {
     /// reads, as a JSON object), read again from the source after the load.
     #[arg(long, requires = "rejects")]
     pub(crate) rejects_with_rows: bool,
+    /// The directory that keeps the record of what each load wrote, one file per target,
+    /// which lets a re-run tell the application's edits from the source's. Default:
+    /// MAPPING.cutover-state beside the mapping.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) state: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) report: ReportArgs,
 }

@@ -129,7 +129,7 @@ async fn check(a: &CheckArgs, run: &mut Run, record: &Record) -> anyhow::Result<
     };
     let converted = convert_only(source, &plan, keep, &display).await;
     if let (Some(path), Ok(c)) = (&a.rejects, &converted) {
-        report::write_rejects(path, &c.examples, false)?;
+        report::write_rejects(path, &c.examples, &[], false)?;
     }
     let view = PlanView::new(
         &plan,

@@ -14,7 +14,7 @@ use crate::cli::{LoadArgs, ModeArg};
 use crate::convert::reject::RejectRow;
 use crate::error::usage;
 use crate::files;
-use crate::load::{Mode, Options, Report};
+use crate::load::{Mode, Options, RecordAt, Report};
 use crate::report::json::{Findings, Run};
 use crate::report::{self, summary};
 use std::sync::Arc;
@@ -64,6 +64,14 @@ async fn load(a: &LoadArgs, run: &mut Run, record: &Record) -> anyhow::Result<Ou
         expect_revision: p.mapping.expect_revision.clone(),
         verify: a.verify,
         examples: 10,
+        // A throwaway cluster goes away with the run: nothing to record.
+        record: (!target.is_scratch()).then(|| RecordAt {
+            mapping: p.mapping.file.clone(),
+            state: a.state.clone(),
+            schema: p.mapping.schema.clone(),
+            target: target.url.redacted(),
+        }),
+        overwrite: Options::overwrite_from(&p.mapping),
     };
     notes.note(format_args!(
         "load: {} -> {}{}",
@@ -153,7 +161,12 @@ fn write_files(
     record: &Record,
 ) -> anyhow::Result<Option<String>> {
     if let Some(p) = &a.rejects {
-        report::write_rejects(p, &l.rejects, a.rejects_with_rows)?;
+        report::write_rejects(
+            p,
+            &l.rejects,
+            &l.report.conflicts.examples,
+            a.rejects_with_rows,
+        )?;
     }
     record.write(
         run,

@@ -114,6 +114,8 @@ pub(crate) async fn compare(
         expect_revision: m.expect_revision.clone(),
         verify: false,
         examples: show,
+        record: None,
+        overwrite: Vec::new(),
     };
     // Left-out rows are kept beyond `show`, so that they are counted by reason.
     let keep = show.saturating_add(1000);

@@ -113,7 +113,8 @@ pub(crate) async fn diff(
         );
     }
     if with_extra {
-        let gone = staging.gone().or_else(|| staging.stale_links(plan));
+        // Links to rows the application created are the application's: never extra.
+        let gone = staging.gone().or_else(|| staging.unlinkable(plan));
         if let Some(gone) = gone {
             d.extra = count(format!("SELECT count(*) FROM {tt} t WHERE {gone}")).await?;
             if d.extra > 0 {

@@ -34,7 +34,8 @@ impl Loading<'_> {
         if self.opts.prune {
             let clock = Clock::start(observer, Phase::Prune, None);
             for (index, staging) in self.staging.iter().enumerate().rev() {
-                self.report.tables[index].deleted += merge::prune(&self.tx, staging).await?;
+                self.report.tables[index].deleted +=
+                    merge::prune(&self.tx, self.plan, staging).await?;
             }
             clock.stop(None, &mut self.report.phases);
         }

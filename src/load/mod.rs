@@ -23,6 +23,7 @@ mod in_flight;
 mod merge;
 mod outcome;
 mod phase;
+pub(crate) mod record;
 mod refused;
 mod resolve;
 mod sequences;
@@ -32,7 +33,9 @@ mod table;
 mod triggers;
 
 pub(crate) use in_flight::{interrupted, remember_target};
-pub(crate) use outcome::{BulkLoad, Constraint, Outcome, Report, SequenceReset, TableReport};
+pub(crate) use outcome::{
+    BulkLoad, Conflict, Conflicts, Constraint, Outcome, Report, SequenceReset, TableReport,
+};
 pub(crate) use phase::{Durations, Observer, Phase, seconds};
 
 use crate::convert::reject::RejectRow;
@@ -62,6 +65,46 @@ pub(crate) struct Options {
     pub(crate) verify: bool,
     /// How many differences to show per table.
     pub(crate) examples: usize,
+    /// Where the record of what each load wrote is kept (None: no record is read or written,
+    /// as for a throwaway target).
+    pub(crate) record: Option<RecordAt>,
+    /// The columns, as `(table, column)`, whose conflicts the source wins
+    /// (`on_conflict = "overwrite"`); everywhere else the application's value is kept.
+    pub(crate) overwrite: Vec<(String, String)>,
+}
+
+/// Where a load's record is kept: the mapping, `--state`, the schema, and the target (its
+/// URL without the password).
+#[derive(Debug, Clone)]
+pub(crate) struct RecordAt {
+    pub(crate) mapping: std::path::PathBuf,
+    pub(crate) state: Option<std::path::PathBuf>,
+    pub(crate) schema: String,
+    pub(crate) target: String,
+}
+
+impl Options {
+    /// Whether the source's value wins a conflict in `table`.`column`.
+    pub(crate) fn overwrites(&self, table: &str, column: &str) -> bool {
+        self.overwrite
+            .iter()
+            .any(|(t, c)| t == table && c == column)
+    }
+
+    /// The `(table, column)` pairs of `mapping` that say `on_conflict = "overwrite"`, on
+    /// the column or on its table.
+    pub(crate) fn overwrite_from(mapping: &crate::mapping::Mapping) -> Vec<(String, String)> {
+        use crate::mapping::OnConflict;
+        let mut out = Vec::new();
+        for t in &mapping.tables {
+            for c in &t.columns {
+                if c.on_conflict.unwrap_or(t.on_conflict) == OnConflict::Overwrite {
+                    out.push((t.name.clone(), c.name.clone()));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Run the whole load on `client`, consuming the convert stage's output from `rx` and
@@ -113,6 +156,8 @@ struct Loading<'a> {
     rejects: Vec<RejectRow>,
     /// Told of each phase as it starts and ends.
     observer: &'a dyn Observer,
+    /// The previous load's record, uploaded (per table: what cutover last wrote).
+    base: record::Uploaded,
 }
 
 impl Loading<'_> {
@@ -135,6 +180,15 @@ async fn load(
     let mut setup = Durations::default();
     let clock = phase::Clock::start(observer, Phase::Setup, None);
     let mut load = Loading::begin(client, plan, opts, saved, observer).await?;
+    let record = match &opts.record {
+        Some(at) => Some((at, record::locate(&load.tx, at).await?)),
+        None => None,
+    };
+    if let (Some((_, path)), Mode::Merge) = (&record, opts.mode) {
+        let (base, note) = record::upload(&load.tx, plan, path).await?;
+        load.base = base;
+        load.report.notes.extend(note);
+    }
     clock.stop(None, &mut setup);
     load.report.phases = setup;
     for index in 0..plan.tables.len() {
@@ -151,11 +205,43 @@ async fn load(
     } else {
         Phase::Rollback
     };
+    // What this load wrote, recorded before COMMIT and put in place only after it.
+    let pending = match (&record, ending) {
+        (Some((at, path)), Phase::Commit) => {
+            let unchanged: Vec<bool> = load
+                .report
+                .tables
+                .iter()
+                .map(|t| t.record_unchanged)
+                .collect();
+            Some(
+                record::save(
+                    &load.tx,
+                    &load.staging,
+                    &load.base,
+                    &load.empty,
+                    &unchanged,
+                    path,
+                    &at.target,
+                )
+                .await?,
+            )
+        }
+        _ => None,
+    };
     let mut phases = std::mem::take(&mut load.report.phases);
     let clock = phase::Clock::start(observer, ending, None);
     let mut outcome = load.end(failure).await?;
     clock.stop(None, &mut phases);
     outcome.report.phases = phases;
+    if let Some(pending) = pending
+        && outcome.report.committed
+        && let Err(e) = pending.keep()
+    {
+        outcome.report.notes.push(format!(
+            "the load committed, but its record could not be saved ({e}): the next re-run will keep every value that differs from the source and report it as a conflict"
+        ));
+    }
     Ok(outcome)
 }
 

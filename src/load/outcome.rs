@@ -27,10 +27,17 @@ pub(crate) struct TableReport {
     /// (`truncate`), or held in error in the source and stored as NULL (`on_error`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) adjusted: Vec<crate::convert::ColumnAdjusted>,
+    /// Values the application changed since cutover last wrote them that the source changed
+    /// too (each one kept or overwritten, as `on_conflict` says).
+    pub(crate) conflicts: u64,
     /// Target rows carrying this run's legacy ids (or links) after the load.
     pub(crate) target: u64,
     /// Seconds per phase of this table: copy, resolve, write (or compare).
     pub(crate) seconds: Durations,
+    /// This run leaves the table's record as the last load wrote it (nothing written, no
+    /// value newly equal on both sides), so it is carried over as it is.
+    #[serde(skip)]
+    pub(crate) record_unchanged: bool,
     /// The row-by-row comparison, for `verify` and `load --verify`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) verify: Option<super::diff::TableDiff>,
@@ -91,6 +98,48 @@ pub(crate) struct Report {
     pub(crate) bulk_load: Option<BulkLoad>,
     pub(crate) rejects_total: u64,
     pub(crate) max_rejects: u64,
+    /// Values both the application and the source changed since the last load.
+    #[serde(skip_serializing_if = "Conflicts::is_empty")]
+    pub(crate) conflicts: Conflicts,
+    /// What a reader of the summary should know about how the run went (no record of an
+    /// earlier load, links left as they were).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) notes: Vec<String>,
+}
+
+/// Values the application changed since cutover last wrote them which the source changed
+/// too: how many, how each was resolved, and the first ones in detail.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Conflicts {
+    pub(crate) total: u64,
+    /// The application's value kept (`on_conflict = "keep"`, the default).
+    pub(crate) kept: u64,
+    /// The source's value written over it (`on_conflict = "overwrite"`).
+    pub(crate) overwritten: u64,
+    /// The first ones, in load order.
+    pub(crate) examples: Vec<Conflict>,
+}
+
+impl Conflicts {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+}
+
+/// One value both sides changed.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Conflict {
+    pub(crate) table: String,
+    /// The source table the value comes from.
+    pub(crate) source_table: String,
+    pub(crate) legacy_id: String,
+    pub(crate) column: String,
+    /// The value the application wrote (the target's, before this run), as text.
+    pub(crate) application: Option<String>,
+    /// The source's value, as text.
+    pub(crate) source: Option<String>,
+    /// `kept` or `overwritten`.
+    pub(crate) resolution: &'static str,
 }
 
 impl Report {

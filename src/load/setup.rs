@@ -80,6 +80,7 @@ impl<'a> Loading<'a> {
             staging: Staging::all(plan),
             empty: vec![false; plan.tables.len()],
             set_aside: bulk::SetAside::default(),
+            base: Default::default(),
             report: Report {
                 mode: match opts.mode {
                     Mode::Merge => "merge",

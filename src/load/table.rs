@@ -44,7 +44,17 @@ impl Loading<'_> {
         } else {
             let clock = Clock::start(observer, Phase::Write, Some(index));
             let empty = self.empty[index];
-            merge::write(tx, self.plan, staging, empty, &mut t).await?;
+            merge::write(
+                tx,
+                self.plan,
+                staging,
+                empty,
+                self.base.base(index),
+                self.opts,
+                &mut t,
+                (&mut self.report.conflicts, &mut self.report.notes),
+            )
+            .await?;
             if empty {
                 // Fresh statistics, so the joins of the tables that reference it plan well.
                 tx.batch_execute(&format!("ANALYZE {}", table.qualified))

@@ -29,6 +29,8 @@ pub(crate) struct TableMap {
     pub(crate) line: usize,
     pub(crate) identity: Identity,
     pub(crate) columns: Vec<ColumnMap>,
+    /// Values the application changed since cutover wrote them, which the source changed too.
+    pub(crate) on_conflict: OnConflict,
     /// What becomes of the table's triggers during the load.
     pub(crate) triggers: Triggers,
 }
@@ -76,6 +78,8 @@ pub(crate) struct ColumnMap {
     pub(crate) rules: Rules,
     pub(crate) reference: Option<Reference>,
     pub(crate) shape: Shape,
+    /// This column's own conflict policy, when it differs from its table's.
+    pub(crate) on_conflict: Option<OnConflict>,
 }
 
 /// How a source field feeds a junction: one row per element of a link field's array. (The
@@ -105,6 +109,17 @@ pub(crate) struct Reference {
     /// The mapped target table whose legacy id the source value holds.
     pub(crate) table: String,
     pub(crate) on_missing: OnMissing,
+}
+
+/// What a re-run does with a value the application changed since cutover wrote it, when the
+/// source changed it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum OnConflict {
+    /// Keep the application's value (and report the conflict).
+    #[default]
+    Keep,
+    /// Write the source's value over it (and report the conflict).
+    Overwrite,
 }
 
 /// What to do when a reference does not resolve.

@@ -6,7 +6,7 @@ use super::walker::{Walker, join, line_start};
 use super::{
     ColumnMap, Const, GenerateId, Identity, Input, Many, Mapping, OnError, OnMissing, Problem,
 };
-use super::{Reference, Shape, TableMap, Triggers, suggest};
+use super::{OnConflict, Reference, Shape, TableMap, Triggers, suggest};
 use crate::convert::{Epoch, JsonMode, Rules, Step};
 use crate::source::SourceSpec;
 use std::collections::HashMap;
@@ -26,6 +26,7 @@ const TABLE_KEYS: &[&str] = &[
     "trim_legacy_id",
     "junction",
     "owner",
+    "on_conflict",
     "columns",
     "triggers",
     "disable_triggers",
@@ -51,6 +52,7 @@ const COLUMN_KEYS: &[&str] = &[
     "explode",
     "path",
     "truncate",
+    "on_conflict",
 ];
 
 /// Read mapping text into a mapping, with every problem found on the way (none if it is
@@ -270,6 +272,10 @@ impl Walker<'_> {
                 .map(|v| self.strings(v, &join(&prefix, "set_by_triggers")))
                 .unwrap_or_default(),
         };
+        let on_conflict = t
+            .get("on_conflict")
+            .and_then(|v| self.on_conflict(v, &join(&prefix, "on_conflict")))
+            .unwrap_or_default();
 
         let mut columns = Vec::new();
         match t.get_key_value("columns") {
@@ -388,7 +394,20 @@ impl Walker<'_> {
             identity,
             columns,
             triggers,
+            on_conflict,
         })
+    }
+
+    /// `on_conflict = "keep" | "overwrite"`.
+    fn on_conflict(&mut self, v: &Spanned<DeValue<'_>>, key: &str) -> Option<OnConflict> {
+        self.choice(
+            v,
+            key,
+            &[
+                ("keep", OnConflict::Keep),
+                ("overwrite", OnConflict::Overwrite),
+            ],
+        )
     }
 
     fn column(
@@ -414,6 +433,7 @@ impl Walker<'_> {
                 rules,
                 reference: None,
                 shape: Shape::default(),
+                on_conflict: None,
             });
         }
         let DeValue::Table(t) = v.get_ref() else {
@@ -617,6 +637,9 @@ impl Walker<'_> {
         if let Some(v) = t.get("explode") {
             shape.explode = self.boolean(v, &join(&key, "explode")).unwrap_or(false);
         }
+        let on_conflict = t
+            .get("on_conflict")
+            .and_then(|v| self.on_conflict(v, &join(&key, "on_conflict")));
         Some(ColumnMap {
             name: name.get_ref().to_string(),
             line,
@@ -624,6 +647,7 @@ impl Walker<'_> {
             rules,
             reference,
             shape,
+            on_conflict,
         })
     }
 }

@@ -405,10 +405,55 @@ impl<'a> Staging<'a> {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
 
-    /// Target rows `t` of a junction that belong to an owner in the source but are not in
-    /// it. None for an entity.
-    pub(crate) fn stale_links(&self, plan: &Plan) -> Option<String> {
+impl Staging<'_> {
+    /// Rows of this table left out (rejected or skipped) that are still staged, flagged as
+    /// dropped: their values say whose links they are.
+    pub(crate) fn count_dropped(&self) -> String {
+        format!("SELECT count(*) FROM {} WHERE drop_", self.name)
+    }
+
+    /// Links `t` of a junction that `--prune` removes: a row it links is a legacy row gone
+    /// from the source (pruned next), and every row it links is a legacy row (a link to a row
+    /// the application created is the application's, and is never pruned: it holds the
+    /// legacy row, and the prune says so). None for an entity.
+    pub(crate) fn gone_links(&self, plan: &Plan) -> Option<String> {
+        let table = self.table;
+        if !table.is_junction() {
+            return None;
+        }
+        let mut gone = Vec::new();
+        let mut legacy = Vec::new();
+        for c in &table.stage {
+            let Some(q) = &c.reference else { continue };
+            let TableKind::Entity { match_column } = &plan.tables.get(q.parent)?.kind else {
+                return None;
+            };
+            let (col, pk, m) = (ident(&c.target), ident(&q.pk), ident(match_column));
+            gone.push(format!(
+                "t.{col} IN (SELECT p.{pk} FROM {pq} p WHERE p.{m} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {ps} ps WHERE ps.c0 = p.{m}))",
+                pq = q.qualified,
+                ps = name(q.parent),
+            ));
+            legacy.push(format!(
+                "EXISTS (SELECT 1 FROM {pq} p WHERE p.{pk} = t.{col} AND p.{m} IS NOT NULL)",
+                pq = q.qualified,
+            ));
+        }
+        Some(format!(
+            "({}) AND {}",
+            gone.join(" OR "),
+            legacy.join(" AND ")
+        ))
+    }
+
+    /// Links `t` of a junction that a merge may remove: its owner is in the source and
+    /// every one of that owner's source links loaded (none rejected or skipped, so a typo in
+    /// one link never removes the link it meant), every row it links is one the source
+    /// describes (a legacy id that is not NULL: never a link to a row the application
+    /// created), and the source no longer has it. None for an entity.
+    pub(crate) fn unlinkable(&self, plan: &Plan) -> Option<String> {
         let table = self.table;
         let TableKind::Junction { owner } = table.kind else {
             return None;
@@ -423,14 +468,30 @@ impl<'a> Staging<'a> {
             .iter()
             .map(|&i| format!("t.{} = r.r{i}", ident(&table.stage[i].target)))
             .collect();
+        let mut legacy = String::new();
+        for (i, c) in table.stage.iter().enumerate() {
+            let Some(q) = &c.reference else { continue };
+            if i == owner {
+                continue;
+            }
+            legacy.push_str(&format!(
+                "\n               AND EXISTS (SELECT 1 FROM {qq} q WHERE q.{pk} = t.{col} AND q.{m} IS NOT NULL)",
+                qq = q.qualified,
+                pk = ident(&q.pk),
+                col = ident(&c.target),
+                m = ident(&q.match_column),
+            ));
+        }
         Some(format!(
-            "t.{own} IN (SELECT p.{pk} FROM {pq} p JOIN {ps} ps ON ps.c0 = p.{pm} WHERE NOT ps.drop_)
+            "t.{own} IN (SELECT p.{pk} FROM {pq} p JOIN {ps} ps ON ps.c0 = p.{pm} WHERE NOT ps.drop_
+                 AND NOT EXISTS (SELECT 1 FROM {s} d WHERE d.drop_ AND d.c{owner} = ps.c0)){legacy}
                AND NOT EXISTS (SELECT 1 FROM ({sel}) r WHERE {same})",
             own = ident(&table.stage[owner].target),
             pk = ident(&r.pk),
             pq = parent.qualified,
             ps = name(r.parent),
             pm = ident(match_column),
+            s = self.name,
             sel = self.resolved,
             same = same.join(" AND "),
         ))
@@ -655,7 +716,8 @@ mod tests {
             s.gone().unwrap(),
             "t.\"legacy_id\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cutover_stage_1 s WHERE s.c0 = t.\"legacy_id\")"
         );
-        assert!(s.stale_links(&plan).is_none());
+        assert!(s.unlinkable(&plan).is_none());
+        assert!(s.gone_links(&plan).is_none());
         assert_eq!(
             s.count(),
             "SELECT count(*) FROM cutover_stage_1 WHERE NOT drop_"
@@ -747,14 +809,24 @@ mod tests {
             "'voter_id' || '=' || coalesce(r.r0::text, 'NULL') || ' ' || 'team_id' || '=' || coalesce(r.r1::text, 'NULL')"
         );
         assert!(s.gone().is_none());
-        assert_eq!(
-            s.stale_links(&plan).unwrap(),
-            format!(
-                "t.\"voter_id\" IN (SELECT p.\"id\" FROM \"public\".\"users\" p JOIN cutover_stage_1 ps ON ps.c0 = p.\"legacy_id\" WHERE NOT ps.drop_)
-               AND NOT EXISTS (SELECT 1 FROM ({}) r WHERE t.\"voter_id\" = r.r0 AND t.\"team_id\" = r.r1)",
-                s.resolved()
-            )
-        );
+        let unlink = s.unlinkable(&plan).unwrap();
+        // Owners in the source with none of their links left out, ...
+        assert!(unlink.starts_with(
+            "t.\"voter_id\" IN (SELECT p.\"id\" FROM \"public\".\"users\" p JOIN cutover_stage_1 ps ON ps.c0 = p.\"legacy_id\" WHERE NOT ps.drop_
+                 AND NOT EXISTS (SELECT 1 FROM cutover_stage_2 d WHERE d.drop_ AND d.c0 = ps.c0))"
+        ), "{unlink}");
+        // ... links between legacy rows only, ...
+        assert!(unlink.contains(
+            "AND EXISTS (SELECT 1 FROM \"public\".\"teams\" q WHERE q.\"id\" = t.\"team_id\" AND q.\"legacy_id\" IS NOT NULL)"
+        ), "{unlink}");
+        // ... that the source no longer has.
+        assert!(unlink.ends_with(&format!(
+            "AND NOT EXISTS (SELECT 1 FROM ({}) r WHERE t.\"voter_id\" = r.r0 AND t.\"team_id\" = r.r1)",
+            s.resolved()
+        )), "{unlink}");
+        let pruned = s.gone_links(&plan).unwrap();
+        assert!(pruned.contains("t.\"voter_id\" IN (SELECT p.\"id\" FROM \"public\".\"users\" p WHERE p.\"legacy_id\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cutover_stage_1 ps WHERE ps.c0 = p.\"legacy_id\")) OR t.\"team_id\" IN"), "{pruned}");
+        assert!(pruned.ends_with("AND EXISTS (SELECT 1 FROM \"public\".\"teams\" p WHERE p.\"id\" = t.\"team_id\" AND p.\"legacy_id\" IS NOT NULL)"), "{pruned}");
         assert!(s.drop_duplicates().contains(
             "PARTITION BY c0, c1 ORDER BY row_) AS n FROM cutover_stage_2 WHERE NOT drop_)"
         ));

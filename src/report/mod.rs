@@ -8,7 +8,7 @@ pub(crate) mod text;
 
 use crate::convert::reject::{Code, RejectRow};
 use crate::files;
-use crate::load::Report;
+use crate::load::{Conflict, Report};
 use serde::Serialize;
 use std::path::Path;
 use text::{thousands, wrap};
@@ -118,6 +118,7 @@ pub(crate) fn render_differences(report: &Report) -> String {
 pub(crate) fn write_rejects(
     path: &Path,
     rows: &[RejectRow],
+    conflicts: &[Conflict],
     with_rows: bool,
 ) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -149,8 +150,56 @@ pub(crate) fn write_rejects(
         }
         w.write_record(&record)?;
     }
+    // Then the values both the application and the source changed (see `conflict_reason`).
+    for c in conflicts {
+        let value = short(c.application.as_deref());
+        let reason = conflict_reason(c);
+        let code = match c.resolution {
+            "overwritten" => "conflict_overwritten",
+            _ => "conflict_kept",
+        };
+        let mut record = vec![
+            c.table.as_str(),
+            &c.legacy_id,
+            &c.column,
+            &value,
+            &reason,
+            code,
+            &c.source_table,
+        ];
+        if with_rows {
+            record.push("");
+        }
+        w.write_record(&record)?;
+    }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
     write_atomically(path, &bytes)
+}
+
+/// A value as text for a message: quoted, about 80 characters at most, or NULL.
+pub(crate) fn short(v: Option<&str>) -> String {
+    match v {
+        None => "NULL".into(),
+        Some(v) if v.chars().count() > 80 => {
+            format!("'{}…'", v.chars().take(79).collect::<String>())
+        }
+        Some(v) => format!("'{v}'"),
+    }
+}
+
+/// Why a conflict is one, both values, and what was done about it.
+pub(crate) fn conflict_reason(c: &Conflict) -> String {
+    let what = match c.resolution {
+        "overwritten" => "the source's value was written over it (on_conflict = \"overwrite\")",
+        _ => {
+            "the application's value was kept (set on_conflict = \"overwrite\" on the column or table to take the source's)"
+        }
+    };
+    format!(
+        "the application changed this value since the last load and the source changed it too: application {}, source {}; {what}",
+        short(c.application.as_deref()),
+        short(c.source.as_deref())
+    )
 }
 
 /// Written privately and atomically, never through a link planted at `path`.
@@ -183,13 +232,13 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("r.csv");
         let rows = [reject("t", "1", Code::Convert, "bad")];
-        write_rejects(&p, &rows, false).unwrap();
+        write_rejects(&p, &rows, &[], false).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         assert_eq!(
             text,
             "table,legacy_id,column,value,reason,code,source_table\nt,1,c,\"a,\"\"b\"\"\nc\",bad,convert,old_t\n"
         );
-        write_rejects(&p, &rows, true).unwrap();
+        write_rejects(&p, &rows, &[], true).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(
             text.ends_with(

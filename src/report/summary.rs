@@ -58,6 +58,11 @@ const COLUMNS: &[Column] = &[
         value: |t| t.skipped,
         always: false,
     },
+    Column {
+        header: "conflicts",
+        value: |t| t.conflicts,
+        always: false,
+    },
 ];
 
 /// The table: a header, a row per table, a totals row.
@@ -249,6 +254,45 @@ pub(crate) fn load(report: &Report, rejects: &[RejectRow]) -> String {
             if total == 1 { "row" } else { "rows" }
         ));
         s.push_str(&render_groups(&group_rejects(rejects), 10));
+    }
+    let c = &report.conflicts;
+    if c.total > 0 {
+        s.push_str(&wrap(
+            &format!(
+                "conflicts: {} {} changed by the application and by the source since the last load ({} kept, {} overwritten):",
+                thousands(c.total),
+                if c.total == 1 { "value" } else { "values" },
+                thousands(c.kept),
+                thousands(c.overwritten),
+            ),
+            2,
+            WIDTH,
+        ));
+        for x in c.examples.iter().take(10) {
+            s.push_str(&wrap(
+                &format!(
+                    "  {}.{} (legacy id {}): application {}, source {} ({})",
+                    x.table,
+                    x.column,
+                    x.legacy_id,
+                    super::short(x.application.as_deref()),
+                    super::short(x.source.as_deref()),
+                    x.resolution
+                ),
+                6,
+                WIDTH,
+            ));
+        }
+        if c.kept > 0 {
+            s.push_str(&wrap(
+                "  to take the source's value, set on_conflict = \"overwrite\" on the column or the table",
+                4,
+                WIDTH,
+            ));
+        }
+    }
+    for note in &report.notes {
+        s.push_str(&wrap(&format!("note: {note}"), 2, WIDTH));
     }
     s.push_str(&super::render_differences(report));
     s

@@ -14,6 +14,7 @@ mod locks;
 mod output;
 mod podium_load;
 mod process;
+mod rerun;
 mod schema_checks;
 mod schemas;
 mod scratch_schema;

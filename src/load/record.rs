@@ -1,0 +1,560 @@
+//! What each load wrote, kept beside the mapping, so that a re-run can tell a value the source
+//! changed from a value the application changed since cutover last wrote it.
+//!
+//! The record is one file per mapping and target (`<mapping>.cutover-state/<hash>.record`,
+//! the hash of the target URL without its password and the schema). Per entity table it holds,
+//! for every target row with a legacy id, a 64-bit hash of each mapped value column
+//! (`hashtextextended` of the value's text form, the function PostgreSQL's hash partitioning
+//! relies on staying stable) as cutover last wrote it — or, for a value the application
+//! changed and cutover kept, the hash of what cutover had written before, so the conflict is
+//! reported again until it is resolved. A re-run uploads it into temporary tables (nothing is
+//! created in the target's schemas) and merges three ways: the record, the target, the source.
+//!
+//! Layout: the line `cutover-record 1`, then a JSON header (u32 big-endian length first:
+//! the database's oid, the target), then per table a JSON section header (length-prefixed
+//! likewise: table name, its oid, its legacy column, the hashed columns) followed by a u64
+//! length and the section's rows as PostgreSQL binary COPY data (`k text, h0 bigint, …`), and
+//! a u32 zero at the end. The file is written under a temporary name inside the load's
+//! transaction and renamed into place only once COMMIT has succeeded (`files`: private,
+//! never through a link). A record written for another database, or for a table that was
+//! since re-created (another oid), is not used, and the run says so.
+
+use super::table_error;
+use crate::error::{describe_pg, unavailable};
+use crate::files;
+use crate::pg::sql::ident;
+use crate::plan::staging::Staging;
+use crate::plan::{Plan, TableKind};
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use tokio_postgres::Transaction;
+
+const MAGIC: &[u8] = b"cutover-record 1\n";
+
+/// The record file of the load `at` into the database `tx` is connected to: named by the
+/// cluster's system identifier, the database's name and oid (so that every URL reaching the
+/// same database finds the same record, and two servers with a database of the same name
+/// never share one), or by the target URL where the role may not read the identifier.
+pub(crate) async fn locate(tx: &Transaction<'_>, at: &super::RecordAt) -> anyhow::Result<PathBuf> {
+    let failed = |e: tokio_postgres::Error| {
+        unavailable(format!(
+            "identifying the target database for its record: {}",
+            describe_pg(&e)
+        ))
+    };
+    let allowed: bool = tx
+        .query_one(
+            "SELECT pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')",
+            &[],
+        )
+        .await
+        .map_err(failed)?
+        .get(0);
+    let cluster: Option<String> = if allowed {
+        tx.query_one(
+            "SELECT system_identifier::text FROM pg_catalog.pg_control_system()",
+            &[],
+        )
+        .await
+        .map_err(failed)?
+        .get(0)
+    } else {
+        None
+    };
+    let identity = match cluster {
+        Some(id) => {
+            let row = tx
+                .query_one(
+                    "SELECT datname::text, oid::text FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()",
+                    &[],
+                )
+                .await
+                .map_err(failed)?;
+            format!(
+                "cluster {id} database {} oid {}",
+                row.get::<_, String>(0),
+                row.get::<_, String>(1)
+            )
+        }
+        None => format!("url {}", at.target),
+    };
+    Ok(place(
+        &at.mapping,
+        at.state.as_deref(),
+        &identity,
+        &at.schema,
+    ))
+}
+
+/// The record file of `mapping` for the target identified by `target` and `schema`, in
+/// `state` or else in `MAPPING.cutover-state` beside the mapping.
+pub(crate) fn place(mapping: &Path, state: Option<&Path>, target: &str, schema: &str) -> PathBuf {
+    let dir = match state {
+        Some(dir) => dir.to_path_buf(),
+        None => {
+            let stem = mapping
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "mapping".into());
+            mapping
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(format!("{stem}.cutover-state"))
+        }
+    };
+    let hash: String = Sha256::digest(format!("{target}\n{schema}").as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    dir.join(format!("{hash}.record"))
+}
+
+/// The hash of a value as the record keeps it: NULL hashes to 0.
+pub(crate) fn hash(expr: &str) -> String {
+    format!("coalesce(pg_catalog.hashtextextended(({expr})::text, 0), 0)")
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    database_oid: i64,
+    target: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Section {
+    table: String,
+    oid: i64,
+    key: String,
+    columns: Vec<String>,
+}
+
+/// A table's record as uploaded for this run: the temporary table `b` is joined on, and the
+/// value columns it has a hash of.
+#[derive(Debug, Clone)]
+pub(crate) struct Base {
+    pub(crate) table: String,
+    columns: Vec<String>,
+}
+
+impl Base {
+    /// The recorded hash of target column `column` over the joined record row `b`, if the
+    /// record has one.
+    pub(crate) fn hash_of(&self, column: &str) -> Option<String> {
+        self.columns
+            .iter()
+            .position(|c| c == column)
+            .map(|j| format!("b.h{j}"))
+    }
+
+    /// Whether it holds hashes of exactly these columns, in this order.
+    pub(crate) fn is_of(&self, columns: &[&str]) -> bool {
+        self.columns
+            .iter()
+            .map(String::as_str)
+            .eq(columns.iter().copied())
+    }
+}
+
+/// The previous load's record, per table of the plan (None: no record of that table).
+#[derive(Debug, Default)]
+pub(crate) struct Uploaded {
+    pub(crate) bases: Vec<Option<Base>>,
+}
+
+impl Uploaded {
+    pub(crate) fn base(&self, index: usize) -> Option<&Base> {
+        self.bases.get(index).and_then(Option::as_ref)
+    }
+}
+
+fn temp_name(index: usize) -> String {
+    format!("cutover_record_{index}")
+}
+
+async fn database_oid(tx: &Transaction<'_>) -> anyhow::Result<i64> {
+    let row = tx
+        .query_one(
+            "SELECT oid::bigint FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()",
+            &[],
+        )
+        .await
+        .map_err(|e| unavailable(format!("reading the database's oid: {}", describe_pg(&e))))?;
+    Ok(row.get(0))
+}
+
+async fn table_oid(tx: &Transaction<'_>, qualified: &str) -> anyhow::Result<i64> {
+    let row = tx
+        .query_one(
+            "SELECT pg_catalog.to_regclass($1)::oid::bigint",
+            &[&qualified],
+        )
+        .await
+        .map_err(|e| unavailable(format!("reading {qualified}'s oid: {}", describe_pg(&e))))?;
+    Ok(row.get::<_, Option<i64>>(0).unwrap_or(0))
+}
+
+/// Upload the record at `path` into temporary tables. Returns what was uploaded and, when
+/// there is no usable record, a note saying so and what that means for this run.
+pub(crate) async fn upload(
+    tx: &Transaction<'_>,
+    plan: &Plan,
+    path: &Path,
+) -> anyhow::Result<(Uploaded, Option<String>)> {
+    let mut up = Uploaded {
+        bases: vec![None; plan.tables.len()],
+    };
+    let unknown = "values that differ from the source are kept as the target holds them and reported as conflicts (on_conflict = \"overwrite\" takes the source's)";
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((
+                up,
+                Some(format!(
+                    "no record of an earlier load into this target ({}): {unknown}",
+                    path.display()
+                )),
+            ));
+        }
+        Err(e) => {
+            return Err(unavailable(format!(
+                "reading the record of the last load, {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    let corrupt = |why: String| {
+        unavailable(format!(
+            "the record of the last load, {}, cannot be read ({why}); move it aside to run without it (then {unknown})",
+            path.display()
+        ))
+    };
+    let mut r = BufReader::new(file);
+    let mut magic = vec![0u8; MAGIC.len()];
+    r.read_exact(&mut magic)
+        .map_err(|e| corrupt(e.to_string()))?;
+    if magic != MAGIC {
+        return Err(corrupt("not a cutover record".into()));
+    }
+    let header: Header = read_json(&mut r)
+        .map_err(|e| corrupt(e.to_string()))?
+        .ok_or_else(|| corrupt("no header".into()))?;
+    if header.database_oid != database_oid(tx).await? {
+        return Ok((
+            up,
+            Some(format!(
+                "the record {} was written for another database ({}): {unknown}",
+                path.display(),
+                header.target
+            )),
+        ));
+    }
+    let mut stale = Vec::new();
+    while let Some(section) = read_json::<Section>(&mut r).map_err(|e| corrupt(e.to_string()))? {
+        let mut len = [0u8; 8];
+        r.read_exact(&mut len).map_err(|e| corrupt(e.to_string()))?;
+        let len = u64::from_be_bytes(len);
+        let index = plan.tables.iter().position(|t| {
+            t.name == section.table
+                && matches!(&t.kind, TableKind::Entity { match_column } if *match_column == section.key)
+        });
+        let usable = match index {
+            Some(i) => table_oid(tx, &plan.tables[i].qualified).await? == section.oid,
+            None => false,
+        };
+        let (Some(index), true) = (index, usable) else {
+            if index.is_some() {
+                stale.push(section.table.clone());
+            }
+            r.seek_relative(len as i64)
+                .map_err(|e| corrupt(e.to_string()))?;
+            continue;
+        };
+        let table = &plan.tables[index];
+        let name = temp_name(index);
+        let mut ddl = format!("CREATE TEMP TABLE {name} (k text NOT NULL");
+        for j in 0..section.columns.len() {
+            ddl.push_str(&format!(", h{j} bigint"));
+        }
+        ddl.push_str(") ON COMMIT DROP");
+        tx.batch_execute(&ddl)
+            .await
+            .map_err(|e| table_error(&e, table, "reading the record of the last load"))?;
+        let sink = tx
+            .copy_in::<_, bytes::Bytes>(&format!("COPY {name} FROM STDIN (FORMAT binary)"))
+            .await
+            .map_err(|e| table_error(&e, table, "reading the record of the last load"))?;
+        let mut sink = std::pin::pin!(sink);
+        let mut left = len;
+        let mut buf = vec![0u8; 1 << 16];
+        while left > 0 {
+            let n = (left as usize).min(buf.len());
+            r.read_exact(&mut buf[..n])
+                .map_err(|e| corrupt(e.to_string()))?;
+            sink.send(bytes::Bytes::copy_from_slice(&buf[..n]))
+                .await
+                .map_err(|e| table_error(&e, table, "reading the record of the last load"))?;
+            left -= n as u64;
+        }
+        sink.as_mut()
+            .finish()
+            .await
+            .map_err(|e| table_error(&e, table, "reading the record of the last load"))?;
+        tx.batch_execute(&format!("ANALYZE {name}"))
+            .await
+            .map_err(|e| table_error(&e, table, "reading the record of the last load"))?;
+        up.bases[index] = Some(Base {
+            table: name,
+            columns: section.columns,
+        });
+    }
+    let note = (!stale.is_empty()).then(|| {
+        format!(
+            "the record {} is of tables since re-created ({}): there, {unknown}",
+            path.display(),
+            stale.join(", ")
+        )
+    });
+    Ok((up, note))
+}
+
+/// A u32-length-prefixed JSON value; None at the end marker (length 0).
+fn read_json<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> std::io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len == 0 {
+        return Ok(None);
+    }
+    if len > 1 << 24 {
+        return Err(std::io::Error::other(
+            "a section header is implausibly long",
+        ));
+    }
+    let mut text = vec![0u8; len];
+    r.read_exact(&mut text)?;
+    serde_json::from_slice(&text)
+        .map(Some)
+        .map_err(std::io::Error::other)
+}
+
+fn write_json<T: Serialize>(w: &mut impl Write, v: &T) -> std::io::Result<()> {
+    let text = serde_json::to_vec(v).map_err(std::io::Error::other)?;
+    w.write_all(&(text.len() as u32).to_be_bytes())?;
+    w.write_all(&text)
+}
+
+/// A new record written under a temporary name, put in place by [`Pending::keep`] once the
+/// load has committed; dropped, it is removed.
+pub(crate) struct Pending {
+    tmp: PathBuf,
+    path: PathBuf,
+    kept: bool,
+}
+
+impl Pending {
+    /// Rename the new record into place (after COMMIT succeeded).
+    pub(crate) fn keep(mut self) -> Result<(), String> {
+        files::check(&self.path, files::Existing::Replace)?;
+        std::fs::rename(&self.tmp, &self.path)
+            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        self.kept = true;
+        Ok(())
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Write what the target holds now, inside the load's transaction, as the next record: per
+/// entity table with value columns, every row with a legacy id, each value column's hash —
+/// the value cutover wrote or found equal to the source, or, where the target differs from
+/// the source (the application's value, kept), the hash recorded before. A table that was
+/// `empty` at the start holds only what this load wrote: its rows are hashed as they are. A
+/// table whose record this run left `unchanged` is carried over from the uploaded one.
+pub(crate) async fn save(
+    tx: &Transaction<'_>,
+    staging: &[Staging<'_>],
+    uploaded: &Uploaded,
+    empty: &[bool],
+    unchanged: &[bool],
+    path: &Path,
+    target: &str,
+) -> anyhow::Result<Pending> {
+    let failed = |e: std::io::Error| {
+        unavailable(format!(
+            "writing the record of this load, {}: {e}; nothing was committed (the record is what makes later re-runs safe for the application's edits)",
+            path.display()
+        ))
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    match files::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(failed(e)),
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.cutover-tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let file = files::create_new(&tmp).map_err(failed)?;
+    let pending = Pending {
+        tmp,
+        path: path.to_path_buf(),
+        kept: false,
+    };
+    let mut w = BufWriter::new(file);
+    w.write_all(MAGIC).map_err(failed)?;
+    write_json(
+        &mut w,
+        &Header {
+            database_oid: database_oid(tx).await?,
+            target: target.to_string(),
+        },
+    )
+    .map_err(failed)?;
+    for (index, s) in staging.iter().enumerate() {
+        let table = s.table();
+        let TableKind::Entity { match_column } = &table.kind else {
+            continue;
+        };
+        if s.value_cols().is_empty() {
+            continue;
+        }
+        let m = ident(match_column);
+        let base = uploaded.base(index);
+        let mut cols = Vec::new();
+        let mut select = vec![format!("t.{m}::text")];
+        for &i in s.value_cols() {
+            let c = &table.stage[i];
+            cols.push(c.target.clone());
+            let old = base
+                .and_then(|b| b.hash_of(&c.target))
+                .unwrap_or_else(|| "NULL::bigint".into());
+            let (t_val, r_val) = (
+                hash(&format!("t.{}", ident(&c.target))),
+                hash(&Staging::resolved_col(i)),
+            );
+            select.push(format!(
+                "CASE WHEN r.row_ IS NULL THEN {old} WHEN {t_val} = {r_val} THEN {r_val} ELSE {old} END"
+            ));
+        }
+        let (join_base, has_base) = match base {
+            Some(b) => (
+                format!(" LEFT JOIN {} b ON b.k = t.{m}::text", b.table),
+                "b.k IS NOT NULL",
+            ),
+            None => (String::new(), "false"),
+        };
+        let sql = match base {
+            Some(b) if unchanged.get(index) == Some(&true) => {
+                format!("COPY {} TO STDOUT (FORMAT binary)", b.table)
+            }
+            _ if empty.get(index) == Some(&true) => {
+                let hashes: Vec<String> = s
+                    .value_cols()
+                    .iter()
+                    .map(|&i| hash(&format!("t.{}", ident(&table.stage[i].target))))
+                    .collect();
+                format!(
+                    "COPY (SELECT t.{m}::text, {} FROM {} t WHERE t.{m} IS NOT NULL) TO STDOUT (FORMAT binary)",
+                    hashes.join(", "),
+                    table.qualified
+                )
+            }
+            _ => format!(
+                "COPY (SELECT {select} FROM {tt} t LEFT JOIN ({sel}) r ON {key}{join_base} WHERE t.{m} IS NOT NULL AND (r.row_ IS NOT NULL OR {has_base})) TO STDOUT (FORMAT binary)",
+                select = select.join(", "),
+                tt = table.qualified,
+                sel = s.resolved(),
+                key = s.key_match(),
+            ),
+        };
+        write_json(
+            &mut w,
+            &Section {
+                table: table.name.clone(),
+                oid: table_oid(tx, &table.qualified).await?,
+                key: match_column.clone(),
+                columns: cols,
+            },
+        )
+        .map_err(failed)?;
+        let at = w.stream_position().map_err(failed)?;
+        w.write_all(&0u64.to_be_bytes()).map_err(failed)?;
+        let stream = tx
+            .copy_out(&sql)
+            .await
+            .map_err(|e| table_error(&e, table, "recording what this load wrote"))?;
+        let mut stream = std::pin::pin!(stream);
+        let mut len = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|e| table_error(&e, table, "recording what this load wrote"))?;
+            w.write_all(&chunk).map_err(failed)?;
+            len += chunk.len() as u64;
+        }
+        let end = w.stream_position().map_err(failed)?;
+        w.seek(SeekFrom::Start(at)).map_err(failed)?;
+        w.write_all(&len.to_be_bytes()).map_err(failed)?;
+        w.seek(SeekFrom::Start(end)).map_err(failed)?;
+    }
+    w.write_all(&0u32.to_be_bytes()).map_err(failed)?;
+    let file = w.into_inner().map_err(|e| failed(e.into_error()))?;
+    file.sync_all().map_err(failed)?;
+    Ok(pending)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_record_per_mapping_and_target_beside_the_mapping() {
+        let m = Path::new("/srv/m/podium.toml");
+        let a = place(m, None, "postgresql://u:***@h/db", "public");
+        let b = place(m, None, "postgresql://u:***@h/other", "public");
+        let c = place(
+            m,
+            Some(Path::new("/var/lib/cutover")),
+            "postgresql://u:***@h/db",
+            "public",
+        );
+        assert_eq!(c.parent(), Some(Path::new("/var/lib/cutover")));
+        assert_eq!(a.parent(), Some(Path::new("/srv/m/podium.cutover-state")));
+        assert!(a.to_string_lossy().ends_with(".record"));
+        assert_ne!(a, b);
+        assert_eq!(a, place(m, None, "postgresql://u:***@h/db", "public"));
+    }
+
+    #[test]
+    fn json_sections_round_trip_and_end() {
+        let mut buf = Vec::new();
+        write_json(
+            &mut buf,
+            &Section {
+                table: "users".into(),
+                oid: 7,
+                key: "airtable_id".into(),
+                columns: vec!["email".into()],
+            },
+        )
+        .unwrap();
+        buf.extend(0u32.to_be_bytes());
+        let mut r = &buf[..];
+        let s: Section = read_json(&mut r).unwrap().unwrap();
+        assert_eq!((s.table.as_str(), s.oid, s.columns.len()), ("users", 7, 1));
+        assert!(read_json::<Section>(&mut r).unwrap().is_none());
+    }
+}
