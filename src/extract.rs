@@ -18,11 +18,17 @@ use crate::plan::{Plan, StageColumn, StageInput, TableKind, TablePlan};
 use crate::source::{Record, Source, Wanted};
 use crate::value::Value;
 use bytes::BytesMut;
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Flush COPY data to the loader in chunks of about this size.
 const CHUNK: usize = 256 * 1024;
+
+/// At most this many identities are remembered per table to tell duplicates apart (8 bytes
+/// each, about 19 MB at most); past it PostgreSQL searches the staged rows instead.
+const IDENTITIES_IN_MEMORY: usize = 1_500_000;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -81,6 +87,7 @@ pub(crate) fn run(
         let mut out = BytesMut::with_capacity(CHUNK + 64 * 1024);
         Staging::header(&mut out);
         let mut ex = Extracted::default();
+        let mut seen = Identities::new(staging.identity_by_bytes());
         let mut failed: Option<anyhow::Error> = None;
         let explode = table.stage.iter().position(|c| c.shape.explode);
         let read = source.scan(&table.from, &table.fields, &mut |rec: &dyn Record| {
@@ -101,15 +108,18 @@ pub(crate) fn run(
                             Reject::new(reason),
                         ));
                     }
-                    encode_dropped(&staging, rec, &mut conv, out);
-                } else if let Err((col, code, reject)) =
-                    encode_row(&staging, rec, over, &mut conv, out)
-                {
-                    ex.rejected += 1;
-                    if ex.rejects.len() < limits.keep_rejects {
-                        ex.rejects.push(reject_row(table, rec, col, code, reject));
+                    encode_dropped(&staging, rec, &mut conv, true, out);
+                } else {
+                    match encode_row(&staging, rec, over, &mut conv, seen.keys(), out) {
+                        Ok(identity) => seen.add(identity),
+                        Err((col, code, reject)) => {
+                            ex.rejected += 1;
+                            if ex.rejects.len() < limits.keep_rejects {
+                                ex.rejects.push(reject_row(table, rec, col, code, reject));
+                            }
+                            encode_dropped(&staging, rec, &mut conv, false, out);
+                        }
                     }
-                    encode_dropped(&staging, rec, &mut conv, out);
                 }
             };
             match explode {
@@ -138,6 +148,8 @@ pub(crate) fn run(
             return Err(e);
         }
         ex.read = read?;
+        ex.distinct = seen.distinct();
+        drop(seen);
         Staging::trailer(&mut out);
         progress.read_all(index, ex.read, started.elapsed());
         if tx.blocking_send(Msg::Chunk(out.freeze())).is_err()
@@ -161,18 +173,77 @@ fn input<'a>(rec: &'a dyn Record, input: &'a StageInput) -> Value<'a> {
     }
 }
 
-/// Encode one staging row: ordinal, drop flag (false), then every stage column. On a reject,
-/// `out` is left as it was and the failing column's index is returned, with the kind of
-/// reject.
+/// The identities of one table's kept rows, as 64-bit fingerprints of their key columns'
+/// COPY bytes: no fingerprint seen twice means no two rows share an identity. A repeat may be
+/// a fingerprint collision, so it only says "look": PostgreSQL then finds the duplicates.
+struct Identities<'a> {
+    /// The key columns (stage indexes); None when they cannot be compared by their bytes.
+    keys: Option<&'a [usize]>,
+    seen: HashSet<u64, BuildHasherDefault<Fingerprint>>,
+    /// Still no repeat, and every identity was remembered.
+    distinct: bool,
+}
+
+impl<'a> Identities<'a> {
+    fn new(keys: Option<&'a [usize]>) -> Self {
+        Identities {
+            distinct: keys.is_some(),
+            keys,
+            seen: HashSet::default(),
+        }
+    }
+
+    /// The key columns to fingerprint while encoding, while it can still tell.
+    fn keys(&self) -> Option<&'a [usize]> {
+        self.keys.filter(|_| self.distinct)
+    }
+
+    fn add(&mut self, identity: Option<u64>) {
+        let Some(id) = identity else { return };
+        if self.seen.len() >= IDENTITIES_IN_MEMORY || !self.seen.insert(id) {
+            self.distinct = false;
+            self.seen = HashSet::default();
+        }
+    }
+
+    fn distinct(&self) -> bool {
+        self.distinct
+    }
+}
+
+/// SipHash over a row's key bytes (fixed keys: a collision costs a query, never a wrong
+/// answer); as the set's own hasher it passes the fingerprint through.
+#[derive(Default)]
+struct Fingerprint(u64);
+
+impl Hasher for Fingerprint {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Encode one staging row: ordinal, drop flag (false), then every stage column. With `keys`,
+/// returns the fingerprint of those columns' bytes. On a reject, `out` is left as it was and
+/// the failing column's index is returned, with the kind of reject.
 fn encode_row(
     staging: &Staging<'_>,
     rec: &dyn Record,
     over: Option<(usize, Value<'_>)>,
     conv: &mut Converter,
+    keys: Option<&[usize]>,
     out: &mut BytesMut,
-) -> Result<(), (usize, Code, Reject)> {
+) -> Result<Option<u64>, (usize, Code, Reject)> {
     let start = out.len();
-    staging.begin_row(out, rec.ordinal(), false);
+    let mut identity = keys.map(|_| std::hash::DefaultHasher::new());
+    staging.begin_row(out, rec.ordinal(), false, false);
     // Room for a generated id, so making one allocates nothing.
     let mut id: [u8; 16];
     for (i, col) in staging.table().stage.iter().enumerate() {
@@ -191,6 +262,7 @@ fn encode_row(
             }
             _ => input(rec, &col.input),
         };
+        let field = out.len();
         let result = shaped(value, col).and_then(|v| {
             conv.encode(v, &col.plan, out)
                 .map_err(|r| (Code::Convert, r))
@@ -199,8 +271,14 @@ fn encode_row(
             out.truncate(start);
             return Err((i, code, r));
         }
+        if let (Some(h), Some(keys)) = (identity.as_mut(), keys)
+            && keys.contains(&i)
+        {
+            // The field's length prefix is part of it, so fields never run together.
+            h.write(&out[field..]);
+        }
     }
-    Ok(())
+    Ok(identity.map(|h| h.finish()))
 }
 
 /// A NOT NULL reference whose policy is "skip" and whose source value is empty: the row is
@@ -287,11 +365,13 @@ fn json_scalar(v: &serde_json::Value) -> Value<'_> {
 }
 
 /// A rejected entity row is still staged, flagged as dropped, with its legacy id only, so
-/// that pruning knows the record exists. A junction row has no identity of its own: nothing.
+/// that pruning knows the record exists (as `skipped` when it was left out on purpose). A
+/// junction row has no identity of its own: nothing.
 fn encode_dropped(
     staging: &Staging<'_>,
     rec: &dyn Record,
     conv: &mut Converter,
+    skipped: bool,
     out: &mut BytesMut,
 ) {
     let table = staging.table();
@@ -299,7 +379,7 @@ fn encode_dropped(
         return;
     }
     // Not even the legacy id converts: the row cannot be tied to anything, and is left out.
-    let _ = staging.dropped_row(out, rec.ordinal(), |out| {
+    let _ = staging.dropped_row(out, rec.ordinal(), skipped, |out| {
         let col = &table.stage[0];
         conv.encode(input(rec, &col.input), &col.plan, out)
     });

@@ -63,6 +63,8 @@ pub(crate) enum Code {
     SkippedReference,
     /// An earlier source row has the same legacy id.
     DuplicateLegacyId,
+    /// A reference to a parent row that this same run left out (rejected or skipped).
+    ParentRejected,
 }
 
 impl Code {
@@ -75,6 +77,7 @@ impl Code {
             Code::DanglingReference => "dangling_reference",
             Code::SkippedReference => "skipped_reference",
             Code::DuplicateLegacyId => "duplicate_legacy_id",
+            Code::ParentRejected => "parent_rejected",
         }
     }
 }

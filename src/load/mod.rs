@@ -18,6 +18,7 @@ mod commit;
 mod diagnose;
 pub(crate) mod diff;
 mod finish;
+mod fresh;
 mod in_flight;
 mod merge;
 mod outcome;

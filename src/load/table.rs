@@ -1,8 +1,10 @@
 //! One table of the load, in plan order: stage its rows, resolve them, then merge them into
-//! the target — or, when only verifying, compare them with it.
+//! the target — or, when only verifying, compare them with it. A table that was empty at the
+//! start and whose ids are not drawn from a sequence is written by `fresh`, which judges
+//! references only when some do not resolve.
 
 use super::phase::{Clock, Durations};
-use super::{Loading, Phase, TableReport, diff, merge, resolve, stage};
+use super::{Loading, Phase, TableReport, diff, fresh, merge, resolve, stage};
 use crate::error::{describe_pg, unavailable};
 use crate::extract::Msg;
 use tokio::sync::mpsc;
@@ -32,8 +34,14 @@ impl Loading<'_> {
             ..TableReport::default()
         };
         self.rejects.extend(ex.rejects);
+        let empty = self.empty[index];
+        let fresh = !verify_only && empty && fresh::applies(table);
         let clock = Clock::start(observer, Phase::Resolve, Some(index));
-        resolve::resolve(tx, staging, &mut t, &mut self.rejects).await?;
+        if fresh {
+            resolve::duplicates(tx, staging, ex.distinct, &mut t, &mut self.rejects).await?;
+        } else {
+            resolve::resolve(tx, staging, ex.distinct, &mut t, &mut self.rejects).await?;
+        }
         clock.stop(None, &mut seconds);
         crate::hooks::reached(&format!("merge:{}", table.name)).await;
         if verify_only {
@@ -42,8 +50,14 @@ impl Loading<'_> {
             clock.stop(None, &mut seconds);
         } else {
             let clock = Clock::start(observer, Phase::Write, Some(index));
-            let empty = self.empty[index];
-            merge::write(tx, self.plan, staging, empty, &mut t).await?;
+            let staged = if fresh {
+                let staged = merge::staged(tx, staging).await?;
+                fresh::write(tx, staging, staged, &mut t, &mut self.rejects).await?;
+                None
+            } else {
+                merge::write(tx, self.plan, staging, empty, &mut t).await?;
+                Some(merge::staged(tx, staging).await?)
+            };
             if empty {
                 // Fresh statistics, so the joins of the tables that reference it plan well.
                 tx.batch_execute(&format!("ANALYZE {}", table.qualified))
@@ -52,9 +66,8 @@ impl Loading<'_> {
                         unavailable(format!("analyzing `{}`: {}", table.name, describe_pg(&e)))
                     })?;
             }
-            t.unchanged = merge::staged(tx, staging)
-                .await?
-                .saturating_sub(t.inserted + t.updated);
+            // A table empty at the start has no unchanged rows.
+            t.unchanged = staged.map_or(0, |n| n.saturating_sub(t.inserted + t.updated));
             clock.stop(None, &mut seconds);
         }
         t.seconds = seconds;
