@@ -63,8 +63,10 @@ pub(crate) enum Code {
     SkippedReference,
     /// An earlier source row has the same legacy id.
     DuplicateLegacyId,
-    /// A reference to a parent row that this same run left out (rejected or skipped).
+    /// A reference to a parent row that this same run rejected.
     ParentRejected,
+    /// Collides with another row on a unique key of the target (`on_duplicate = "keep_…"`).
+    DuplicateKey,
 }
 
 impl Code {
@@ -78,6 +80,7 @@ impl Code {
             Code::SkippedReference => "skipped_reference",
             Code::DuplicateLegacyId => "duplicate_legacy_id",
             Code::ParentRejected => "parent_rejected",
+            Code::DuplicateKey => "duplicate_key",
         }
     }
 }

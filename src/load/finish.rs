@@ -3,7 +3,7 @@
 //! every row with `--verify`, and hold the rejects to `--max-rejects`.
 
 use super::phase::Clock;
-use super::{BulkLoad, Loading, Phase, bulk, merge, sequences};
+use super::{BulkLoad, Loading, Phase, bulk, merge, sequences, unique};
 use crate::error::data;
 use crate::hooks;
 
@@ -12,6 +12,10 @@ impl Loading<'_> {
     /// first reason found), if it does not: then nothing is committed.
     pub(super) async fn finish(&mut self) -> anyhow::Result<Option<anyhow::Error>> {
         let observer = self.observer;
+        // Rows collide on unique keys whose policy is `error`: every one is named.
+        if let Some(why) = self.set_aside.refused() {
+            return Ok(Some(unique::refusal(&why)));
+        }
         // Constraints back before anything is deleted, so ON DELETE actions apply to pruning.
         if !self.set_aside.is_empty() {
             let clock = Clock::start(observer, Phase::Rebuild, None);

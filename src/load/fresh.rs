@@ -16,8 +16,8 @@ use super::resolve::{self, DANGLING_IN_MEMORY};
 use super::{TableReport, diagnose, table_error};
 use crate::convert::reject::RejectRow;
 use crate::pg::sql::ident;
-use crate::plan::staging::Staging;
 use crate::plan::TablePlan;
+use crate::plan::staging::Staging;
 use tokio_postgres::Transaction;
 use tokio_postgres::types::ToSql;
 

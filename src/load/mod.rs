@@ -28,6 +28,7 @@ mod sequences;
 mod setup;
 mod stage;
 mod table;
+mod unique;
 
 pub(crate) use in_flight::{interrupted, remember_target};
 pub(crate) use outcome::{BulkLoad, Constraint, Outcome, Report, SequenceReset, TableReport};

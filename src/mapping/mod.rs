@@ -18,8 +18,8 @@ pub(crate) mod suggest;
 mod walker;
 
 pub(crate) use model::{
-    ColumnMap, Const, GenerateId, Identity, Input, Many, Mapping, OnError, OnMissing, Reference,
-    Shape, TableMap,
+    ColumnMap, Const, GenerateId, Identity, Input, KeyPolicy, Many, Mapping, OnDuplicate, OnError,
+    OnMissing, Reference, Shape, TableMap,
 };
 pub(crate) use problems::{Problem, Problems};
 use std::path::Path;

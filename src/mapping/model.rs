@@ -29,6 +29,39 @@ pub(crate) struct TableMap {
     pub(crate) line: usize,
     pub(crate) identity: Identity,
     pub(crate) columns: Vec<ColumnMap>,
+    /// What to do when source rows collide on a unique key of the target (`on_duplicate`).
+    pub(crate) on_duplicate: OnDuplicate,
+    /// The same, per key: the unique constraint's or index's name (`[….on_duplicate_key]`).
+    pub(crate) on_duplicate_key: Vec<KeyPolicy>,
+}
+
+/// When rows collide on a unique key of the target: fail naming them all, or keep the first
+/// or the last in source order and reject the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum OnDuplicate {
+    #[default]
+    Error,
+    KeepFirst,
+    KeepLast,
+}
+
+impl OnDuplicate {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            OnDuplicate::Error => "error",
+            OnDuplicate::KeepFirst => "keep_first",
+            OnDuplicate::KeepLast => "keep_last",
+        }
+    }
+}
+
+/// One key's own `on_duplicate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeyPolicy {
+    /// The unique constraint's or unique index's name.
+    pub(crate) name: String,
+    pub(crate) policy: OnDuplicate,
+    pub(crate) line: usize,
 }
 
 /// How a target row is tied to its source row.

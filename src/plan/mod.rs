@@ -19,6 +19,7 @@ use crate::pg::catalog::{Catalog, ColumnInfo, TableInfo};
 use crate::pg::sql::qualified;
 use crate::source::SourceTable;
 
+pub(crate) mod keys;
 pub(crate) mod staging;
 
 use crate::graph::order;
@@ -46,6 +47,8 @@ pub(crate) struct TablePlan {
     pub(crate) overriding: bool,
     /// No id is drawn from a sequence (ids kept, or a junction): insert order is free.
     pub(crate) ids_from_source: bool,
+    /// When source rows collide on a unique key of the target.
+    pub(crate) on_duplicate: keys::DuplicatePolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -505,6 +508,7 @@ fn bind_table(
         (k, _) => k,
     };
     let _ = pos;
+    let on_duplicate = keys::bind(t, info, problems);
     Some(TablePlan {
         name: t.name.clone(),
         from: t.from.clone(),
@@ -517,6 +521,7 @@ fn bind_table(
             Identity::Legacy { keep_id, .. } => *keep_id,
             Identity::Junction { .. } => true,
         },
+        on_duplicate,
     })
 }
 

@@ -106,6 +106,11 @@ impl<'a> Staging<'a> {
         self.table
     }
 
+    /// The staging table's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The stage columns that make a row's identity, when two staged values of each are
     /// equal in SQL exactly when their binary COPY fields are byte for byte the same (text
     /// and varchar under the database's deterministic default collation, integers, uuids):
@@ -317,6 +322,15 @@ impl<'a> Staging<'a> {
         ))
     }
 
+    /// Drop (as rejected) the rows not dropped whose source positions (`row_`) are bound as
+    /// `$1`.
+    pub(crate) fn drop_rows_at(&self) -> String {
+        format!(
+            "UPDATE {} SET drop_ = true, skip_ = false WHERE NOT drop_ AND row_ = ANY ($1::bigint[])",
+            self.name
+        )
+    }
+
     /// Drop the rows whose ctids (as text) are bound as `$1`, as skipped when `$2`.
     pub(crate) fn drop_rows(&self) -> String {
         format!(
@@ -394,10 +408,7 @@ impl<'a> Staging<'a> {
 
     /// The resolved rows, among those whose ctid (as text) is bound as `$1`.
     pub(crate) fn resolved_among(&self) -> String {
-        format!(
-            "{} AND s.ctid = ANY ($1::text[]::tid[])",
-            self.resolved
-        )
+        format!("{} AND s.ctid = ANY ($1::text[]::tid[])", self.resolved)
     }
 
     /// The resolved rows with some reference that did not resolve (left NULL).
@@ -620,6 +631,7 @@ mod tests {
             stage,
             overriding: false,
             ids_from_source: false,
+            on_duplicate: Default::default(),
         }
     }
 
@@ -666,7 +678,9 @@ mod tests {
         assert_eq!(&out[..2], &[0, 4]);
         assert_eq!(
             &out[2..],
-            &[0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1]
+            &[
+                0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1
+            ]
         );
         out.clear();
         Staging::trailer(&mut out);
@@ -684,7 +698,9 @@ mod tests {
             Ok(())
         });
         assert!(ok.is_ok());
-        let mut want = vec![0, 7, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 1, 0, 0, 0, 1, 0];
+        let mut want = vec![
+            0, 7, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 1, 0, 0, 0, 1, 0,
+        ];
         want.extend([0, 0, 0, 1, b'x']);
         for _ in 0..3 {
             want.extend([0xff, 0xff, 0xff, 0xff]);
@@ -739,7 +755,10 @@ mod tests {
         );
         assert_eq!(
             s.resolved_complete(),
-            format!("{} AND ((s.c3 IS NULL OR p3.\"legacy_id\" IS NOT NULL))", s.resolved())
+            format!(
+                "{} AND ((s.c3 IS NULL OR p3.\"legacy_id\" IS NOT NULL))",
+                s.resolved()
+            )
         );
         assert_eq!(
             s.drop_parent_rejected(3).unwrap(),

@@ -6,6 +6,7 @@ mod airtable_load;
 mod bad_input;
 mod cli_errors;
 mod connect;
+mod engine;
 mod files;
 mod identifiers;
 mod inspect;
