@@ -27,8 +27,9 @@ use tokio::sync::mpsc;
 const CHUNK: usize = 256 * 1024;
 
 /// At most this many identities are remembered per table to tell duplicates apart (8 bytes
-/// each, about 19 MB at most); past it PostgreSQL searches the staged rows instead.
-const IDENTITIES_IN_MEMORY: usize = 1_500_000;
+/// and a control byte each in the set: a few MB at most, so memory stays flat however large
+/// the source); past it PostgreSQL searches the staged rows instead.
+const IDENTITIES_IN_MEMORY: usize = 200_000;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {

@@ -8,6 +8,10 @@
 //! reference set to NULL (`on_missing = "null"`) written after the others. The common case —
 //! every reference resolves — so pays no separate pass looking for dangling references.
 //!
+//! The joins that resolve references hash the parents' legacy ids; `work_mem` is raised for
+//! the rest of the transaction so that a parent of a few hundred thousand rows hashes in one
+//! batch rather than spilling to disk (PostgreSQL docs, "Resource Consumption").
+//!
 //! Writing the held-back rows last changes the order rows go in, so this is only for tables
 //! whose ids do not come from a sequence (ids kept from the source, links); the others are
 //! resolved first and written in source order by `merge`, so that re-loads give the same ids.
@@ -20,6 +24,9 @@ use crate::plan::TablePlan;
 use crate::plan::staging::Staging;
 use tokio_postgres::Transaction;
 use tokio_postgres::types::ToSql;
+
+/// `work_mem` for the joins of a fresh table's write.
+const WORK_MEM: &str = "64MB";
 
 /// Whether `table`, empty when the load started, is written here rather than by `merge`.
 pub(crate) fn applies(table: &TablePlan) -> bool {
@@ -37,9 +44,11 @@ pub(crate) async fn write(
     rejects: &mut Vec<RejectRow>,
 ) -> anyhow::Result<()> {
     let table = staging.table();
-    tx.batch_execute("SAVEPOINT cutover_fresh")
-        .await
-        .map_err(|e| table_error(&e, table, "starting the insert"))?;
+    tx.batch_execute(&format!(
+        "SET LOCAL work_mem = '{WORK_MEM}'; SAVEPOINT cutover_fresh"
+    ))
+    .await
+    .map_err(|e| table_error(&e, table, "starting the insert"))?;
     let mut inserted = insert(tx, staging, &staging.resolved_complete(), &[]).await?;
     if inserted < staged
         && let Some(dangling) = staging.dangling(DANGLING_IN_MEMORY + 1)
