@@ -17,11 +17,18 @@ use crate::plan::{Plan, StageInput, TableKind, TablePlan};
 use crate::source::{Record, Source, Wanted};
 use crate::value::Value;
 use bytes::BytesMut;
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Flush COPY data to the loader in chunks of about this size.
 const CHUNK: usize = 256 * 1024;
+
+/// At most this many identities are remembered per table to tell duplicates apart (8 bytes
+/// and a control byte each in the set: a few MB at most, so memory stays flat however large
+/// the source); past it PostgreSQL searches the staged rows instead.
+const IDENTITIES_IN_MEMORY: usize = 200_000;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -80,6 +87,7 @@ pub(crate) fn run(
         let mut out = BytesMut::with_capacity(CHUNK + 64 * 1024);
         Staging::header(&mut out);
         let mut ex = Extracted::default();
+        let mut seen = Identities::new(staging.identity_by_bytes());
         let mut failed: Option<anyhow::Error> = None;
         let explode = table.stage.iter().position(|c| c.shape.explode);
         // What the mapping's policies changed, per stage column: of the row being encoded,
@@ -104,18 +112,30 @@ pub(crate) fn run(
                             Reject::new(reason),
                         ));
                     }
-                    encode_dropped(&staging, rec, &mut conv, out);
-                } else if let Err((col, code, reject)) =
-                    encode_row(&staging, rec, over, &mut conv, &mut adjusted, out)
-                {
-                    ex.rejected += 1;
-                    if ex.rejects.len() < limits.keep_rejects {
-                        ex.rejects.push(reject_row(table, rec, col, code, reject));
-                    }
-                    encode_dropped(&staging, rec, &mut conv, out);
+                    encode_dropped(&staging, rec, &mut conv, true, out);
                 } else {
-                    for (a, total) in adjusted.iter_mut() {
-                        total.add(*a);
+                    match encode_row(
+                        &staging,
+                        rec,
+                        over,
+                        &mut conv,
+                        &mut adjusted,
+                        seen.keys(),
+                        out,
+                    ) {
+                        Ok(identity) => {
+                            seen.add(identity);
+                            for (a, total) in adjusted.iter_mut() {
+                                total.add(*a);
+                            }
+                        }
+                        Err((col, code, reject)) => {
+                            ex.rejected += 1;
+                            if ex.rejects.len() < limits.keep_rejects {
+                                ex.rejects.push(reject_row(table, rec, col, code, reject));
+                            }
+                            encode_dropped(&staging, rec, &mut conv, false, out);
+                        }
                     }
                 }
             };
@@ -155,6 +175,8 @@ pub(crate) fn run(
                 ..a
             })
             .collect();
+        ex.distinct = seen.distinct();
+        drop(seen);
         Staging::trailer(&mut out);
         progress.read_all(index, ex.read, started.elapsed());
         if tx.blocking_send(Msg::Chunk(out.freeze())).is_err()
@@ -178,19 +200,78 @@ fn input<'a>(rec: &'a dyn Record, input: &'a StageInput) -> Value<'a> {
     }
 }
 
-/// Encode one staging row: ordinal, drop flag (false), then every stage column. On a reject,
-/// `out` is left as it was and the failing column's index is returned, with the kind of
-/// reject.
+/// The identities of one table's kept rows, as 64-bit fingerprints of their key columns'
+/// COPY bytes: no fingerprint seen twice means no two rows share an identity. A repeat may be
+/// a fingerprint collision, so it only says "look": PostgreSQL then finds the duplicates.
+struct Identities<'a> {
+    /// The key columns (stage indexes); None when they cannot be compared by their bytes.
+    keys: Option<&'a [usize]>,
+    seen: HashSet<u64, BuildHasherDefault<Fingerprint>>,
+    /// Still no repeat, and every identity was remembered.
+    distinct: bool,
+}
+
+impl<'a> Identities<'a> {
+    fn new(keys: Option<&'a [usize]>) -> Self {
+        Identities {
+            distinct: keys.is_some(),
+            keys,
+            seen: HashSet::default(),
+        }
+    }
+
+    /// The key columns to fingerprint while encoding, while it can still tell.
+    fn keys(&self) -> Option<&'a [usize]> {
+        self.keys.filter(|_| self.distinct)
+    }
+
+    fn add(&mut self, identity: Option<u64>) {
+        let Some(id) = identity else { return };
+        if self.seen.len() >= IDENTITIES_IN_MEMORY || !self.seen.insert(id) {
+            self.distinct = false;
+            self.seen = HashSet::default();
+        }
+    }
+
+    fn distinct(&self) -> bool {
+        self.distinct
+    }
+}
+
+/// SipHash over a row's key bytes (fixed keys: a collision costs a query, never a wrong
+/// answer); as the set's own hasher it passes the fingerprint through.
+#[derive(Default)]
+struct Fingerprint(u64);
+
+impl Hasher for Fingerprint {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Encode one staging row: ordinal, drop flag (false), then every stage column. With `keys`,
+/// returns the fingerprint of those columns' bytes. On a reject, `out` is left as it was and
+/// the failing column's index is returned, with the kind of reject.
 fn encode_row(
     staging: &Staging<'_>,
     rec: &dyn Record,
     over: Option<(usize, Value<'_>)>,
     conv: &mut Converter,
     adjusted: &mut [(Adjusted, ColumnAdjusted)],
+    keys: Option<&[usize]>,
     out: &mut BytesMut,
-) -> Result<(), (usize, Code, Reject)> {
+) -> Result<Option<u64>, (usize, Code, Reject)> {
     let start = out.len();
-    staging.begin_row(out, rec.ordinal(), false);
+    let mut identity = keys.map(|_| std::hash::DefaultHasher::new());
+    staging.begin_row(out, rec.ordinal(), false, false);
     // Room for a generated id, so making one allocates nothing.
     let mut id: [u8; 16];
     for (i, col) in staging.table().stage.iter().enumerate() {
@@ -215,6 +296,7 @@ fn encode_row(
             }
             _ => input(rec, &col.input),
         };
+        let field = out.len();
         if let Err(r) = conv.encode(value, &col.plan, out) {
             out.truncate(start);
             return Err((i, r.code, r));
@@ -225,8 +307,14 @@ fn encode_row(
                 total.example = Some(convert::whole_object_hint(value));
             }
         }
+        if let (Some(h), Some(keys)) = (identity.as_mut(), keys)
+            && keys.contains(&i)
+        {
+            // The field's length prefix is part of it, so fields never run together.
+            h.write(&out[field..]);
+        }
     }
-    Ok(())
+    Ok(identity.map(|h| h.finish()))
 }
 
 /// A NOT NULL reference whose policy is "skip" and whose source value is empty: the row is
@@ -257,11 +345,13 @@ fn empty_skipped_reference(
 }
 
 /// A rejected entity row is still staged, flagged as dropped, with its legacy id only, so
-/// that pruning knows the record exists. A junction row has no identity of its own: nothing.
+/// that pruning knows the record exists (as `skipped` when it was left out on purpose). A
+/// junction row has no identity of its own: nothing.
 fn encode_dropped(
     staging: &Staging<'_>,
     rec: &dyn Record,
     conv: &mut Converter,
+    skipped: bool,
     out: &mut BytesMut,
 ) {
     let table = staging.table();
@@ -269,7 +359,7 @@ fn encode_dropped(
         return;
     }
     // Not even the legacy id converts: the row cannot be tied to anything, and is left out.
-    let _ = staging.dropped_row(out, rec.ordinal(), |out| {
+    let _ = staging.dropped_row(out, rec.ordinal(), skipped, |out| {
         let col = &table.stage[0];
         conv.encode(input(rec, &col.input), &col.plan, out)
     });

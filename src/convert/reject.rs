@@ -87,6 +87,10 @@ pub(crate) enum Code {
     /// PostgreSQL refuses a value for its column: its type's text input, a domain's CHECK or
     /// NOT NULL, or the column's modifier (`bit(8)`).
     Refused,
+    /// A reference to a parent row that this same run rejected.
+    ParentRejected,
+    /// Collides with another row on a unique key of the target (`on_duplicate = "keep_…"`).
+    DuplicateKey,
 }
 
 impl Code {
@@ -100,6 +104,8 @@ impl Code {
             Code::SkippedReference => "skipped_reference",
             Code::DuplicateLegacyId => "duplicate_legacy_id",
             Code::Refused => "refused",
+            Code::ParentRejected => "parent_rejected",
+            Code::DuplicateKey => "duplicate_key",
         }
     }
 }

@@ -9,11 +9,13 @@
 //! constraints. Definitions come from `pg_get_constraintdef` / `pg_get_indexdef`, so they
 //! come back identical (names, ON DELETE actions, DEFERRABLE, partial and expression indexes).
 //! A key or unique index that a foreign key from a table outside the bulk set depends on
-//! stays. Legacy ids were de-duplicated while staging; any other duplicate (a unique email,
-//! a slug) surfaces when its index is rebuilt, and the legacy ids of the colliding rows are
-//! named then.
+//! stays. A table's unique keys (primary key, unique constraints and indexes) go back as soon
+//! as its rows are written, so that rows colliding on one (a unique email, a slug) are found
+//! and settled by the mapping's policy (`unique`) before the tables that reference it are
+//! loaded; the other indexes and the foreign keys go back once every table is loaded.
 
 use super::Constraint;
+use super::unique::UniqueKey;
 use crate::error::{data, describe_pg, unavailable};
 use crate::pg::sql::ident;
 use tokio_postgres::Transaction;
@@ -35,6 +37,13 @@ struct Item {
     drop: String,
     /// For a unique key: the key as a row expression over the table's columns.
     key: Option<String>,
+    /// A primary key, unique constraint or unique index (rebuilt as soon as its table is
+    /// written, so collisions are settled before the tables that reference it are loaded),
+    /// as far as its definition can be read plainly.
+    unique: Option<UniqueKey>,
+    is_unique: bool,
+    /// Put back already.
+    done: bool,
 }
 
 /// What was set aside, in the order to put it back.
@@ -43,6 +52,9 @@ pub(crate) struct SetAside {
     keys: Vec<Item>,
     indexes: Vec<Item>,
     foreign_keys: Vec<Item>,
+    /// Why unique keys cannot be put back: rows collide on them and the mapping's policy is
+    /// `error`. The load fails with all of them, once every table is loaded.
+    refused: Vec<String>,
 }
 
 impl SetAside {
@@ -85,6 +97,9 @@ pub(crate) async fn set_aside(
             create,
             drop,
             key,
+            unique: None,
+            is_unique: false,
+            done: false,
         };
         for r in tx
             .query(
@@ -133,21 +148,26 @@ pub(crate) async fn set_aside(
         {
             let (name, def): (String, String) = (r.get(0), r.get(1));
             let key = key_of(&def);
-            out.keys.push(item(
-                name.clone(),
-                format!(
-                    "ALTER TABLE {} ADD CONSTRAINT {} {def}",
-                    f.table,
-                    ident(&name)
-                ),
-                format!("ALTER TABLE {} DROP CONSTRAINT {}", f.table, ident(&name)),
-                key,
-            ));
+            out.keys.push(Item {
+                unique: UniqueKey::from_def(&name, &def),
+                is_unique: true,
+                ..item(
+                    name.clone(),
+                    format!(
+                        "ALTER TABLE {} ADD CONSTRAINT {} {def}",
+                        f.table,
+                        ident(&name)
+                    ),
+                    format!("ALTER TABLE {} DROP CONSTRAINT {}", f.table, ident(&name)),
+                    key,
+                )
+            });
         }
         for r in tx
             .query(
                 &format!(
-                    "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), i.indisunique
+                    "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), i.indisunique,
+                            (SELECT c.relname::text FROM pg_class c WHERE c.oid = i.indexrelid)
                        FROM pg_index i
                       WHERE i.indrelid = $1::text::regclass AND NOT i.indisexclusion
                         AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype <> 'f')
@@ -162,7 +182,12 @@ pub(crate) async fn set_aside(
         {
             let (name, def, unique): (String, String, bool) = (r.get(0), r.get(1), r.get(2));
             let key = if unique { key_of(&def) } else { None };
-            out.indexes.push(item(name.clone(), def, format!("DROP INDEX {name}"), key));
+            let relname: String = r.get(3);
+            out.indexes.push(Item {
+                unique: unique.then(|| UniqueKey::from_def(&relname, &def)).flatten(),
+                is_unique: unique,
+                ..item(name.clone(), def.clone(), format!("DROP INDEX {name}"), key)
+            });
         }
     }
     // Foreign keys first: keys cannot go while a foreign key depends on them.
@@ -187,7 +212,7 @@ pub(crate) async fn restore(tx: &Transaction<'_>, set: &SetAside) -> anyhow::Res
     // DEFERRABLE INITIALLY DEFERRED constraint triggers. Fire them now, then give those
     // constraints back their deferred mode for the rest of the load (PostgreSQL docs, SET
     // CONSTRAINTS).
-    let deferred = deferred_constraints(tx, set).await?;
+    let deferred = deferred_constraints(tx, &set.tables()).await?;
     if !deferred.is_empty() {
         tx.batch_execute(&format!("SET CONSTRAINTS {} IMMEDIATE", deferred.join(", ")))
             .await
@@ -199,6 +224,9 @@ pub(crate) async fn restore(tx: &Transaction<'_>, set: &SetAside) -> anyhow::Res
             })?;
     }
     for it in set.keys.iter().chain(&set.indexes).chain(&set.foreign_keys) {
+        if it.done {
+            continue;
+        }
         tx.batch_execute("SAVEPOINT cutover_rebuild")
             .await
             .map_err(|e| unavailable(format!("rebuilding {}: {}", it.name, describe_pg(&e))))?;
@@ -241,19 +269,124 @@ pub(crate) async fn restore(tx: &Transaction<'_>, set: &SetAside) -> anyhow::Res
     Ok(())
 }
 
+/// Put back the unique keys (primary keys, unique constraints, unique indexes) set aside for
+/// `table` (qualified), now that its rows are written: each under a savepoint, so that every
+/// one is tried. Returns those its rows violate (a unique violation), with PostgreSQL's words:
+/// they stay set aside. Any other failure fails the load.
+pub(crate) async fn rebuild_unique(
+    tx: &Transaction<'_>,
+    set: &mut SetAside,
+    table: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mine = |it: &Item| it.table == table && it.is_unique && !it.done;
+    if !set.keys.iter().chain(&set.indexes).any(mine) {
+        return Ok(Vec::new());
+    }
+    let failed = |what: &str, e: tokio_postgres::Error| {
+        unavailable(format!("{what} of {table}: {}", describe_pg(&e)))
+    };
+    // As in `restore`: pending deferred trigger events block ALTER TABLE and CREATE INDEX.
+    let deferred = deferred_constraints(tx, &[table.to_string()]).await?;
+    if !deferred.is_empty() {
+        tx.batch_execute(&format!("SET CONSTRAINTS {} IMMEDIATE", deferred.join(", ")))
+            .await
+            .map_err(|e| {
+                data(format!(
+                    "checking the deferred constraints of the rows of {table}: {}\n  Nothing was committed; the application's own check refused these rows.",
+                    describe_pg(&e)
+                ))
+            })?;
+    }
+    let mut violated = Vec::new();
+    for it in set.keys.iter_mut().chain(set.indexes.iter_mut()) {
+        if !mine(it) {
+            continue;
+        }
+        tx.batch_execute("SAVEPOINT cutover_rebuild")
+            .await
+            .map_err(|e| failed("rebuilding its keys", e))?;
+        match tx.batch_execute(&it.create).await {
+            Ok(()) => {
+                tx.batch_execute("RELEASE SAVEPOINT cutover_rebuild")
+                    .await
+                    .map_err(|e| failed("rebuilding its keys", e))?;
+                it.done = true;
+            }
+            Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "23505") => {
+                tx.batch_execute("ROLLBACK TO SAVEPOINT cutover_rebuild")
+                    .await
+                    .map_err(|e| failed("rebuilding its keys", e))?;
+                violated.push((it.name.clone(), describe_pg(&e)));
+            }
+            Err(e) => {
+                return Err(unavailable(format!(
+                    "rebuilding {} of {table}: {}",
+                    it.name,
+                    describe_pg(&e)
+                )));
+            }
+        }
+    }
+    if !deferred.is_empty() {
+        tx.batch_execute(&format!("SET CONSTRAINTS {} DEFERRED", deferred.join(", ")))
+            .await
+            .map_err(|e| failed("deferring constraints again", e))?;
+    }
+    Ok(violated)
+}
+
+impl SetAside {
+    /// The tables something was set aside for.
+    fn tables(&self) -> Vec<String> {
+        let mut tables: Vec<&str> = self
+            .keys
+            .iter()
+            .chain(&self.indexes)
+            .chain(&self.foreign_keys)
+            .map(|it| it.table.as_str())
+            .collect();
+        tables.sort_unstable();
+        tables.dedup();
+        tables.into_iter().map(str::to_string).collect()
+    }
+
+    /// The unique keys of `table` (qualified) put back are set aside again: rolled back.
+    pub(crate) fn rolled_back(&mut self, table: &str) {
+        for it in self.keys.iter_mut().chain(self.indexes.iter_mut()) {
+            if it.table == table && it.is_unique {
+                it.done = false;
+            }
+        }
+    }
+
+    /// Rows of a table collide on unique keys that must stay set aside: `why` names them.
+    pub(crate) fn refuse(&mut self, why: String) {
+        self.refused.push(why);
+    }
+
+    /// Why the load cannot put every unique key back, if it cannot: every table's colliding
+    /// keys.
+    pub(crate) fn refused(&self) -> Option<String> {
+        (!self.refused.is_empty()).then(|| self.refused.join("\n"))
+    }
+
+    /// The unique keys of `table` (qualified) still set aside, as far as they can be read.
+    pub(crate) fn unique_of(&self, table: &str) -> Vec<UniqueKey> {
+        self.keys
+            .iter()
+            .chain(&self.indexes)
+            .filter(|it| it.table == table && !it.done)
+            .filter_map(|it| it.unique.clone())
+            .collect()
+    }
+}
+
 /// The DEFERRABLE INITIALLY DEFERRED constraints (constraint triggers, kept foreign keys) of
-/// the bulk-loaded tables, schema-qualified for SET CONSTRAINTS.
-async fn deferred_constraints(tx: &Transaction<'_>, set: &SetAside) -> anyhow::Result<Vec<String>> {
-    let mut tables: Vec<&str> = set
-        .keys
-        .iter()
-        .chain(&set.indexes)
-        .chain(&set.foreign_keys)
-        .map(|it| it.table.as_str())
-        .collect();
-    tables.sort_unstable();
-    tables.dedup();
-    let tables: Vec<String> = tables.into_iter().map(str::to_string).collect();
+/// `tables` (qualified), schema-qualified for SET CONSTRAINTS.
+async fn deferred_constraints(
+    tx: &Transaction<'_>,
+    tables: &[String],
+) -> anyhow::Result<Vec<String>> {
     let rows = tx
         .query(
             "SELECT DISTINCT pg_catalog.format('%I.%I', n.nspname, c.conname)

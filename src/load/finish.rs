@@ -4,7 +4,7 @@
 //! the rejects to `--max-rejects`, and enable the triggers the mapping disabled.
 
 use super::phase::Clock;
-use super::{BulkLoad, Loading, Phase, bulk, merge, sequences};
+use super::{BulkLoad, Loading, Phase, bulk, merge, sequences, unique};
 use crate::error::data;
 use crate::hooks;
 
@@ -13,6 +13,10 @@ impl Loading<'_> {
     /// first reason found), if it does not: then nothing is committed.
     pub(super) async fn finish(&mut self) -> anyhow::Result<Option<anyhow::Error>> {
         let observer = self.observer;
+        // Rows collide on unique keys whose policy is `error`: every one is named.
+        if let Some(why) = self.set_aside.refused() {
+            return Ok(Some(unique::refusal(&why)));
+        }
         // References to rows written later (self-references, cycles), now that all are.
         self.set_deferred().await?;
         // Constraints back before anything is deleted, so ON DELETE actions apply to pruning.

@@ -19,6 +19,7 @@ mod cycles;
 mod diagnose;
 pub(crate) mod diff;
 mod finish;
+mod fresh;
 mod in_flight;
 mod merge;
 mod outcome;
@@ -31,6 +32,7 @@ mod setup;
 mod stage;
 mod table;
 mod triggers;
+mod unique;
 
 pub(crate) use in_flight::{interrupted, remember_target};
 pub(crate) use outcome::{

@@ -201,7 +201,7 @@ async fn row_by_row(
             .map(|&(i, _)| format!("{}(s.c{i}) IS NOT NULL", function(i)))
             .collect();
         let drop = format!(
-            "UPDATE {} s SET drop_ = true WHERE NOT s.drop_ AND ({})",
+            "UPDATE {} s SET drop_ = true, skip_ = false WHERE NOT s.drop_ AND ({})",
             staging.name(),
             any.join(" OR ")
         );
@@ -209,7 +209,8 @@ async fn row_by_row(
     } else if ctids.is_empty() {
         0
     } else {
-        tx.execute(&staging.drop_rows(), &[&ctids])
+        // Rejected, not skipped: rows referencing them are `parent_rejected`.
+        tx.execute(&staging.drop_rows(), &[&ctids, &false])
             .await
             .map_err(failed)?
     };

@@ -1,7 +1,11 @@
 //! Resolving one staged table before it is written: values PostgreSQL refuses for their
 //! columns are rejected (`refused`), duplicate legacy ids are rejected (for links: skipped)
-//! and each reference's `on_missing` policy is applied, by marking staged
-//! rows dropped. The rows left are the resolved rows [`Staging`] describes.
+//! and each reference's `on_missing` policy is applied, by marking staged rows dropped. The
+//! rows left are the resolved rows [`Staging`] describes. A reference to a parent row that
+//! this same run rejected is told apart from one to a legacy id the source does not have: it
+//! is rejected as `parent_rejected`, whatever the policy, so it counts against
+//! `--max-rejects` and points at the parent's own reject. (A parent row skipped on purpose is
+//! missing as any other: the reference's policy applies.)
 
 use super::TableReport;
 use super::table_error;
@@ -11,21 +15,45 @@ use crate::plan::RefPlan;
 use crate::plan::staging::Staging;
 use tokio_postgres::Transaction;
 
-/// Reject duplicates and unresolved references: the rows left are the resolved rows.
+/// Reject refused values, duplicates and unresolved references: the rows left are the
+/// resolved rows.
+/// `distinct`: the convert stage found no duplicate legacy ids, so none are searched for.
 pub(crate) async fn resolve(
     tx: &Transaction<'_>,
     staging: &Staging<'_>,
+    distinct: bool,
     t: &mut TableReport,
     rejects: &mut Vec<RejectRow>,
 ) -> anyhow::Result<()> {
-    let table = staging.table();
-
-    // 0. Values PostgreSQL refuses for their columns are rejects, like values that do not
+    // Values PostgreSQL refuses for their columns are rejects, like values that do not
     // convert: before duplicates, so that a refused row is not the one a duplicate loses to.
     super::refused::refuse(tx, staging, t, rejects).await?;
+    duplicates(tx, staging, distinct, t, rejects).await?;
+    let Some(dangling) = staging.dangling(DANGLING_IN_MEMORY + 1) else {
+        return Ok(());
+    };
+    let rows = tx
+        .query(&dangling, &[])
+        .await
+        .map_err(|e| table_error(&e, staging.table(), "resolving references"))?;
+    references(tx, staging, &rows, t, rejects).await?;
+    Ok(())
+}
 
-    // 1. Duplicate identities: keep the first, reject (for links: skip) the rest. One cheap
-    // aggregate first: duplicates are rare, and marking them needs a sort.
+/// Duplicate identities: keep the first, reject (for links: skip) the rest. When the convert
+/// stage could not rule them out, one cheap aggregate first: duplicates are rare, and
+/// marking them needs a sort.
+pub(crate) async fn duplicates(
+    tx: &Transaction<'_>,
+    staging: &Staging<'_>,
+    distinct: bool,
+    t: &mut TableReport,
+    rejects: &mut Vec<RejectRow>,
+) -> anyhow::Result<()> {
+    if distinct {
+        return Ok(());
+    }
+    let table = staging.table();
     let any: bool = tx
         .query_one(&staging.any_duplicates(), &[])
         .await
@@ -57,63 +85,92 @@ pub(crate) async fn resolve(
             });
         }
     }
+    Ok(())
+}
 
-    // 2. References that do not resolve, per policy: one pass joining every parent finds the
-    // rows with any dangling reference (usually none); each is then judged column by column
-    // in stage order, as the mapping's policies say.
-    let Some(dangling) = staging.dangling(DANGLING_IN_MEMORY + 1) else {
-        return Ok(());
-    };
+/// The staged rows with a reference that does not resolve, as [`Staging::dangling`] found
+/// them (at most [`DANGLING_IN_MEMORY`] + 1), judged column by column in stage order as the
+/// mapping's policies say; a reference to a parent row this run rejected is rejected
+/// whatever the policy. The rows left out are marked dropped. Returns the ctids (as text) of
+/// the rows kept with a reference set to NULL — or, when there were too many rows to judge
+/// in memory, None: they were judged set-based, and the kept rows are the resolved rows that
+/// are not complete.
+pub(crate) async fn references(
+    tx: &Transaction<'_>,
+    staging: &Staging<'_>,
+    rows: &[tokio_postgres::Row],
+    t: &mut TableReport,
+    rejects: &mut Vec<RejectRow>,
+) -> anyhow::Result<Option<Vec<String>>> {
+    let table = staging.table();
+    if rows.len() > DANGLING_IN_MEMORY {
+        dangling_set_based(tx, staging, t, rejects).await?;
+        return Ok(None);
+    }
     let refs: Vec<(usize, &RefPlan)> = table
         .stage
         .iter()
         .enumerate()
         .filter_map(|(i, c)| c.reference.as_ref().map(|r| (i, r)))
         .collect();
-    let rows = tx
-        .query(&dangling, &[])
-        .await
-        .map_err(|e| table_error(&e, table, "resolving references"))?;
-    if rows.len() > DANGLING_IN_MEMORY {
-        return dangling_set_based(tx, staging, t, rejects).await;
-    }
     let n = refs.len();
-    let mut dropped: Vec<String> = Vec::new();
-    for row in &rows {
+    let (mut rejected, mut skipped, mut kept) = (Vec::new(), Vec::new(), Vec::new());
+    for row in rows {
+        let mut drop = None;
         for (k, (i, r)) in refs.iter().enumerate() {
             if !row.get::<_, bool>(2 + k) {
                 continue;
             }
             let value: String = row.get::<_, Option<String>>(2 + n + k).unwrap_or_default();
-            match r.on_missing {
-                OnMissing::Null => {
-                    t.nulled += 1;
-                    continue;
+            let left_out = row.get::<_, Option<bool>>(2 + 2 * n + k).unwrap_or(false);
+            let code = if left_out {
+                t.rejected += 1;
+                Code::ParentRejected
+            } else {
+                match r.on_missing {
+                    OnMissing::Null => {
+                        t.nulled += 1;
+                        continue;
+                    }
+                    OnMissing::Skip => t.skipped += 1,
+                    OnMissing::Error => t.rejected += 1,
                 }
-                OnMissing::Skip => t.skipped += 1,
-                OnMissing::Error => t.rejected += 1,
-            }
+                dangling_code(r)
+            };
+            let skip = code == Code::SkippedReference;
             rejects.push(RejectRow {
                 table: table.name.clone(),
                 source: table.from.clone(),
                 legacy_id: row.get(1),
                 column: table.stage[*i].target.clone(),
-                code: dangling_code(r),
-                reason: dangling_reason(r, &value),
+                code,
+                reason: if left_out {
+                    parent_rejected_reason(r, &value)
+                } else {
+                    dangling_reason(r, &value)
+                },
                 value,
-                ordinal: ordinal(row.get(2 + 2 * n)),
+                ordinal: ordinal(row.get(2 + 3 * n)),
                 row: None,
             });
-            dropped.push(row.get(0));
+            drop = Some(skip);
             break;
         }
+        let ctid: String = row.get(0);
+        match drop {
+            Some(true) => skipped.push(ctid),
+            Some(false) => rejected.push(ctid),
+            None => kept.push(ctid),
+        }
     }
-    if !dropped.is_empty() {
-        tx.execute(&staging.drop_rows(), &[&dropped])
-            .await
-            .map_err(|e| table_error(&e, table, "resolving references"))?;
+    for (ctids, skip) in [(rejected, false), (skipped, true)] {
+        if !ctids.is_empty() {
+            tx.execute(&staging.drop_rows(), &[&ctids, &skip])
+                .await
+                .map_err(|e| table_error(&e, table, "resolving references"))?;
+        }
     }
-    Ok(())
+    Ok(Some(kept))
 }
 
 /// Many dangling references: mark them with one UPDATE per reference column, in stage order,
@@ -130,11 +187,32 @@ async fn dangling_set_based(
         let (Some(count), Some(examples), Some(drop)) = (
             staging.count_unresolved(i),
             staging.unresolved_examples(i, 1000),
-            staging.drop_unresolved(i),
+            staging.drop_unresolved(i, r.on_missing == OnMissing::Skip),
         ) else {
             continue;
         };
         let counted = |e| table_error(&e, table, "resolving references");
+        // References to parent rows this run rejected: rejected, whatever the policy.
+        if let (Some(examples), Some(drop)) = (
+            staging.parent_rejected_examples(i, 1000),
+            staging.drop_parent_rejected(i),
+        ) {
+            for row in tx.query(&examples, &[]).await.map_err(counted)? {
+                let value: String = row.get(1);
+                rejects.push(RejectRow {
+                    table: table.name.clone(),
+                    source: table.from.clone(),
+                    legacy_id: row.get(0),
+                    column: c.target.clone(),
+                    code: Code::ParentRejected,
+                    reason: parent_rejected_reason(r, &value),
+                    value,
+                    ordinal: ordinal(row.get(2)),
+                    row: None,
+                });
+            }
+            t.rejected += tx.execute(&drop, &[]).await.map_err(counted)?;
+        }
         if r.on_missing == OnMissing::Null {
             let n: i64 = tx.query_one(&count, &[]).await.map_err(counted)?.get(0);
             t.nulled += n as u64;
@@ -193,6 +271,14 @@ fn dangling_reason(r: &RefPlan, value: &str) -> String {
     }
 }
 
+/// Why a row whose parent this run rejected is rejected too.
+fn parent_rejected_reason(r: &RefPlan, value: &str) -> String {
+    format!(
+        "parent rejected: `{}` legacy id {value} was rejected in this run (see its own reject); fix that row and run again",
+        r.table
+    )
+}
+
 /// More dangling rows than this are marked set-based, one reference column at a time,
 /// rather than judged row by row in memory.
-const DANGLING_IN_MEMORY: usize = 100_000;
+pub(crate) const DANGLING_IN_MEMORY: usize = 100_000;

@@ -18,8 +18,8 @@ pub(crate) mod suggest;
 mod walker;
 
 pub(crate) use model::{
-    ColumnMap, Const, GenerateId, Identity, Input, Many, Mapping, OnConflict, OnError, OnMissing,
-    Reference, Shape, TableMap, Triggers,
+    ColumnMap, Const, GenerateId, Identity, Input, KeyPolicy, Many, Mapping, OnConflict,
+    OnDuplicate, OnError, OnMissing, Reference, Shape, TableMap, Triggers,
 };
 pub(crate) use problems::{Problem, Problems};
 use std::path::Path;

@@ -33,6 +33,10 @@ pub(crate) struct TableMap {
     pub(crate) on_conflict: OnConflict,
     /// What becomes of the table's triggers during the load.
     pub(crate) triggers: Triggers,
+    /// What to do when source rows collide on a unique key of the target (`on_duplicate`).
+    pub(crate) on_duplicate: OnDuplicate,
+    /// The same, per key: the unique constraint's or index's name (`[….on_duplicate_key]`).
+    pub(crate) on_duplicate_key: Vec<KeyPolicy>,
 }
 
 /// The table's triggers during a load: kept (they fire on the load's writes) unless the
@@ -47,6 +51,35 @@ pub(crate) struct Triggers {
     /// fill them; a mapped one is written when a row is inserted and never compared or
     /// updated afterwards.
     pub(crate) set_by: Vec<String>,
+}
+
+/// When rows collide on a unique key of the target: fail naming them all, or keep the first
+/// or the last in source order and reject the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum OnDuplicate {
+    #[default]
+    Error,
+    KeepFirst,
+    KeepLast,
+}
+
+impl OnDuplicate {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            OnDuplicate::Error => "error",
+            OnDuplicate::KeepFirst => "keep_first",
+            OnDuplicate::KeepLast => "keep_last",
+        }
+    }
+}
+
+/// One key's own `on_duplicate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeyPolicy {
+    /// The unique constraint's or unique index's name.
+    pub(crate) name: String,
+    pub(crate) policy: OnDuplicate,
+    pub(crate) line: usize,
 }
 
 /// How a target row is tied to its source row.

@@ -6,7 +6,7 @@ use super::walker::{Walker, join, line_start};
 use super::{
     ColumnMap, Const, GenerateId, Identity, Input, Many, Mapping, OnError, OnMissing, Problem,
 };
-use super::{OnConflict, Reference, Shape, TableMap, Triggers, suggest};
+use super::{KeyPolicy, OnConflict, OnDuplicate, Reference, Shape, TableMap, Triggers, suggest};
 use crate::convert::{Epoch, JsonMode, Rules, Step};
 use crate::source::SourceSpec;
 use std::collections::HashMap;
@@ -31,6 +31,13 @@ const TABLE_KEYS: &[&str] = &[
     "triggers",
     "disable_triggers",
     "set_by_triggers",
+    "on_duplicate",
+    "on_duplicate_key",
+];
+const ON_DUPLICATE: &[(&str, OnDuplicate)] = &[
+    ("error", OnDuplicate::Error),
+    ("keep_first", OnDuplicate::KeepFirst),
+    ("keep_last", OnDuplicate::KeepLast),
 ];
 const COLUMN_KEYS: &[&str] = &[
     "field",
@@ -276,6 +283,29 @@ impl Walker<'_> {
             .get("on_conflict")
             .and_then(|v| self.on_conflict(v, &join(&prefix, "on_conflict")))
             .unwrap_or_default();
+        let on_duplicate = t
+            .get("on_duplicate")
+            .and_then(|v| self.choice(v, &join(&prefix, "on_duplicate"), ON_DUPLICATE))
+            .unwrap_or_default();
+        let mut on_duplicate_key = Vec::new();
+        if let Some(entry) = t.get_key_value("on_duplicate_key") {
+            let key = join(&prefix, "on_duplicate_key");
+            if let Some(keys) = self.table_of(entry, &key) {
+                for (kname, kval) in keys.iter() {
+                    let k = join(&key, kname.get_ref());
+                    if let Some(policy) = self.choice(kval, &k, ON_DUPLICATE) {
+                        on_duplicate_key.push(KeyPolicy {
+                            name: kname.get_ref().to_string(),
+                            policy,
+                            line: self.line(kname.span().start),
+                        });
+                    }
+                }
+            }
+        }
+        if junction && (t.contains_key("on_duplicate") || t.contains_key("on_duplicate_key")) {
+            self.problem(at, &join(&prefix, "on_duplicate"), "a junction table's rows are its links: a repeated link is skipped, and `on_duplicate` applies to tables with a legacy id");
+        }
 
         let mut columns = Vec::new();
         match t.get_key_value("columns") {
@@ -395,6 +425,8 @@ impl Walker<'_> {
             columns,
             triggers,
             on_conflict,
+            on_duplicate,
+            on_duplicate_key,
         })
     }
 

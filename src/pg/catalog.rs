@@ -24,6 +24,9 @@ pub struct TableInfo {
     pub columns: Vec<ColumnInfo>,
     pub primary_key: Vec<String>,
     pub foreign_keys: Vec<ForeignKey>,
+    /// The names of its unique indexes (a primary key's or unique constraint's index is
+    /// named as the constraint).
+    pub unique_keys: Vec<String>,
     /// The table's own triggers (not those PostgreSQL makes for foreign keys).
     pub triggers: Vec<Trigger>,
 }
@@ -143,6 +146,7 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
                 primary_key: vec![],
                 foreign_keys: vec![],
                 triggers: vec![],
+                unique_keys: vec![],
             }),
         }
     }
@@ -202,6 +206,25 @@ pub async fn read(client: &Client, schema: &str) -> anyhow::Result<Catalog> {
                 name: r.get(1),
                 enabled: enabled.chars().next().unwrap_or('O'),
             });
+        }
+    }
+    let unique = client
+        .query(
+            "SELECT c.relname, ic.relname::text
+               FROM pg_catalog.pg_index i
+               JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+              WHERE n.nspname = $1 AND i.indisunique
+              ORDER BY 1, 2",
+            &[&schema],
+        )
+        .await
+        .context("reading unique keys")?;
+    for r in unique {
+        let table: String = r.get(0);
+        if let Some(t) = tables.iter_mut().find(|t| t.name == table) {
+            t.unique_keys.push(r.get(1));
         }
     }
     Ok(Catalog { tables })

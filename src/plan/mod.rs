@@ -20,6 +20,7 @@ use crate::pg::sql::qualified;
 use crate::pg::types::Coercion;
 use crate::source::SourceTable;
 
+pub(crate) mod keys;
 pub(crate) mod staging;
 
 use crate::graph::{find_cycle, order};
@@ -60,6 +61,8 @@ pub(crate) struct TablePlan {
     /// row is inserted, never compared or updated afterwards, so a trigger rewriting it does
     /// not make every re-run rewrite the row.
     pub(crate) set_by_triggers: Vec<String>,
+    /// When source rows collide on a unique key of the target.
+    pub(crate) on_duplicate: keys::DuplicatePolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -581,6 +584,7 @@ fn bind_table(
         },
         (k, _) => k,
     };
+    let on_duplicate = keys::bind(t, info, problems);
     Some(TablePlan {
         name: t.name.clone(),
         from: t.from.clone(),
@@ -595,6 +599,7 @@ fn bind_table(
         },
         disable_triggers,
         set_by_triggers: set_by.clone(),
+        on_duplicate,
     })
 }
 

@@ -5,7 +5,8 @@
 //! SQL fragments over the staged rows — so that the writer and every reader agree on it.
 //!
 //! `cutover_stage_{index}` (dropped at commit) holds, per source row: `row_`, the row's
-//! position in the source; `drop_`, set when the row is rejected or skipped; then `c{i}` for
+//! position in the source; `drop_`, set when the row is rejected or skipped; `skip_`, set
+//! too when it was skipped on purpose rather than rejected; then `c{i}` for
 //! each stage column, typed as the target column (a reference: as the parent's legacy
 //! column). The resolved rows `r` are the staged rows not dropped with every reference joined
 //! to its parent's primary key: `row_`, then `r{i}` per stage column.
@@ -36,6 +37,10 @@ pub(crate) struct Extracted {
     pub(crate) rejects: Vec<RejectRow>,
     /// Per column, the loaded values the mapping's policies changed (`truncate`, `on_error`).
     pub(crate) adjusted: Vec<crate::convert::ColumnAdjusted>,
+    /// The convert stage saw every kept row's identity and no two were the same, so the
+    /// staged rows hold no duplicate legacy ids (false: it could not tell, and the staged rows
+    /// are searched for them).
+    pub(crate) distinct: bool,
 }
 
 /// The 11-byte signature that opens every binary COPY stream.
@@ -48,7 +53,7 @@ pub(crate) const RESOLVED_ORDER: &str = "r.row_";
 pub(crate) struct Staging<'a> {
     table: &'a TablePlan,
     name: String,
-    /// Fields per COPY row: `row_`, `drop_` and the stage columns.
+    /// Fields per COPY row: `row_`, `drop_`, `skip_` and the stage columns.
     fields: i16,
     /// Stage columns that are the identity (never updated once inserted).
     key_cols: Vec<usize>,
@@ -82,7 +87,7 @@ impl<'a> Staging<'a> {
         };
         Staging {
             table,
-            fields: (2 + table.stage.len()) as i16,
+            fields: (3 + table.stage.len()) as i16,
             key_cols,
             value_cols,
             label: label(table, "r", "r"),
@@ -110,10 +115,28 @@ impl<'a> Staging<'a> {
         &self.name
     }
 
+    /// The stage columns that make a row's identity, when two staged values of each are
+    /// equal in SQL exactly when their binary COPY fields are byte for byte the same (text
+    /// and varchar under the database's deterministic default collation, integers, uuids):
+    /// then the convert stage can tell duplicates apart by the bytes it writes. None for any
+    /// other type (citext, char(n), numeric: equal values with different bytes).
+    pub(crate) fn identity_by_bytes(&self) -> Option<&[usize]> {
+        let plain = |t: &str| {
+            matches!(t, "text" | "integer" | "bigint" | "smallint" | "uuid")
+                || t.starts_with("character varying")
+        };
+        (!self.key_cols.is_empty()
+            && self
+                .key_cols
+                .iter()
+                .all(|&i| plain(&self.table.stage[i].sql_type)))
+        .then_some(self.key_cols.as_slice())
+    }
+
     /// Create the staging table, dropped at commit.
     pub(crate) fn create(&self) -> String {
         let mut ddl = format!(
-            "CREATE TEMP TABLE {} (row_ bigint NOT NULL, drop_ boolean NOT NULL",
+            "CREATE TEMP TABLE {} (row_ bigint NOT NULL, drop_ boolean NOT NULL, skip_ boolean NOT NULL",
             self.name
         );
         for (i, c) in self.table.stage.iter().enumerate() {
@@ -142,28 +165,31 @@ impl<'a> Staging<'a> {
         out.put_i32(0);
     }
 
-    /// Start a row: its field count, `row_` (the source position) and `drop_`. The stage
-    /// columns follow, each as written by the converter, in stage order.
+    /// Start a row: its field count, `row_` (the source position), `drop_` and `skip_`. The
+    /// stage columns follow, each as written by the converter, in stage order.
     #[inline]
-    pub(crate) fn begin_row(&self, out: &mut BytesMut, ordinal: u64, dropped: bool) {
+    pub(crate) fn begin_row(&self, out: &mut BytesMut, ordinal: u64, dropped: bool, skipped: bool) {
         out.put_i16(self.fields);
         out.put_i32(8);
         out.put_i64(ordinal as i64);
         out.put_i32(1);
         out.put_u8(u8::from(dropped));
+        out.put_i32(1);
+        out.put_u8(u8::from(skipped));
     }
 
-    /// A row left out (rejected or skipped) that still marks its record as present: flagged
-    /// as dropped, `legacy` writes its first stage column (the legacy id), the rest are NULL.
-    /// When `legacy` fails, `out` is left as it was.
+    /// A row left out (rejected, or `skipped`) that still marks its record as present:
+    /// flagged as dropped, `legacy` writes its first stage column (the legacy id), the rest
+    /// are NULL. When `legacy` fails, `out` is left as it was.
     pub(crate) fn dropped_row<E>(
         &self,
         out: &mut BytesMut,
         ordinal: u64,
+        skipped: bool,
         legacy: impl FnOnce(&mut BytesMut) -> Result<(), E>,
     ) -> Result<(), E> {
         let start = out.len();
-        self.begin_row(out, ordinal, true);
+        self.begin_row(out, ordinal, true, skipped);
         if self.table.stage.is_empty() {
             return Ok(());
         }
@@ -210,8 +236,10 @@ impl<'a> Staging<'a> {
         // Rows are told apart by ctid: the rows exploded from one record share its row_.
         format!(
             "WITH d AS (SELECT ctid AS id, row_number() OVER (PARTITION BY {partition} ORDER BY row_) AS n FROM {s} WHERE NOT drop_)
-                 UPDATE {s} s SET drop_ = true FROM d WHERE s.ctid = d.id AND d.n > 1 RETURNING {label}, s.row_",
+                 UPDATE {s} s SET drop_ = true, skip_ = {skip} FROM d WHERE s.ctid = d.id AND d.n > 1 RETURNING {label}, s.row_",
             s = self.name,
+            // A repeated link is skipped; a repeated entity rejected.
+            skip = self.table.is_junction(),
             partition = self.partition(),
             label = self.staged_label()
         )
@@ -227,12 +255,15 @@ impl<'a> Staging<'a> {
 
     /// The rows not dropped with any reference that does not resolve, at most `limit`: the
     /// row's ctid as text, its label, then per reference column in stage order whether it
-    /// dangles, then per reference column its staged value as text, then its source position
-    /// (`row_`). None without references.
+    /// dangles, then per reference column its staged value as text, then per reference column
+    /// whether the parent row it names was rejected in this run (staged as dropped, not as
+    /// skipped), then its source position (`row_`). None without
+    /// references.
     pub(crate) fn dangling(&self, limit: usize) -> Option<String> {
         let mut joins = String::new();
         let mut flags = Vec::new();
         let mut values = Vec::new();
+        let mut left_out = Vec::new();
         let mut any = Vec::new();
         for (i, c) in self.table.stage.iter().enumerate() {
             let Some(r) = &c.reference else { continue };
@@ -241,6 +272,7 @@ impl<'a> Staging<'a> {
             // every table is loaded, never dangling here.
             if r.deferred {
                 flags.push("false".to_string());
+                left_out.push("false".to_string());
                 continue;
             }
             let m = ident(&r.match_column);
@@ -248,26 +280,74 @@ impl<'a> Staging<'a> {
                 " LEFT JOIN {} p{i} ON p{i}.{m} = s.c{i}",
                 r.qualified
             ));
-            flags.push(format!("(s.c{i} IS NOT NULL AND p{i}.{m} IS NULL)"));
-            any.push(format!("(s.c{i} IS NOT NULL AND p{i}.{m} IS NULL)"));
+            let flag = format!("(s.c{i} IS NOT NULL AND p{i}.{m} IS NULL)");
+            // Uncorrelated, so PostgreSQL hashes the parent's dropped ids once.
+            left_out.push(format!(
+                "({flag} AND s.c{i} IN (SELECT q.c0 FROM {} q WHERE q.drop_ AND NOT q.skip_))",
+                name(r.parent)
+            ));
+            any.push(flag.clone());
+            flags.push(flag);
         }
         if any.is_empty() {
             return None;
         }
         Some(format!(
-            "SELECT s.ctid::text, {label}, {flags}, {values}, s.row_ FROM {s} s{joins} WHERE NOT s.drop_ AND ({any}) LIMIT {limit}",
+            "SELECT s.ctid::text, {label}, {flags}, {values}, {left_out}, s.row_ FROM {s} s{joins} WHERE NOT s.drop_ AND ({any}) LIMIT {limit}",
             label = self.staged_label(),
             s = self.name,
             flags = flags.join(", "),
             values = values.join(", "),
+            left_out = left_out.join(", "),
             any = any.join(" OR "),
         ))
     }
 
-    /// Drop the rows whose ctids (as text) are bound as `$1`.
+    /// Rows not dropped whose reference column `i` names a parent row that this run
+    /// rejected: a condition on `s`.
+    fn parent_rejected(&self, i: usize) -> Option<String> {
+        let r = self.table.stage.get(i)?.reference.as_ref()?;
+        Some(format!(
+            "{} AND s.c{i} IN (SELECT q.c0 FROM {} q WHERE q.drop_ AND NOT q.skip_)",
+            self.unresolved(i)?,
+            name(r.parent)
+        ))
+    }
+
+    /// The first `limit` rows whose reference column `i` names a parent row rejected in
+    /// this run: label, value as text, source position (`row_`).
+    pub(crate) fn parent_rejected_examples(&self, i: usize, limit: usize) -> Option<String> {
+        Some(format!(
+            "SELECT {label}, s.c{i}::text, s.row_ FROM {s} s WHERE {cond} LIMIT {limit}",
+            label = self.staged_label(),
+            s = self.name,
+            cond = self.parent_rejected(i)?
+        ))
+    }
+
+    /// Drop (as rejected) the rows whose reference column `i` names a parent row rejected in
+    /// this run.
+    pub(crate) fn drop_parent_rejected(&self, i: usize) -> Option<String> {
+        Some(format!(
+            "UPDATE {} s SET drop_ = true, skip_ = false WHERE {}",
+            self.name,
+            self.parent_rejected(i)?
+        ))
+    }
+
+    /// Drop (as rejected) the rows not dropped whose source positions (`row_`) are bound as
+    /// `$1`.
+    pub(crate) fn drop_rows_at(&self) -> String {
+        format!(
+            "UPDATE {} SET drop_ = true, skip_ = false WHERE NOT drop_ AND row_ = ANY ($1::bigint[])",
+            self.name
+        )
+    }
+
+    /// Drop the rows whose ctids (as text) are bound as `$1`, as skipped when `$2`.
     pub(crate) fn drop_rows(&self) -> String {
         format!(
-            "UPDATE {} SET drop_ = true WHERE ctid = ANY ($1::text[]::tid[])",
+            "UPDATE {} SET drop_ = true, skip_ = $2 WHERE ctid = ANY ($1::text[]::tid[])",
             self.name
         )
     }
@@ -305,11 +385,11 @@ impl<'a> Staging<'a> {
         ))
     }
 
-    /// Drop the rows with reference column `i` unresolved.
-    pub(crate) fn drop_unresolved(&self, i: usize) -> Option<String> {
+    /// Drop the rows with reference column `i` unresolved, as skipped when `skip`.
+    pub(crate) fn drop_unresolved(&self, i: usize, skip: bool) -> Option<String> {
         let unresolved = self.unresolved(i)?;
         Some(format!(
-            "UPDATE {} s SET drop_ = true WHERE {unresolved}",
+            "UPDATE {} s SET drop_ = true, skip_ = {skip} WHERE {unresolved}",
             self.name
         ))
     }
@@ -334,6 +414,44 @@ impl<'a> Staging<'a> {
     /// the parent's legacy column (no id map held in memory).
     pub(crate) fn resolved(&self) -> &str {
         &self.resolved
+    }
+
+    /// The resolved rows of which every reference resolved (or is NULL in the source): what
+    /// a table empty at the start receives before any reference is judged.
+    pub(crate) fn resolved_complete(&self) -> String {
+        format!("{} AND {}", self.resolved, self.complete())
+    }
+
+    /// The resolved rows, among those whose ctid (as text) is bound as `$1`.
+    pub(crate) fn resolved_among(&self) -> String {
+        format!("{} AND s.ctid = ANY ($1::text[]::tid[])", self.resolved)
+    }
+
+    /// The resolved rows with some reference that did not resolve (left NULL).
+    pub(crate) fn resolved_incomplete(&self) -> String {
+        format!("{} AND NOT {}", self.resolved, self.complete())
+    }
+
+    /// Every reference of staged row `s` resolved through its join `p{i}`, or is NULL.
+    fn complete(&self) -> String {
+        let all: Vec<String> = self
+            .table
+            .stage
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let r = c.reference.as_ref()?;
+                Some(format!(
+                    "(s.c{i} IS NULL OR p{i}.{} IS NOT NULL)",
+                    ident(&r.match_column)
+                ))
+            })
+            .collect();
+        if all.is_empty() {
+            "true".to_string()
+        } else {
+            format!("({})", all.join(" AND "))
+        }
     }
 
     /// Column `i` of resolved row `r`.
@@ -610,6 +728,7 @@ mod tests {
             ids_from_source: false,
             disable_triggers: Vec::new(),
             set_by_triggers: Vec::new(),
+            on_duplicate: Default::default(),
         }
     }
 
@@ -654,11 +773,13 @@ mod tests {
         out.clear();
         let plan = plan();
         let teams = Staging::new(&plan.tables[0], 0);
-        teams.begin_row(&mut out, 7, false);
-        assert_eq!(&out[..2], &[0, 3]);
+        teams.begin_row(&mut out, 7, false, true);
+        assert_eq!(&out[..2], &[0, 4]);
         assert_eq!(
             &out[2..],
-            &[0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 1, 0]
+            &[
+                0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1
+            ]
         );
         out.clear();
         Staging::trailer(&mut out);
@@ -670,13 +791,15 @@ mod tests {
         let plan = plan();
         let users = Staging::new(&plan.tables[1], 1);
         let mut out = BytesMut::new();
-        let ok: Result<(), ()> = users.dropped_row(&mut out, 2, |o| {
+        let ok: Result<(), ()> = users.dropped_row(&mut out, 2, false, |o| {
             o.put_i32(1);
             o.put_u8(b'x');
             Ok(())
         });
         assert!(ok.is_ok());
-        let mut want = vec![0, 6, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 1];
+        let mut want = vec![
+            0, 7, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 1, 0, 0, 0, 1, 0,
+        ];
         want.extend([0, 0, 0, 1, b'x']);
         for _ in 0..3 {
             want.extend([0xff, 0xff, 0xff, 0xff]);
@@ -684,7 +807,7 @@ mod tests {
         assert_eq!(&out[..], &want[..]);
         out.clear();
         out.put_u8(9);
-        assert!(users.dropped_row(&mut out, 2, |_| Err(())).is_err());
+        assert!(users.dropped_row(&mut out, 2, true, |_| Err(())).is_err());
         assert_eq!(&out[..], &[9]);
     }
 
@@ -694,7 +817,7 @@ mod tests {
         let s = Staging::new(&plan.tables[1], 1);
         assert_eq!(
             s.create(),
-            "CREATE TEMP TABLE cutover_stage_1 (row_ bigint NOT NULL, drop_ boolean NOT NULL, c0 text, c1 text, c2 json, c3 text) ON COMMIT DROP"
+            "CREATE TEMP TABLE cutover_stage_1 (row_ bigint NOT NULL, drop_ boolean NOT NULL, skip_ boolean NOT NULL, c0 text, c1 text, c2 json, c3 text) ON COMMIT DROP"
         );
         assert_eq!(
             s.copy_in(),
@@ -728,14 +851,26 @@ mod tests {
         );
         assert_eq!(
             s.dangling(11).unwrap(),
-            "SELECT s.ctid::text, s.c0::text, (s.c3 IS NOT NULL AND p3.\"legacy_id\" IS NULL), s.c3::text, s.row_ FROM cutover_stage_1 s LEFT JOIN \"public\".\"teams\" p3 ON p3.\"legacy_id\" = s.c3 WHERE NOT s.drop_ AND ((s.c3 IS NOT NULL AND p3.\"legacy_id\" IS NULL)) LIMIT 11"
+            "SELECT s.ctid::text, s.c0::text, (s.c3 IS NOT NULL AND p3.\"legacy_id\" IS NULL), s.c3::text, ((s.c3 IS NOT NULL AND p3.\"legacy_id\" IS NULL) AND s.c3 IN (SELECT q.c0 FROM cutover_stage_0 q WHERE q.drop_ AND NOT q.skip_)), s.row_ FROM cutover_stage_1 s LEFT JOIN \"public\".\"teams\" p3 ON p3.\"legacy_id\" = s.c3 WHERE NOT s.drop_ AND ((s.c3 IS NOT NULL AND p3.\"legacy_id\" IS NULL)) LIMIT 11"
         );
+        assert_eq!(
+            s.resolved_complete(),
+            format!(
+                "{} AND ((s.c3 IS NULL OR p3.\"legacy_id\" IS NOT NULL))",
+                s.resolved()
+            )
+        );
+        assert_eq!(
+            s.drop_parent_rejected(3).unwrap(),
+            "UPDATE cutover_stage_1 s SET drop_ = true, skip_ = false WHERE NOT s.drop_ AND s.c3 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM \"public\".\"teams\" p WHERE p.\"legacy_id\" = s.c3) AND s.c3 IN (SELECT q.c0 FROM cutover_stage_0 q WHERE q.drop_ AND NOT q.skip_)"
+        );
+        assert_eq!(s.identity_by_bytes(), Some(&[0][..]));
         assert!(Staging::new(&plan.tables[0], 0).dangling(11).is_none());
         assert_eq!(
-            s.drop_unresolved(3).unwrap(),
-            "UPDATE cutover_stage_1 s SET drop_ = true WHERE NOT s.drop_ AND s.c3 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM \"public\".\"teams\" p WHERE p.\"legacy_id\" = s.c3)"
+            s.drop_unresolved(3, true).unwrap(),
+            "UPDATE cutover_stage_1 s SET drop_ = true, skip_ = true WHERE NOT s.drop_ AND s.c3 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM \"public\".\"teams\" p WHERE p.\"legacy_id\" = s.c3)"
         );
-        assert!(s.drop_unresolved(1).is_none());
+        assert!(s.drop_unresolved(1, false).is_none());
         assert_eq!(
             s.as_target(),
             "r.r0 AS \"legacy_id\", r.r1 AS \"email\", r.r2 AS \"prefs\", r.r3 AS \"team_id\""
@@ -789,7 +924,7 @@ mod tests {
         let s = Staging::new(&plan.tables[1], 1);
         // Judged once every table is written (load/cycles.rs), not here.
         assert!(s.dangling(11).is_none());
-        assert!(s.drop_unresolved(3).is_none());
+        assert!(s.drop_unresolved(3, false).is_none());
         // Still resolved against what the target holds, and compared.
         assert!(s.resolved().contains("LEFT JOIN \"public\".\"teams\" p3"));
         assert_eq!(s.value_cols(), &[1, 2, 3]);

@@ -7,6 +7,7 @@ mod bad_input;
 mod cli_errors;
 mod connect;
 mod cycles;
+mod engine;
 mod files;
 mod identifiers;
 mod inspect;

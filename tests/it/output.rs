@@ -389,7 +389,7 @@ fn rejects_carry_a_code_the_source_table_and_optionally_the_source_row() {
     assert_eq!(row["created"], "not a date");
     // A reference to the rejected user, found while resolving: its row read again.
     let project = find("projects", "3");
-    assert_eq!(project[5], "dangling_reference");
+    assert_eq!(project[5], "parent_rejected");
     let row: serde_json::Value = serde_json::from_str(&project[7]).unwrap();
     assert_eq!(row["id"], 3);
     let vote = find("votes", "17");

@@ -296,30 +296,35 @@ fn rejects_over_the_limit_commit_nothing() {
         "load",
         &[
             "--max-rejects",
-            "10",
+            "14",
             "--rejects",
             rejects.to_str().unwrap(),
         ],
     );
     let csv = std::fs::read_to_string(&rejects).unwrap();
-    // User 8 is rejected, so rows pointing at user 8 are rejected too (default policy),
-    // and votes for the rejected projects are skipped (their policy): 8 rejects in all.
+    // User 8 and projects 2 and 3 are rejected, so the rows pointing at them are rejected
+    // too as `parent_rejected`, whatever their policy (votes skip a missing project, but a
+    // rejected one counts): 14 rejects in all.
     r.ok();
     assert!(r.stdout.contains("committed."), "{}", r.all());
     assert_eq!(db.one("SELECT count(*) FROM users"), "13");
     assert_eq!(db.one("SELECT count(*) FROM projects"), "7");
     assert_eq!(db.one("SELECT count(*) FROM votes"), "16");
     assert!(
-        csv.contains("projects,3,owner_id,8,\"references `users` legacy id 8"),
+        csv.contains("projects,3,owner_id,8,parent rejected: `users` legacy id 8 was rejected"),
         "{csv}"
     );
     assert!(
         csv.contains("event_attendees,event_id=1 user_id=8,user_id,8,"),
         "{csv}"
     );
+    assert!(
+        csv.contains("votes,") && csv.contains(",parent_rejected,"),
+        "{csv}"
+    );
     assert_eq!(
         csv.lines().filter(|l| !l.contains("skipped:")).count(),
-        1 + 8,
+        1 + 14,
         "{csv}"
     );
 }

@@ -384,7 +384,7 @@ fn values_postgresql_refuses_are_rejects_naming_the_row_column_and_message() {
 #[test]
 fn a_legacy_id_column_of_a_checked_domain_rejects_bad_ids_and_references_still_resolve() {
     // Legacy ids in a domain with a CHECK, referenced by another table: a bad id is a
-    // reject of its own row, and the reference to it dangles (it was staged as text).
+    // reject of its own row, and the reference to it is a reject naming that parent.
     let app = App::new(
         "types_legacy_domain",
         "CREATE DOMAIN airtable_id AS text CHECK (VALUE LIKE 'rec%');
@@ -417,7 +417,7 @@ fn a_legacy_id_column_of_a_checked_domain_rejects_bad_ids_and_references_still_r
         rows,
         [
             "team bad1 airtable_id refused",
-            "member recM2 team_id dangling_reference",
+            "member recM2 team_id parent_rejected",
             "member recM3 team_id dangling_reference"
         ],
         "{csv}"
