@@ -12,6 +12,8 @@
 
 pub(crate) mod client;
 pub(crate) mod meta;
+mod pace;
+mod shared;
 mod spool;
 
 pub use client::{AirtableOptions, Stats, Token};
