@@ -202,6 +202,10 @@ enum Sent {
 
 /// How late after its slot a request may leave before its slot is moved (seconds).
 const LATE: f64 = 0.003;
+/// Round trips seen before the fastest is trusted as the time an answer takes to come back.
+const TRUSTED_ROUND_TRIPS: u32 = 20;
+/// Taken off the fastest round trip before it is trusted (seconds).
+const ROUND_TRIP_MARGIN: f64 = 0.015;
 
 /// A request's place in the pacing: its tickets in the base's and the token's ledgers.
 struct Turn {
@@ -222,9 +226,10 @@ pub(crate) struct Client {
     /// The token's ledger, shared by every base it reads (50 requests per second).
     token_pace: Shared,
     token_limit: Limit,
-    /// The fastest round trip seen, in seconds: the least time an answer takes to come
-    /// back after its request arrived is at most this.
-    fastest: Mutex<f64>,
+    /// The fastest round trip seen (seconds) and how many were seen: once enough were, the
+    /// least time an answer takes to come back after its request arrived is taken to be
+    /// about this.
+    fastest: Mutex<(f64, u32)>,
     opts: AirtableOptions,
     pub(crate) counters: Counters,
     rng: Mutex<u64>,
@@ -294,7 +299,7 @@ impl Client {
             base_limit,
             token_pace,
             token_limit,
-            fastest: Mutex::new(f64::INFINITY),
+            fastest: Mutex::new((f64::INFINITY, 0)),
             opts,
             counters: Counters::default(),
             rng: Mutex::new(seed),
@@ -307,6 +312,18 @@ impl Client {
 
     pub(crate) fn max_restarts(&self) -> u32 {
         self.opts.max_restarts
+    }
+
+    /// How many requests to one table should be in flight at once to keep the base's rate:
+    /// the rate times the fastest round trip seen, with room for slower ones (1 when answers
+    /// come back well within the spacing; at most 8).
+    pub(crate) fn parallelism(&self) -> usize {
+        let fastest = self.fastest.lock().unwrap_or_else(|p| p.into_inner()).0;
+        if !fastest.is_finite() {
+            return 1;
+        }
+        let wanted = (self.base_limit.max_rate * fastest * 1.5).ceil();
+        wanted.clamp(1.0, 8.0) as usize
     }
 
     /// GET `{api}{path}` with `query`, retried per the rules; `what` names the request for
@@ -462,8 +479,10 @@ impl Client {
         // A busy machine can wake this task late: the slot then starts when it really goes.
         let actual = pace::now();
         if actual > turn.sent + LATE {
-            self.token_pace.with(|l| l.sent_late(turn.token, tl, actual))?;
-            self.base_pace.with(|l| l.sent_late(turn.base, bl, actual))?;
+            self.token_pace
+                .with(|l| l.sent_late(turn.token, tl, actual))?;
+            self.base_pace
+                .with(|l| l.sent_late(turn.base, bl, actual))?;
             return Ok(Turn {
                 sent: actual,
                 ..turn
@@ -472,16 +491,23 @@ impl Client {
         Ok(turn)
     }
 
-    /// An answer came back: the request had arrived by then (less the fastest round trip,
-    /// the least the way back and the server's work can take).
+    /// An answer came back: the request had arrived by then. Less the way back and the
+    /// server's work: once many round trips were seen, the fastest of them, less a margin,
+    /// is taken as the least those take (early on, a fast answer may have been a request
+    /// that arrived early, so nothing is taken off).
     fn settle(&self, turn: &Turn, answered: bool) -> anyhow::Result<()> {
         let done = pace::now();
-        let fastest = {
+        let back = {
             let mut g = self.fastest.lock().unwrap_or_else(|p| p.into_inner());
-            *g = g.min((done - turn.sent).max(0.0));
-            *g
+            g.0 = g.0.min((done - turn.sent).max(0.0));
+            g.1 = g.1.saturating_add(1);
+            if g.1 >= TRUSTED_ROUND_TRIPS {
+                (g.0 - ROUND_TRIP_MARGIN).max(0.0)
+            } else {
+                0.0
+            }
         };
-        let by = (done - fastest).max(turn.sent);
+        let by = (done - back).max(turn.sent);
         self.token_pace.with(|l| l.arrived(turn.token, by))?;
         let limit = &self.base_limit;
         self.base_pace.with(|l| {
