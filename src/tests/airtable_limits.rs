@@ -278,5 +278,36 @@ fn a_large_table_at_high_latency_is_listed_in_ranges_in_the_same_order() {
     // The same records in the same order: by the character after `rec`, ties as listed.
     let in_ranges = read_ids(&mut src, "Alpha");
     assert_eq!(in_ranges, one_piece);
-    assert_eq!(in_ranges, super::airtable_source::expected_ids("Alpha", 2000));
+    assert_eq!(
+        in_ranges,
+        super::airtable_source::expected_ids("Alpha", 2000)
+    );
+}
+
+#[test]
+fn a_field_renamed_while_the_table_is_listed_does_not_break_the_run() {
+    let (meta, _) = synthetic("Alpha", 0);
+    let name_id = meta["fields"][0]["id"].as_str().unwrap().to_string();
+    let mut config = tables(&[("Alpha", 450)]);
+    // Request 1 reads the metadata, 2 the first page; before the third, Name is renamed.
+    config.faults.rename_field_at = Some((3, "Alpha".into(), name_id, "Full name".into()));
+    let (url, fake) = FakeAirtable::start(config).unwrap();
+    let mut src = AirtableSource::open(BASE, Token::new(TOKEN), opts(&url)).unwrap();
+    assert_eq!(
+        extract(&mut src, "Alpha").unwrap_or_else(|e| panic!("{e:#}")),
+        450
+    );
+    let mut names = 0;
+    src.scan("Alpha", &["Name".to_string()], &mut |r: &dyn Record| {
+        if matches!(r.get(0), crate::value::Value::Text(t) if t.starts_with(b"Alpha ")) {
+            names += 1;
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        names, 450,
+        "every record's Name, before and after the rename"
+    );
+    assert!(fake.stats().by_field_id >= 5, "{:?}", fake.stats());
 }

@@ -369,9 +369,15 @@ async fn page_range(
     max_restarts: u32,
 ) -> anyhow::Result<(u64, Vec<usize>)> {
     let path = format!("/v0/{}/{}", client.base, table.id);
+    // Fields are asked for and answered by their ids (`returnFieldsByFieldId`), which a
+    // rename in the base while this runs does not change; names are for people.
+    let field_ids: Vec<&str> = fields
+        .iter()
+        .map(|f| table.field(f).map_or(f.as_str(), |x| x.id.as_str()))
+        .collect();
     // Ask only for the wanted fields, unless that would make the URL too long (Airtable's
     // limit is 16,000 characters): then ask for all of them.
-    let encoded: usize = fields.iter().map(|f| f.len() * 3 + 12).sum();
+    let encoded: usize = field_ids.iter().map(|f| f.len() * 3 + 12).sum();
     let ask_fields = encoded < 12_000;
     let formula = range.formula.clone();
     let mut restarts = 0u32;
@@ -400,7 +406,8 @@ async fn page_range(
                     client.base, table.name
                 ),
             };
-            let mut query: Vec<(&str, &str)> = vec![("pageSize", "100")];
+            let mut query: Vec<(&str, &str)> =
+                vec![("pageSize", "100"), ("returnFieldsByFieldId", "true")];
             if let Some(o) = &offset {
                 query.push(("offset", o));
             }
@@ -408,7 +415,7 @@ async fn page_range(
                 query.push(("filterByFormula", f));
             }
             if ask_fields {
-                for f in fields {
+                for f in &field_ids {
                     query.push(("fields[]", f));
                 }
             }
@@ -609,11 +616,10 @@ impl Source for AirtableSource {
                 ID_FIELD => Getter::Id,
                 CREATED_TIME_FIELD => Getter::Created,
                 name => {
+                    // Spooled records hold fields by id (`returnFieldsByFieldId`).
                     let fs = schema.field(name);
                     Getter::Field {
-                        name: fs
-                            .map(|f| f.name.clone())
-                            .unwrap_or_else(|| name.to_string()),
+                        name: fs.map(|f| f.id.clone()).unwrap_or_else(|| name.to_string()),
                         checkbox: fs.is_some_and(|f| f.field_type == "checkbox"),
                     }
                 }
