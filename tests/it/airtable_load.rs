@@ -81,7 +81,10 @@ fn podium_base_loads_with_links_resolved_or_reported() {
         "the dangling referrer is not a user"
     );
     assert_eq!(db.one("SELECT count(*) FROM users WHERE is_admin"), "2");
-    assert_eq!(db.one("SELECT tags::text FROM projects WHERE name = (SELECT name FROM projects ORDER BY id LIMIT 1)"), "[\"rust\", \"cli\"]");
+    assert_eq!(
+        db.one("SELECT tags::text FROM projects WHERE airtable_id = 'recAHr4UNRiJrdlLa'"),
+        "[\"rust\", \"cli\"]"
+    );
     assert_eq!(
         db.one("SELECT count(*) FROM projects WHERE status = 'submitted'"),
         "5"
