@@ -60,7 +60,30 @@ pub(crate) struct Limit {
     pub jitter: f64,
 }
 
+/// No time in a ledger is legitimately further ahead than this (seconds): a lock lasts at
+/// most an hour (`Retry-After` is capped below 3600 s).
+const FURTHEST_AHEAD: f64 = 4000.0;
+
 impl Ledger {
+    /// Forget a ledger written before the machine restarted: the monotonic clock starts
+    /// again at boot, so its times would lie far in the future.
+    pub(crate) fn sanitize(&mut self, now: f64) {
+        let ahead = |t: f64| !t.is_finite() || t > now + FURTHEST_AHEAD;
+        if ahead(self.last_send)
+            || ahead(self.locked_until)
+            || ahead(self.decreased_at)
+            || self.recent.iter().any(|r| ahead(r.1))
+            || !self.rate.is_finite()
+            || self.rate < 0.0
+        {
+            let next_ticket = self.next_ticket;
+            *self = Ledger {
+                next_ticket,
+                ..Ledger::default()
+            };
+        }
+    }
+
     /// The current rate, within (0, max].
     pub(crate) fn rate(&self, limit: &Limit) -> f64 {
         if self.rate > 0.0 {
@@ -219,6 +242,25 @@ mod tests {
             l.answered(&BASE);
         }
         assert_eq!(l.rate(&BASE), 5.0);
+    }
+
+    #[test]
+    fn a_ledger_from_before_a_reboot_is_forgotten() {
+        let mut l = Ledger {
+            last_send: 200_000.0,
+            locked_until: 200_030.0,
+            next_ticket: 7,
+            ..Ledger::default()
+        };
+        l.sanitize(60.0);
+        assert_eq!(l.earliest(&BASE, 60.0, 0.0), 60.0);
+        assert_eq!(l.next_ticket, 7);
+        let mut ok = Ledger {
+            locked_until: 90.0,
+            ..Ledger::default()
+        };
+        ok.sanitize(60.0);
+        assert_eq!(ok.locked_until, 90.0, "a lock 30 s ahead stays");
     }
 
     #[test]

@@ -88,6 +88,10 @@ impl Shared {
 
     /// Read, change and write back the ledger, holding it exclusively.
     pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Ledger) -> T) -> anyhow::Result<T> {
+        let f = |l: &mut Ledger| {
+            l.sanitize(super::pace::now());
+            f(l)
+        };
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         match &mut *g {
             Store::Memory(l) => Ok(f(l)),
