@@ -22,6 +22,11 @@ pub(super) fn opts(url: &str) -> AirtableOptions {
         backoff_base: Duration::from_millis(20),
         backoff_max: Duration::from_millis(200),
         request_timeout: Duration::from_secs(10),
+        // The pacing files of this test process's fakes, apart from any other run's (a fake's
+        // port may be one an earlier run used, locked for 30 s).
+        pace_dir: Some(
+            std::env::temp_dir().join(format!("cutover-pace-test-{}", std::process::id())),
+        ),
         ..AirtableOptions::default()
     }
 }

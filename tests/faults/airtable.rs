@@ -55,6 +55,8 @@ fn load(db: &Db, faults: Faults) -> (Run, cutover_testkit::fake_airtable::FakeSt
         &[
             ("AIRTABLE_API_URL", url.as_str()),
             ("AIRTABLE_TOKEN", TOKEN),
+            // This run's pacing files, apart from other runs' (see source/airtable/shared.rs).
+            ("XDG_RUNTIME_DIR", db.dir.to_str().unwrap()),
         ],
     );
     (r, server.stats())

@@ -28,6 +28,8 @@ fn cutover(server: &FakeAirtable, db: &Db, cmd: &str, extra: &[&str]) -> Run {
         &[
             ("AIRTABLE_API_URL", url.as_str()),
             ("AIRTABLE_TOKEN", TOKEN),
+            // This run's pacing files, apart from other runs' (see source/airtable/shared.rs).
+            ("XDG_RUNTIME_DIR", db.dir.to_str().unwrap()),
         ],
     )
 }

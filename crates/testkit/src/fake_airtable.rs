@@ -864,7 +864,7 @@ fn list(st: &mut State, n: u64, table: &str, params: Params) -> Reply {
         .unwrap_or("rec")
         .to_string();
     let mut records = Vec::with_capacity(end.saturating_sub(start));
-    for r in all.get(start..end).unwrap_or(&[]).iter().copied() {
+    for &r in all.get(start..end).unwrap_or(&[]) {
         let mut out = serde_json::Map::new();
         for key in ["id", "createdTime"] {
             if let Some(v) = r.get(key) {

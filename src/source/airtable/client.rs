@@ -200,12 +200,11 @@ enum Sent {
     TooLarge,
 }
 
-/// How late after its slot a request may leave before its slot is moved (seconds).
-const LATE: f64 = 0.003;
-/// Round trips seen before the fastest is trusted as the time an answer takes to come back.
-const TRUSTED_ROUND_TRIPS: u32 = 20;
-/// Taken off the fastest round trip before it is trusted (seconds).
-const ROUND_TRIP_MARGIN: f64 = 0.015;
+/// A request whose slot opens within this many seconds leaves now (timers are not finer).
+const SOON: f64 = 0.001;
+/// The longest a waiting request goes without looking at the ledgers again (seconds):
+/// another process's answers free slots too.
+const RECHECK: f64 = 0.02;
 
 /// A request's place in the pacing: its tickets in the base's and the token's ledgers.
 struct Turn {
@@ -226,10 +225,10 @@ pub(crate) struct Client {
     /// The token's ledger, shared by every base it reads (50 requests per second).
     token_pace: Shared,
     token_limit: Limit,
-    /// The fastest round trip seen (seconds) and how many were seen: once enough were, the
-    /// least time an answer takes to come back after its request arrived is taken to be
-    /// about this.
-    fastest: Mutex<(f64, u32)>,
+    /// The fastest round trip seen (seconds), for how many listings to run at once.
+    fastest: Mutex<f64>,
+    /// Woken whenever an answer comes back: a waiting request may go sooner.
+    answered: tokio::sync::Notify,
     opts: AirtableOptions,
     pub(crate) counters: Counters,
     rng: Mutex<u64>,
@@ -299,7 +298,8 @@ impl Client {
             base_limit,
             token_pace,
             token_limit,
-            fastest: Mutex::new((f64::INFINITY, 0)),
+            fastest: Mutex::new(f64::INFINITY),
+            answered: tokio::sync::Notify::new(),
             opts,
             counters: Counters::default(),
             rng: Mutex::new(seed),
@@ -318,7 +318,7 @@ impl Client {
     /// the rate times the fastest round trip seen, with room for slower ones (1 when answers
     /// come back well within the spacing; at most 8).
     pub(crate) fn parallelism(&self) -> usize {
-        let fastest = self.fastest.lock().unwrap_or_else(|p| p.into_inner()).0;
+        let fastest = *self.fastest.lock().unwrap_or_else(|p| p.into_inner());
         if !fastest.is_finite() {
             return 1;
         }
@@ -449,65 +449,68 @@ impl Client {
         Sent::Answer(status, retry_after, body)
     }
 
-    /// Book this request's slot in the base's and the token's ledgers (token first, then
-    /// base: one order for every process, so none waits on another in a circle) and wait
-    /// for it.
+    /// Wait until this request may leave, then book it in the base's and the token's
+    /// ledgers (token first, then base: one order for every process, so none waits on
+    /// another in a circle). Nothing is booked ahead: a slot held by a request in flight
+    /// frees early when its answer comes back, so the wait is checked again whenever an
+    /// answer of this process comes back, and at least every `RECHECK` for other processes'.
     async fn wait_turn(&self) -> anyhow::Result<Turn> {
-        let now = pace::now();
         let (bl, tl) = (&self.base_limit, &self.token_limit);
-        let turn = self.token_pace.with(|token| {
-            self.base_pace.with(|base| {
-                let mut t = base.earliest(bl, now, now);
-                loop {
-                    let t2 = base.earliest(bl, now, token.earliest(tl, now, t));
-                    if t2 <= t {
-                        break;
+        loop {
+            let answered = self.answered.notified();
+            tokio::pin!(answered);
+            answered.as_mut().enable();
+            let now = pace::now();
+            let turn = self.token_pace.with(|token| {
+                self.base_pace.with(|base| {
+                    let mut t = base.earliest(bl, now, now);
+                    loop {
+                        let t2 = base.earliest(bl, now, token.earliest(tl, now, t));
+                        if t2 <= t {
+                            break;
+                        }
+                        t = t2;
                     }
-                    t = t2;
+                    if t > now + SOON {
+                        return Err(t);
+                    }
+                    Ok(Turn {
+                        base: base.book(bl, now, now),
+                        token: token.book(tl, now, now),
+                        sent: now,
+                    })
+                })
+            })??;
+            match turn {
+                Ok(turn) => return Ok(turn),
+                Err(t) => {
+                    // Far off (the base is locked): no answer can bring it much nearer.
+                    let ahead = t - now;
+                    let wait = if ahead > 1.5 {
+                        ahead - 1.0
+                    } else {
+                        ahead.min(RECHECK)
+                    };
+                    let wait = Duration::from_secs_f64(wait.max(0.0));
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = &mut answered => {}
+                    }
                 }
-                Turn {
-                    base: base.book(bl, now, t),
-                    token: token.book(tl, now, t),
-                    sent: t,
-                }
-            })
-        })??;
-        let wait = turn.sent - pace::now();
-        if wait > 0.0 {
-            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+            }
         }
-        // A busy machine can wake this task late: the slot then starts when it really goes.
-        let actual = pace::now();
-        if actual > turn.sent + LATE {
-            self.token_pace
-                .with(|l| l.sent_late(turn.token, tl, actual))?;
-            self.base_pace
-                .with(|l| l.sent_late(turn.base, bl, actual))?;
-            return Ok(Turn {
-                sent: actual,
-                ..turn
-            });
-        }
-        Ok(turn)
     }
 
-    /// An answer came back: the request had arrived by then. Less the way back and the
-    /// server's work: once many round trips were seen, the fastest of them, less a margin,
-    /// is taken as the least those take (early on, a fast answer may have been a request
-    /// that arrived early, so nothing is taken off).
+    /// An answer came back: the request had arrived by then. (Nothing is taken off for the
+    /// way back: how long that took cannot be told apart from a late arrival, and a guess
+    /// too large would let a sixth request into the server's second.)
     fn settle(&self, turn: &Turn, answered: bool) -> anyhow::Result<()> {
         let done = pace::now();
-        let back = {
+        {
             let mut g = self.fastest.lock().unwrap_or_else(|p| p.into_inner());
-            g.0 = g.0.min((done - turn.sent).max(0.0));
-            g.1 = g.1.saturating_add(1);
-            if g.1 >= TRUSTED_ROUND_TRIPS {
-                (g.0 - ROUND_TRIP_MARGIN).max(0.0)
-            } else {
-                0.0
-            }
-        };
-        let by = (done - back).max(turn.sent);
+            *g = g.min((done - turn.sent).max(0.0));
+        }
+        let by = done.max(turn.sent);
         self.token_pace.with(|l| l.arrived(turn.token, by))?;
         let limit = &self.base_limit;
         self.base_pace.with(|l| {
@@ -515,7 +518,9 @@ impl Client {
             if answered {
                 l.answered(limit);
             }
-        })
+        })?;
+        self.answered.notify_waiters();
+        Ok(())
     }
 
     /// A 429: everyone pacing this base waits `wait`, and the rate comes down.

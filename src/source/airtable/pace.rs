@@ -6,8 +6,8 @@
 //! server counts *arrivals*: requests sent evenly arrive bunched when the network delays
 //! some more than others. So the pacer keeps a ledger of recent requests and, for each, the
 //! latest moment it can have arrived: the time it was sent plus the jitter allowance while
-//! it is in flight, and once answered the moment the answer came back less the fastest
-//! round trip seen (a request arrives before it is answered). A request may leave at `t`
+//! it is in flight, and once answered the earlier of that and the moment the answer came
+//! back (a request arrives before it is answered). A request may leave at `t`
 //! only when fewer than `limit` earlier requests can have arrived after `t - 1 s`: then no
 //! one-second window the server looks at holds more than `limit` arrivals, since any such
 //! window holds a request sent last, which was checked against all the others. Answers that
@@ -117,14 +117,6 @@ impl Ledger {
         self.recent.push((ticket, t + limit.jitter));
         self.last_send = self.last_send.max(t);
         ticket
-    }
-
-    /// The request `ticket` left late, at `at`: its arrival bound moves with it.
-    pub(crate) fn sent_late(&mut self, ticket: u64, limit: &Limit, at: f64) {
-        if let Some(r) = self.recent.iter_mut().find(|r| r.0 == ticket) {
-            r.1 = r.1.max(at + limit.jitter);
-        }
-        self.last_send = self.last_send.max(at);
     }
 
     /// The request `ticket` had arrived by `by`.
