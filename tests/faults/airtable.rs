@@ -55,6 +55,8 @@ fn load(db: &Db, faults: Faults) -> (Run, cutover_testkit::fake_airtable::FakeSt
         &[
             ("AIRTABLE_API_URL", url.as_str()),
             ("AIRTABLE_TOKEN", TOKEN),
+            // This run's pacing files, apart from other runs' (see source/airtable/shared.rs).
+            ("XDG_RUNTIME_DIR", db.dir.to_str().unwrap()),
         ],
     );
     (r, server.stats())
@@ -118,7 +120,8 @@ fn a_429_storm() {
             retry_after: Some(1),
             ..Faults::default()
         },
-        "5 rate-limited",
+        // The first 429 pauses every request to the base: none is sent into the lock.
+        "1 rate-limited",
     );
 }
 

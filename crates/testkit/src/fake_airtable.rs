@@ -1,16 +1,23 @@
 //! An in-process fake of the Airtable API, for tests, the demo and the benchmark: the
-//! metadata endpoint and list records (pageSize, opaque `itr…/rec…` offsets, `fields[]`,
-//! maxRecords, empty values omitted), bearer-token checks, the per-base limit of 5 requests
-//! in any rolling second with the base then locked (30 s by default), Airtable's error
-//! shapes, and fault injection (503s, expired iterators, a malformed body, a dropped
-//! connection, latency, the billing limit, an offset that never advances, a body that never
-//! ends).
+//! metadata endpoint and list records as GET and as POST `…/listRecords` (pageSize, opaque
+//! `itr…/rec…` offsets, `fields[]` by name or id, `returnFieldsByFieldId`, `view`,
+//! `filterByFormula` for the formulas in `formula`, maxRecords, empty values omitted), as
+//! documented at https://airtable.com/developers/web/api/list-records; bearer-token checks;
+//! the per-base limit of 5 requests in any rolling second, counted when a request *arrives*
+//! (after the network delay and its jitter), with the base then locked (30 s by default), as
+//! https://airtable.com/developers/web/api/rate-limits says; Airtable's error shapes; and
+//! fault injection (503s, 500/502/504 with HTML bodies, expired iterators, a malformed body,
+//! a dropped connection, latency, the billing limit, an offset that never advances, a body
+//! that never ends, a field renamed mid-run).
 //!
 //! It is hand-rolled HTTP/1.1 on tokio (`wire`): a few hundred lines, no new dependency,
 //! and full control over the byte stream, which a "drop the connection mid-body" fault
 //! needs. It runs on its own thread and runtime so a test can be plain synchronous code.
 
+mod formula;
 mod wire;
+
+pub use formula::Formula;
 
 use serde_json::{Value as Json, json};
 use std::collections::{HashMap, VecDeque};
@@ -51,6 +58,12 @@ pub struct Faults {
     /// Field names the records endpoint answers with 422 UNKNOWN_FIELD_NAME (as after a
     /// rename between reading the metadata and the records).
     pub unknown_fields: Vec<String>,
+    /// From request number `.0` on, answer list requests with these statuses in turn
+    /// (500, 502, 504…), each with an HTML page as a proxy in front of the API sends.
+    pub html_5xx: Option<(u64, Vec<u16>)>,
+    /// At request number `.0`, rename field `.2` (a `fld…` id) of table `.1` (name) to `.3`,
+    /// in the metadata and in every record, as a user editing the base would.
+    pub rename_field_at: Option<(u64, String, String, String)>,
     /// Send `Retry-After: N` (seconds) with rate-limit 429s.
     pub retry_after: Option<u32>,
     /// For this table (name), answer the next `.1` requests that carry an offset with the
@@ -76,8 +89,23 @@ pub struct FakeConfig {
     pub rate_limit: Option<u32>,
     /// How long the base stays locked after the limit is exceeded.
     pub lock: Duration,
+    /// The way to the server: a request is counted when it arrives, after this. Arrival
+    /// jitter is a `Latency::Uniform` here (0–100 ms: requests sent evenly arrive bunched).
+    pub network: Latency,
+    /// From arrival to the answer: the server's work and the way back.
     pub latency: Latency,
+    /// Views per table id: a view is a name, an id and the formula its filter amounts to
+    /// (`"TRUE()"` for all records).
+    pub views: HashMap<String, Vec<FakeView>>,
     pub faults: Faults,
+}
+
+/// A view of a table, as far as listing records goes: which records it shows.
+#[derive(Debug, Clone)]
+pub struct FakeView {
+    pub id: String,
+    pub name: String,
+    pub formula: String,
 }
 
 impl FakeConfig {
@@ -90,7 +118,9 @@ impl FakeConfig {
             records: HashMap::new(),
             rate_limit: Some(5),
             lock: Duration::from_secs(30),
+            network: Latency::None,
             latency: Latency::None,
+            views: HashMap::new(),
             faults: Faults::default(),
         }
     }
@@ -119,6 +149,33 @@ impl FakeConfig {
             config = config.with_table(t.clone(), records);
         }
         Ok(config)
+    }
+
+    /// Add a view of table `table_id` showing the records `formula` matches; it is listed in
+    /// the table's metadata too.
+    pub fn with_view(mut self, table_id: &str, name: &str, formula: &str) -> FakeConfig {
+        let id = fake_id("viw", &format!("{table_id}/{name}"), 0);
+        if let Some(t) = self
+            .tables
+            .iter_mut()
+            .find(|t| t.get("id").and_then(Json::as_str) == Some(table_id))
+        {
+            let views = t
+                .as_object_mut()
+                .map(|o| o.entry("views").or_insert_with(|| json!([])));
+            if let Some(Json::Array(v)) = views {
+                v.push(json!({"id": id, "name": name, "type": "grid"}));
+            }
+        }
+        self.views
+            .entry(table_id.to_string())
+            .or_default()
+            .push(FakeView {
+                id,
+                name: name.to_string(),
+                formula: formula.to_string(),
+            });
+        self
     }
 
     /// Add a table (metadata JSON) and its records.
@@ -219,6 +276,14 @@ pub struct FakeStats {
     pub pages: u64,
     /// Requests answered with an injected fault (503, 422 expiry, malformed, dropped).
     pub faults: u64,
+    /// Times the base was locked for exceeding the rate limit (each lock answers many 429s).
+    pub locks: u64,
+    /// List requests sent as POST `…/listRecords`.
+    pub posts: u64,
+    /// List requests that asked for `returnFieldsByFieldId`.
+    pub by_field_id: u64,
+    /// List requests with a `filterByFormula`.
+    pub filtered: u64,
     /// Bytes of the endless body sent so far (`Faults::huge_body_at`).
     pub huge_body_sent: u64,
     /// The endless body ended: the client hung up, or all of it was sent.
@@ -234,6 +299,7 @@ struct State {
     iterators: HashMap<String, (String, usize)>,
     next_iterator: u64,
     burst_left: u32,
+    html_left: VecDeque<u16>,
     expired_done: bool,
     repeats_done: u32,
     rng: u64,
@@ -262,6 +328,7 @@ impl FakeAirtable {
             iterators: HashMap::new(),
             next_iterator: 1,
             burst_left: 0,
+            html_left: VecDeque::new(),
             expired_done: false,
             repeats_done: 0,
             rng: 0x2545_F491_4F6C_DD1D,
@@ -357,7 +424,7 @@ fn err(status: u16, kind: &str, message: &str) -> Reply {
     )
 }
 
-fn handle(st: &mut State, method: &str, target: &str, auth: Option<&str>) -> Reply {
+fn handle(st: &mut State, method: &str, target: &str, auth: Option<&str>, body: &[u8]) -> Reply {
     let now = Instant::now();
     st.stats.requests += 1;
     let n = st.stats.requests;
@@ -382,7 +449,7 @@ fn handle(st: &mut State, method: &str, target: &str, auth: Option<&str>) -> Rep
         .filter(|s| !s.is_empty())
         .map(percent_decode)
         .collect();
-    if method != "GET" {
+    if method != "GET" && method != "POST" {
         return Reply::Json(404, json!({"error": "NOT_FOUND"}), None);
     }
     let expected = format!("Bearer {}", st.config.token);
@@ -412,12 +479,19 @@ fn handle(st: &mut State, method: &str, target: &str, auth: Option<&str>) -> Rep
         || st.config.rate_limit.is_some_and(|limit| in_window > limit)
     {
         st.locked_until = Some(now + st.config.lock);
+        st.stats.locks += 1;
         return rate_limited(st);
+    }
+    if let Some((at, ref table, ref field, ref to)) = st.config.faults.rename_field_at
+        && at == n
+    {
+        let (table, field, to) = (table.clone(), field.clone(), to.clone());
+        rename_field(&mut st.config, &table, &field, &to);
     }
 
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match seg.as_slice() {
-        ["v0", "meta", "bases", base, "tables"] => {
+    match (method, seg.as_slice()) {
+        ("GET", ["v0", "meta", "bases", base, "tables"]) => {
             if *base != st.config.base {
                 return err(
                     403,
@@ -427,7 +501,7 @@ fn handle(st: &mut State, method: &str, target: &str, auth: Option<&str>) -> Rep
             }
             Reply::Json(200, json!({"tables": st.config.tables}), None)
         }
-        ["v0", base, table] => {
+        ("GET", ["v0", base, table]) | ("POST", ["v0", base, table, "listRecords"]) => {
             if *base != st.config.base {
                 return err(
                     403,
@@ -435,13 +509,133 @@ fn handle(st: &mut State, method: &str, target: &str, auth: Option<&str>) -> Rep
                     "Invalid permissions, or the requested model was not found.",
                 );
             }
-            list(st, n, table, query)
+            let params = if method == "POST" {
+                st.stats.posts += 1;
+                match serde_json::from_slice::<Json>(body) {
+                    Ok(j) => Params::from_body(&j),
+                    Err(e) => Err(format!("the request body is not JSON: {e}")),
+                }
+            } else {
+                Params::from_query(query)
+            };
+            match params {
+                Ok(p) => list(st, n, table, p),
+                Err(why) => err(422, "INVALID_REQUEST_UNKNOWN", &why),
+            }
         }
         _ => Reply::Json(404, json!({"error": "NOT_FOUND"}), None),
     }
 }
 
-fn list(st: &mut State, n: u64, table: &str, query: &str) -> Reply {
+/// The list-records parameters, from a GET query or a POST body.
+#[derive(Debug, Default)]
+struct Params {
+    page_size: Option<usize>,
+    offset: Option<String>,
+    fields: Vec<String>,
+    max_records: Option<usize>,
+    view: Option<String>,
+    formula: Option<String>,
+    by_field_id: bool,
+}
+
+impl Params {
+    fn from_query(query: &str) -> Result<Params, String> {
+        let mut p = Params::default();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let (k, v) = (percent_decode(k), percent_decode(v));
+            match k.as_str() {
+                "pageSize" => {
+                    p.page_size = Some(v.parse::<usize>().map_err(|_| "Invalid pageSize")?)
+                }
+                "offset" => p.offset = Some(v),
+                "fields[]" | "fields" => p.fields.push(v),
+                "maxRecords" => p.max_records = v.parse::<usize>().ok(),
+                "view" => p.view = Some(v),
+                "filterByFormula" => p.formula = Some(v),
+                "returnFieldsByFieldId" => p.by_field_id = v == "true" || v == "1",
+                _ => {}
+            }
+        }
+        Ok(p)
+    }
+
+    fn from_body(j: &Json) -> Result<Params, String> {
+        let obj = j.as_object().ok_or("the request body is not an object")?;
+        let text = |k: &str| -> Result<Option<String>, String> {
+            match obj.get(k) {
+                None | Some(Json::Null) => Ok(None),
+                Some(Json::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(format!("{k} must be a string")),
+            }
+        };
+        let number = |k: &str| -> Result<Option<usize>, String> {
+            match obj.get(k) {
+                None | Some(Json::Null) => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .map(|n| Some(n as usize))
+                    .ok_or(format!("Invalid {k}")),
+            }
+        };
+        let fields = match obj.get("fields") {
+            None => Vec::new(),
+            Some(Json::Array(a)) => a
+                .iter()
+                .map(|f| {
+                    f.as_str()
+                        .map(str::to_string)
+                        .ok_or("fields must be strings")
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err("fields must be an array".into()),
+        };
+        Ok(Params {
+            page_size: number("pageSize")?,
+            offset: text("offset")?,
+            fields,
+            max_records: number("maxRecords")?,
+            view: text("view")?,
+            formula: text("filterByFormula")?,
+            by_field_id: obj
+                .get("returnFieldsByFieldId")
+                .and_then(Json::as_bool)
+                .unwrap_or(false),
+        })
+    }
+}
+
+/// Rename field `field_id` of the table named `table` to `to`, in its metadata and records.
+fn rename_field(config: &mut FakeConfig, table: &str, field_id: &str, to: &str) {
+    let Some(meta) = config
+        .tables
+        .iter_mut()
+        .find(|t| t.get("name").and_then(Json::as_str) == Some(table))
+    else {
+        return;
+    };
+    let table_id = meta["id"].as_str().unwrap_or_default().to_string();
+    let mut from = None;
+    if let Some(fields) = meta.get_mut("fields").and_then(Json::as_array_mut) {
+        for f in fields {
+            if f.get("id").and_then(Json::as_str) == Some(field_id) {
+                from = f.get("name").and_then(Json::as_str).map(str::to_string);
+                f["name"] = json!(to);
+            }
+        }
+    }
+    let Some(from) = from else { return };
+    for r in config.records.get_mut(&table_id).into_iter().flatten() {
+        if let Some(obj) = r.get_mut("fields").and_then(Json::as_object_mut)
+            && let Some(v) = obj.remove(&from)
+        {
+            obj.insert(to.to_string(), v);
+        }
+    }
+}
+
+fn list(st: &mut State, n: u64, table: &str, params: Params) -> Reply {
     let Some(meta) = st
         .config
         .tables
@@ -468,22 +662,54 @@ fn list(st: &mut State, n: u64, table: &str, query: &str) -> Reply {
         .and_then(Json::as_str)
         .unwrap_or_default()
         .to_string();
-    let mut page_size = 100usize;
-    let mut offset = None;
-    let mut fields: Vec<String> = Vec::new();
-    let mut max_records = None;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let (k, v) = (percent_decode(k), percent_decode(v));
-        match k.as_str() {
-            "pageSize" => match v.parse::<usize>() {
-                Ok(p) if (1..=100).contains(&p) => page_size = p,
-                _ => return err(422, "INVALID_REQUEST_UNKNOWN", "Invalid pageSize"),
-            },
-            "offset" => offset = Some(v),
-            "fields[]" | "fields" => fields.push(v),
-            "maxRecords" => max_records = v.parse::<usize>().ok(),
-            _ => {}
+    let page_size = match params.page_size {
+        None => 100,
+        Some(p) if (1..=100).contains(&p) => p,
+        Some(_) => return err(422, "INVALID_REQUEST_UNKNOWN", "Invalid pageSize"),
+    };
+    let Params {
+        offset,
+        fields,
+        max_records,
+        view,
+        formula,
+        by_field_id,
+        ..
+    } = params;
+    if by_field_id {
+        st.stats.by_field_id += 1;
+    }
+    // The view's filter and the formula, both applied (as the API does).
+    let mut filters = Vec::new();
+    if let Some(v) = &view {
+        let found = st
+            .config
+            .views
+            .get(&table_id)
+            .and_then(|vs| vs.iter().find(|x| x.id == *v || x.name == *v));
+        match found.map(|x| Formula::parse(&x.formula)) {
+            Some(Ok(f)) => filters.push(f),
+            Some(Err(e)) => return err(422, "INVALID_FILTER_BY_FORMULA", &e),
+            None => {
+                return err(
+                    422,
+                    "VIEW_NAME_NOT_FOUND",
+                    &format!("Could not find view {v:?} in table {table_name:?}"),
+                );
+            }
+        }
+    }
+    if let Some(text) = &formula {
+        st.stats.filtered += 1;
+        match Formula::parse(text) {
+            Ok(f) => filters.push(f),
+            Err(e) => {
+                return err(
+                    422,
+                    "INVALID_FILTER_BY_FORMULA",
+                    &format!("The formula for filtering records is invalid: {e}"),
+                );
+            }
         }
     }
     // Field names (or ids) must exist.
@@ -507,6 +733,12 @@ fn list(st: &mut State, n: u64, table: &str, query: &str) -> Reply {
                 .collect()
         })
         .unwrap_or_default();
+    let id_of = |name: &str| {
+        known
+            .iter()
+            .find(|(_, n)| n == name)
+            .map_or_else(|| name.to_string(), |(id, _)| id.clone())
+    };
     let mut wanted_names = Vec::new();
     for f in &fields {
         match known.iter().find(|(id, name)| id == f || name == f) {
@@ -563,6 +795,20 @@ fn list(st: &mut State, n: u64, table: &str, query: &str) -> Reply {
     {
         st.burst_left = count;
     }
+    if let Some((at, ref statuses)) = faults.html_5xx
+        && n == at
+    {
+        st.html_left = statuses.iter().copied().collect();
+    }
+    if let Some(status) = st.html_left.pop_front() {
+        st.stats.faults += 1;
+        return Reply::Html(
+            status,
+            format!(
+                "<html>\r\n<head><title>{status}</title></head>\r\n<body>\r\n<center><h1>{status}</h1></center>\r\n</body>\r\n</html>\r\n"
+            ),
+        );
+    }
     if st.burst_left > 0 {
         st.burst_left -= 1;
         st.stats.faults += 1;
@@ -583,12 +829,32 @@ fn list(st: &mut State, n: u64, table: &str, query: &str) -> Reply {
         return Reply::Endless(max);
     }
 
-    let all = st
+    let every = st
         .config
         .records
         .get(&table_id)
         .map(Vec::as_slice)
         .unwrap_or(&[]);
+    let mut selected: Vec<&Json> = Vec::with_capacity(every.len());
+    for r in every {
+        let mut keep = true;
+        for f in &filters {
+            match f.matches(r) {
+                Ok(m) => keep &= m,
+                Err(e) => {
+                    return err(
+                        422,
+                        "INVALID_FILTER_BY_FORMULA",
+                        &format!("The formula for filtering records is invalid: {e}"),
+                    );
+                }
+            }
+        }
+        if keep {
+            selected.push(r);
+        }
+    }
+    let all = selected.as_slice();
     let limit = max_records.unwrap_or(usize::MAX).min(all.len());
     let end = (start + page_size).min(limit);
     let next_id = all
@@ -598,7 +864,7 @@ fn list(st: &mut State, n: u64, table: &str, query: &str) -> Reply {
         .unwrap_or("rec")
         .to_string();
     let mut records = Vec::with_capacity(end.saturating_sub(start));
-    for r in all.get(start..end).unwrap_or(&[]) {
+    for &r in all.get(start..end).unwrap_or(&[]) {
         let mut out = serde_json::Map::new();
         for key in ["id", "createdTime"] {
             if let Some(v) = r.get(key) {
@@ -614,7 +880,8 @@ fn list(st: &mut State, n: u64, table: &str, query: &str) -> Reply {
                 if empty || (!wanted_names.is_empty() && !wanted_names.contains(k)) {
                     continue;
                 }
-                f.insert(k.clone(), v.clone());
+                let key = if by_field_id { id_of(k) } else { k.clone() };
+                f.insert(key, v.clone());
             }
         }
         out.insert("fields".to_string(), Json::Object(f));

@@ -1,24 +1,23 @@
-//! HTTP to the Airtable API for one base: the bearer token, one shared rate limiter for every
-//! request to the base, and the retry rules of Airtable's API documentation (wait out a 429, back off on 5xx
+//! HTTP to the Airtable API for one base: the bearer token, the pacing every request to the
+//! base and the token goes through (`pace`, shared with other cutover processes by `shared`),
+//! and the retry rules of Airtable's API documentation (wait out a 429, back off on 5xx
 //! and broken connections, fail at once on what waiting cannot fix). A response body is
 //! read as a stream and given up at a bound (`max_response_bytes`): a page holds at most 100
 //! records, so a body far larger is a server gone wrong, not data to hold in memory.
 //!
-//! Why a limiter that spaces requests evenly rather than a 5-per-second bucket: a bucket
-//! lets 5 go at once and 5 more a moment later, which a rolling one-second window sees as 10,
-//! and a 429 locks the base for 30 s. One request per `1/rps` (plus a little slack for
-//! network jitter) never shows more than `rps` in any second.
+//! Why pacing by arrivals rather than a 5-per-second bucket: a bucket lets 5 go at once and
+//! 5 more a moment later, which a rolling one-second window sees as 10, and a 429 locks the
+//! base for 30 s; and requests sent evenly still arrive bunched when the network delays some
+//! more than others (see `pace`).
 
-use governor::clock::DefaultClock;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
+use super::pace::{self, Limit};
+use super::shared::{self, Shared};
 use serde_json::Value as Json;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// An Airtable personal access token. It is only ever sent in the `Authorization` header:
 /// `Debug` and `Display` print `***`.
@@ -89,9 +88,15 @@ pub struct AirtableOptions {
     pub api_url: Option<String>,
     /// Requests per second to the base (Airtable allows 5).
     pub requests_per_second: f64,
-    /// Added to the spacing between requests (1/rps) to absorb network jitter, so that
-    /// arrivals at the server stay under the limit in every rolling second.
-    pub spacing_slack: Duration,
+    /// How much later than it was sent a request may reach the server (network jitter): a
+    /// request's slot in the server's one-second window is held this much longer until its
+    /// answer shows it arrived sooner.
+    pub arrival_jitter: Duration,
+    /// Requests per second per token, across bases (Airtable allows 50).
+    pub token_requests_per_second: f64,
+    /// Where the pacing files shared by cutover processes live; `None`: the default
+    /// (`$XDG_RUNTIME_DIR/cutover`, else the user's cache directory).
+    pub pace_dir: Option<PathBuf>,
     /// How long to wait after a 429 when the server sends no `Retry-After` (Airtable locks the
     /// base for 30 s).
     pub rate_limit_wait: Duration,
@@ -118,7 +123,9 @@ impl Default for AirtableOptions {
         AirtableOptions {
             api_url: None,
             requests_per_second: 5.0,
-            spacing_slack: Duration::from_millis(10),
+            arrival_jitter: Duration::from_millis(100),
+            token_requests_per_second: 50.0,
+            pace_dir: None,
             rate_limit_wait: Duration::from_secs(30),
             max_tries: 6,
             backoff_base: Duration::from_millis(500),
@@ -193,7 +200,18 @@ enum Sent {
     TooLarge,
 }
 
-type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
+/// A request whose slot opens within this many seconds leaves now (timers are not finer).
+const SOON: f64 = 0.001;
+/// The longest a waiting request goes without looking at the ledgers again (seconds):
+/// another process's answers free slots too.
+const RECHECK: f64 = 0.02;
+
+/// A request's place in the pacing: its tickets in the base's and the token's ledgers.
+struct Turn {
+    base: u64,
+    token: u64,
+    sent: f64,
+}
 
 /// HTTP for one base.
 pub(crate) struct Client {
@@ -201,9 +219,16 @@ pub(crate) struct Client {
     api: String,
     pub(crate) base: String,
     token: Token,
-    limiter: Limiter,
-    /// The base is locked (after a 429) until then: every request waits.
-    paused_until: Mutex<Option<Instant>>,
+    /// The base's ledger and its limit (5 requests per second).
+    base_pace: Shared,
+    base_limit: Limit,
+    /// The token's ledger, shared by every base it reads (50 requests per second).
+    token_pace: Shared,
+    token_limit: Limit,
+    /// The fastest round trip seen (seconds), for how many listings to run at once.
+    fastest: Mutex<f64>,
+    /// Woken whenever an answer comes back: a waiting request may go sooner.
+    answered: tokio::sync::Notify,
     opts: AirtableOptions,
     pub(crate) counters: Counters,
     rng: Mutex<u64>,
@@ -219,10 +244,38 @@ impl Client {
                 opts.requests_per_second
             )));
         };
-        let spacing = Duration::from_secs_f64(1.0 / rps) + opts.spacing_slack;
-        let quota = Quota::with_period(spacing)
-            .ok_or_else(|| crate::error::usage("Airtable request spacing must not be zero"))?
-            .allow_burst(std::num::NonZeroU32::MIN);
+        let token_rps = opts.token_requests_per_second;
+        if !(token_rps.is_finite() && token_rps > 0.0) {
+            return Err(crate::error::usage(
+                "Airtable requests per second per token must be a positive number",
+            ));
+        }
+        let jitter = opts.arrival_jitter.as_secs_f64();
+        let base_limit = Limit {
+            per_second: rps.ceil().max(1.0) as u32,
+            max_rate: rps,
+            jitter,
+        };
+        let token_limit = Limit {
+            per_second: token_rps.ceil().max(1.0) as u32,
+            max_rate: token_rps,
+            jitter,
+        };
+        let (base_pace, token_pace) = match opts.pace_dir.clone().or_else(shared::default_dir) {
+            Some(dir) => match (
+                Shared::open(&dir, &shared::base_name(base, &opts.resolved_api_url())),
+                Shared::open(
+                    &dir,
+                    &shared::token_name(token.secret(), &opts.resolved_api_url()),
+                ),
+            ) {
+                (Ok(b), Ok(t)) => (b, t),
+                (Err(e), _) | (_, Err(e)) if crate::error::exit_code(&e) == 2 => return Err(e),
+                // No place to share the pacing (a read-only home): pace this process alone.
+                _ => (Shared::memory(), Shared::memory()),
+            },
+            None => (Shared::memory(), Shared::memory()),
+        };
         let tls = tls_config()?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
@@ -241,8 +294,12 @@ impl Client {
             api: opts.resolved_api_url(),
             base: base.to_string(),
             token,
-            limiter: RateLimiter::direct(quota),
-            paused_until: Mutex::new(None),
+            base_pace,
+            base_limit,
+            token_pace,
+            token_limit,
+            fastest: Mutex::new(f64::INFINITY),
+            answered: tokio::sync::Notify::new(),
             opts,
             counters: Counters::default(),
             rng: Mutex::new(seed),
@@ -257,6 +314,18 @@ impl Client {
         self.opts.max_restarts
     }
 
+    /// How many requests to one table should be in flight at once to keep the base's rate:
+    /// the rate times the fastest round trip seen, with room for slower ones (1 when answers
+    /// come back well within the spacing; at most 8).
+    pub(crate) fn parallelism(&self) -> usize {
+        let fastest = *self.fastest.lock().unwrap_or_else(|p| p.into_inner());
+        if !fastest.is_finite() {
+            return 1;
+        }
+        let wanted = (self.base_limit.max_rate * fastest * 1.5).ceil();
+        wanted.clamp(1.0, 8.0) as usize
+    }
+
     /// GET `{api}{path}` with `query`, retried per the rules; `what` names the request for
     /// messages ("base appX, table Users, page 3"). Returns the parsed JSON body of a 200.
     pub(crate) async fn get(
@@ -269,9 +338,12 @@ impl Client {
         let mut rate_tries = 0u32;
         let mut fail_tries = 0u32;
         loop {
-            self.wait_turn().await;
+            let turn = self.wait_turn().await.map_err(CallError::Fatal)?;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
-            let transient: String = match self.once(&url, query).await {
+            let sent = self.once(&url, query).await;
+            self.settle(&turn, matches!(sent, Sent::Answer(200, _, _)))
+                .map_err(CallError::Fatal)?;
+            let transient: String = match sent {
                 Sent::TooLarge => {
                     return Err(fatal(format!(
                         "{what}: the response is larger than {} MiB, far more than a page of \
@@ -305,7 +377,7 @@ impl Client {
                                 )));
                             }
                             let wait = retry_after.unwrap_or(self.opts.rate_limit_wait);
-                            self.pause(wait);
+                            self.rate_limited(&turn, wait).map_err(CallError::Fatal)?;
                             self.counters.retries.fetch_add(1, Ordering::Relaxed);
                             continue;
                         }
@@ -377,24 +449,86 @@ impl Client {
         Sent::Answer(status, retry_after, body)
     }
 
-    /// Wait for the base to be unlocked and for this request's slot in the rate.
-    async fn wait_turn(&self) {
+    /// Wait until this request may leave, then book it in the base's and the token's
+    /// ledgers (token first, then base: one order for every process, so none waits on
+    /// another in a circle). Nothing is booked ahead: a slot held by a request in flight
+    /// frees early when its answer comes back, so the wait is checked again whenever an
+    /// answer of this process comes back, and at least every `RECHECK` for other processes'.
+    async fn wait_turn(&self) -> anyhow::Result<Turn> {
+        let (bl, tl) = (&self.base_limit, &self.token_limit);
         loop {
-            let until = *self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
-            match until {
-                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
-                _ => break,
+            let answered = self.answered.notified();
+            tokio::pin!(answered);
+            answered.as_mut().enable();
+            let now = pace::now();
+            let turn = self.token_pace.with(|token| {
+                self.base_pace.with(|base| {
+                    let mut t = base.earliest(bl, now, now);
+                    loop {
+                        let t2 = base.earliest(bl, now, token.earliest(tl, now, t));
+                        if t2 <= t {
+                            break;
+                        }
+                        t = t2;
+                    }
+                    if t > now + SOON {
+                        return Err(t);
+                    }
+                    Ok(Turn {
+                        base: base.book(bl, now, now),
+                        token: token.book(tl, now, now),
+                        sent: now,
+                    })
+                })
+            })??;
+            match turn {
+                Ok(turn) => return Ok(turn),
+                Err(t) => {
+                    // Far off (the base is locked): no answer can bring it much nearer.
+                    let ahead = t - now;
+                    let wait = if ahead > 1.5 {
+                        ahead - 1.0
+                    } else {
+                        ahead.min(RECHECK)
+                    };
+                    let wait = Duration::from_secs_f64(wait.max(0.0));
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = &mut answered => {}
+                    }
+                }
             }
         }
-        self.limiter.until_ready().await;
     }
 
-    fn pause(&self, wait: Duration) {
-        let until = Instant::now() + wait;
-        let mut g = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
-        if g.is_none_or(|t| t < until) {
-            *g = Some(until);
+    /// An answer came back: the request had arrived by then. (Nothing is taken off for the
+    /// way back: how long that took cannot be told apart from a late arrival, and a guess
+    /// too large would let a sixth request into the server's second.)
+    fn settle(&self, turn: &Turn, answered: bool) -> anyhow::Result<()> {
+        let done = pace::now();
+        {
+            let mut g = self.fastest.lock().unwrap_or_else(|p| p.into_inner());
+            *g = g.min((done - turn.sent).max(0.0));
         }
+        let by = done.max(turn.sent);
+        self.token_pace.with(|l| l.arrived(turn.token, by))?;
+        let limit = &self.base_limit;
+        self.base_pace.with(|l| {
+            l.arrived(turn.base, by);
+            if answered {
+                l.answered(limit);
+            }
+        })?;
+        self.answered.notify_waiters();
+        Ok(())
+    }
+
+    /// A 429: everyone pacing this base waits `wait`, and the rate comes down.
+    fn rate_limited(&self, turn: &Turn, wait: Duration) -> anyhow::Result<()> {
+        let until = pace::now() + wait.as_secs_f64();
+        let limit = &self.base_limit;
+        self.base_pace
+            .with(|l| l.rate_limited(limit, until, turn.sent))
     }
 
     /// Uniform in [0, 1) (xorshift: jitter needs no better).

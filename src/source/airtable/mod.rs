@@ -4,7 +4,9 @@
 //! wanted table at once, one tokio task per table, all sharing the base's rate limiter, and
 //! spools the records to JSON-lines files in a private temporary directory (`spool`), so
 //! memory stays bounded however large the base and `scan` can stream a table as often as a
-//! load needs it. A listing that would never end (an offset given twice) is refused.
+//! load needs it. When answers are slow, a table is listed in disjoint ranges of record ids
+//! at once (`ranges`, which also says the order a table's records are seen in). A listing
+//! that would never end (an offset given twice) is refused.
 //! Each table also has two pseudo-fields: `@id` (the `rec…` id) and `@createdTime`.
 //!
 //! The source is used from a blocking thread; it owns a small tokio runtime and waits on it
@@ -12,6 +14,9 @@
 
 pub(crate) mod client;
 pub(crate) mod meta;
+mod pace;
+pub(crate) mod ranges;
+mod shared;
 mod spool;
 
 pub use client::{AirtableOptions, Stats, Token};
@@ -23,7 +28,7 @@ use client::{CallError, Client};
 use serde_json::Value as Json;
 use spool::Spool;
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -51,7 +56,8 @@ pub struct AirtableSource {
 }
 
 struct Extracted {
-    file: PathBuf,
+    /// The table's spool files, in the order its records are read (see `ranges`).
+    files: Vec<PathBuf>,
     fields: Vec<String>,
     count: u64,
 }
@@ -226,7 +232,7 @@ impl AirtableSource {
                 .map(|(t, fields, file)| {
                     let client = client.clone();
                     tokio::spawn(async move {
-                        extract_table(&client, &t, &fields, &file, max_restarts).await
+                        extract_table(client, t, fields, file, max_restarts).await
                     })
                 })
                 .collect();
@@ -240,14 +246,14 @@ impl AirtableSource {
             out
         })?;
         let mut first_err = None;
-        for ((t, fields, file), r) in planned.into_iter().zip(results) {
+        for ((t, fields, _), r) in planned.into_iter().zip(results) {
             match r {
-                Ok(count) => {
+                Ok((count, files)) => {
                     self.stats.records += count;
                     self.tables.insert(
                         t.name.clone(),
                         Extracted {
-                            file,
+                            files,
                             fields,
                             count,
                         },
@@ -280,7 +286,9 @@ impl AirtableSource {
         if missing {
             let mut all: Vec<String> = fields.to_vec();
             if let Some(x) = self.tables.remove(&name) {
-                let _ = std::fs::remove_file(&x.file);
+                for f in &x.files {
+                    let _ = std::fs::remove_file(f);
+                }
                 self.stats.records -= x.count;
                 all.extend(x.fields);
             }
@@ -303,26 +311,82 @@ impl Drop for AirtableSource {
     }
 }
 
-/// Page through one table into `file`; returns the record count.
+/// Page through one table into its spool files (named after `file`), in as many ranges at
+/// once as the round trip needs; returns the record count and the files in reading order.
 async fn extract_table(
+    client: Arc<Client>,
+    table: TableSchema,
+    fields: Vec<String>,
+    file: PathBuf,
+    max_restarts: u32,
+) -> anyhow::Result<(u64, Vec<PathBuf>)> {
+    let split = ranges::split(client.parallelism());
+    let of = split.len();
+    let mut set = tokio::task::JoinSet::new();
+    for (i, range) in split.into_iter().enumerate() {
+        let (client, table, fields, file) =
+            (client.clone(), table.clone(), fields.clone(), file.clone());
+        set.spawn(async move {
+            let label = (of > 1).then(|| format!("range {} of {of}", i + 1));
+            page_range(&client, &table, &fields, &file, range, label, max_restarts).await
+        });
+    }
+    let mut count = 0;
+    let mut classes = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        let result = joined
+            .map_err(|e| anyhow::anyhow!("an extraction task failed: {e}"))
+            .and_then(|r| r);
+        match result {
+            Ok((n, c)) => {
+                count += n;
+                classes.extend(c);
+            }
+            Err(e) => {
+                // The other ranges stop too; their files go with the spool.
+                set.abort_all();
+                return Err(e);
+            }
+        }
+    }
+    classes.sort_unstable();
+    let files = classes
+        .into_iter()
+        .map(|c| ranges::class_path(&file, c))
+        .collect();
+    Ok((count, files))
+}
+
+/// Page through one range of a table (the whole table when it has no formula) into its
+/// class files; returns the record count and the classes written.
+async fn page_range(
     client: &Client,
     table: &TableSchema,
     fields: &[String],
     file: &Path,
+    range: ranges::Range,
+    label: Option<String>,
     max_restarts: u32,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(u64, Vec<usize>)> {
     let path = format!("/v0/{}/{}", client.base, table.id);
+    // Fields are asked for and answered by their ids (`returnFieldsByFieldId`), which a
+    // rename in the base while this runs does not change; names are for people.
+    let field_ids: Vec<&str> = fields
+        .iter()
+        .map(|f| table.field(f).map_or(f.as_str(), |x| x.id.as_str()))
+        .collect();
     // Ask only for the wanted fields, unless that would make the URL too long (Airtable's
     // limit is 16,000 characters): then ask for all of them.
-    let encoded: usize = fields.iter().map(|f| f.len() * 3 + 12).sum();
+    let encoded: usize = field_ids.iter().map(|f| f.len() * 3 + 12).sum();
     let ask_fields = encoded < 12_000;
+    let formula = range.formula.clone();
     let mut restarts = 0u32;
+    let mut out = ranges::ClassFiles::new(file, range.classes.clone());
     'table: loop {
         if restarts > 0 {
             // The records of the expired listing: this pass writes them again.
-            let _ = std::fs::remove_file(file);
+            out.reset();
         }
-        let mut out = BufWriter::new(spool::create(file)?);
         let mut count = 0u64;
         let mut offset: Option<String> = None;
         // Every offset this listing was given: Airtable's offsets move forward, so one seen
@@ -332,16 +396,26 @@ async fn extract_table(
         let mut page = 0u64;
         loop {
             page += 1;
-            let what = format!(
-                "Airtable base {}, table {:?}, page {page}",
-                client.base, table.name
-            );
-            let mut query: Vec<(&str, &str)> = vec![("pageSize", "100")];
+            let what = match &label {
+                Some(l) => format!(
+                    "Airtable base {}, table {:?}, {l}, page {page}",
+                    client.base, table.name
+                ),
+                None => format!(
+                    "Airtable base {}, table {:?}, page {page}",
+                    client.base, table.name
+                ),
+            };
+            let mut query: Vec<(&str, &str)> =
+                vec![("pageSize", "100"), ("returnFieldsByFieldId", "true")];
             if let Some(o) = &offset {
                 query.push(("offset", o));
             }
+            if let Some(f) = &formula {
+                query.push(("filterByFormula", f));
+            }
             if ask_fields {
-                for f in fields {
+                for f in &field_ids {
                     query.push(("fields[]", f));
                 }
             }
@@ -367,11 +441,15 @@ async fn extract_table(
                 ))
             })?;
             for r in records {
-                serde_json::to_writer(&mut out, r)
-                    .and_then(|_| out.write_all(b"\n").map_err(serde_json::Error::io))
-                    .map_err(|e| {
-                        anyhow::anyhow!("cannot write the spool file {}: {e}", file.display())
-                    })?;
+                let id = r.get("id").and_then(Json::as_str).unwrap_or_default();
+                let line = serde_json::to_vec(r)
+                    .map_err(|e| anyhow::anyhow!("{what}: cannot spool record {id}: {e}"))?;
+                out.write(ranges::class_of(id), &line).map_err(|e| {
+                    crate::error::unavailable(format!(
+                        "{what}: record {id}: {e:#} (its filter was {})",
+                        formula.as_deref().unwrap_or("none")
+                    ))
+                })?;
                 count += 1;
             }
             let Some(next) = next else { break };
@@ -396,9 +474,8 @@ async fn extract_table(
             }
             offset = Some(next);
         }
-        out.flush()
-            .map_err(|e| anyhow::anyhow!("cannot write the spool file {}: {e}", file.display()))?;
-        return Ok(count);
+        let classes = out.finish()?;
+        return Ok((count, classes));
     }
 }
 
@@ -543,37 +620,38 @@ impl Source for AirtableSource {
                 ID_FIELD => Getter::Id,
                 CREATED_TIME_FIELD => Getter::Created,
                 name => {
+                    // Spooled records hold fields by id (`returnFieldsByFieldId`).
                     let fs = schema.field(name);
                     Getter::Field {
-                        name: fs
-                            .map(|f| f.name.clone())
-                            .unwrap_or_else(|| name.to_string()),
+                        name: fs.map(|f| f.id.clone()).unwrap_or_else(|| name.to_string()),
                         checkbox: fs.is_some_and(|f| f.field_type == "checkbox"),
                     }
                 }
             })
             .collect();
         let x = self.ensure(table, fields)?;
-        let path = x.file.clone();
-        let reader = BufReader::new(spool::open(&path)?);
+        let files = x.files.clone();
         let mut n = 0u64;
-        for line in reader.lines() {
-            let line = line.map_err(|e| {
-                anyhow::anyhow!("cannot read the spool file {}: {e}", path.display())
-            })?;
-            n += 1;
-            let json: Json = serde_json::from_str(&line).map_err(|e| {
-                anyhow::anyhow!(
-                    "Airtable base {base}, table {:?}: spooled record {n} is unreadable: {e}",
-                    schema.name
-                )
-            })?;
-            let rec = AirtableRecord {
-                ordinal: n,
-                json: &json,
-                getters: &getters,
-            };
-            each(&rec)?;
+        for path in files {
+            let reader = BufReader::new(spool::open(&path)?);
+            for line in reader.lines() {
+                let line = line.map_err(|e| {
+                    anyhow::anyhow!("cannot read the spool file {}: {e}", path.display())
+                })?;
+                n += 1;
+                let json: Json = serde_json::from_str(&line).map_err(|e| {
+                    anyhow::anyhow!(
+                        "Airtable base {base}, table {:?}: spooled record {n} is unreadable: {e}",
+                        schema.name
+                    )
+                })?;
+                let rec = AirtableRecord {
+                    ordinal: n,
+                    json: &json,
+                    getters: &getters,
+                };
+                each(&rec)?;
+            }
         }
         Ok(n)
     }

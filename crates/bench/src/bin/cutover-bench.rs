@@ -55,6 +55,10 @@ struct Args {
     /// Records in the synthetic Airtable base for the extraction figure (0: skip it).
     #[arg(long, default_value_t = 20_000)]
     airtable_records: usize,
+    /// Only the Airtable extraction scenarios (no PostgreSQL): baseline, arrival jitter, two
+    /// processes on one base, one big table at high latency.
+    #[arg(long)]
+    only_airtable: bool,
     /// Kill a contender that takes longer than this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
@@ -67,6 +71,27 @@ struct Args {
     /// Skip the large scale (a run of about 3 minutes instead of 10).
     #[arg(long)]
     quick: bool,
+}
+
+/// The Airtable scenarios alone, one line each (and `airtable.json` beside the results).
+fn only_airtable(cutover: &Path, dir: &Path, args: &Args) -> Result<()> {
+    use bench::airtable::{Scenario, measure_scenario};
+    let mut all = Vec::new();
+    for s in Scenario::ALL {
+        let records = match s {
+            Scenario::BigTable => 30_000,
+            Scenario::TwoProcesses => args.airtable_records / 2,
+            _ => args.airtable_records,
+        };
+        eprintln!("Airtable: {} ...", s.name());
+        let x = measure_scenario(cutover, dir, s, records, Duration::from_secs(args.timeout))?;
+        println!("{}", x.line());
+        all.push(x);
+    }
+    let out = dir.join("airtable.json");
+    std::fs::write(&out, serde_json::to_vec_pretty(&all)?)?;
+    eprintln!("written: {}", out.display());
+    Ok(())
 }
 
 fn main() {
@@ -118,6 +143,9 @@ fn run(args: &Args) -> Result<()> {
     let dir = root.join("target/bench");
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    if args.only_airtable {
+        return only_airtable(&find("cutover")?, &dir, args);
+    }
     let env = Env {
         cutover: find("cutover")?,
         fixture: find("cutover-fixture")?,

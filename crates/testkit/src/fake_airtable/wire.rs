@@ -1,6 +1,12 @@
 //! The fake's wire: hand-rolled HTTP/1.1 on one TCP connection (keep-alive, Content-Length
-//! bodies, GET only), and the byte-level replies the faults need: half a body then a
-//! close, and a close-delimited body that never ends.
+//! bodies, GET and POST), and the byte-level replies the faults need: half a body then a
+//! close, a close-delimited body that never ends, an HTML error page.
+//!
+//! Time on the wire is modelled in two parts, so that a test can see what the server sees:
+//! the network delay before a request *arrives* (`FakeConfig::network`, where arrival jitter
+//! lives: only after it is the request counted against the rate limit), and the time the
+//! answer takes once it has arrived (`FakeConfig::latency`: the server's work and the way
+//! back).
 
 use super::{Latency, State, handle, next_random};
 use serde_json::Value as Json;
@@ -17,6 +23,20 @@ pub(super) enum Reply {
     Drop(Vec<u8>),
     /// A close-delimited body of records that never closes, up to this many bytes.
     Endless(u64),
+    /// An HTML page, as a load balancer or proxy in front of the API sends with a 5xx.
+    Html(u16, String),
+}
+
+/// One draw of a latency.
+fn draw(latency: Latency, rng: &mut u64) -> Duration {
+    match latency {
+        Latency::None => Duration::ZERO,
+        Latency::Fixed(d) => d,
+        Latency::Uniform(lo, hi) => {
+            let r = next_random(rng);
+            lo + hi.saturating_sub(lo).mul_f64(r)
+        }
+    }
 }
 
 pub(super) async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
@@ -59,7 +79,10 @@ pub(super) async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> st
                 }
             }
         }
-        // Discard any request body (GET has none).
+        // The request body (POST listRecords sends its parameters as JSON), bounded.
+        if content_length > 1 << 20 {
+            return Ok(());
+        }
         while buf.len() < content_length {
             let mut chunk = [0u8; 4096];
             let n = stream.read(&mut chunk).await?;
@@ -68,19 +91,22 @@ pub(super) async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> st
             }
             buf.extend_from_slice(&chunk[..n]);
         }
-        buf.drain(..content_length.min(buf.len()));
+        let body: Vec<u8> = buf.drain(..content_length.min(buf.len())).collect();
 
+        // The way there: the request is counted when it arrives, after this.
+        let arrival = {
+            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+            let network = st.config.network;
+            draw(network, &mut st.rng)
+        };
+        if !arrival.is_zero() {
+            tokio::time::sleep(arrival).await;
+        }
         let (reply, delay) = {
             let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-            let reply = handle(&mut st, &method, &target, auth.as_deref());
-            let delay = match st.config.latency {
-                Latency::None => Duration::ZERO,
-                Latency::Fixed(d) => d,
-                Latency::Uniform(lo, hi) => {
-                    let r = next_random(&mut st.rng);
-                    lo + hi.saturating_sub(lo).mul_f64(r)
-                }
-            };
+            let reply = handle(&mut st, &method, &target, auth.as_deref(), &body);
+            let latency = st.config.latency;
+            let delay = draw(latency, &mut st.rng);
             (reply, delay)
         };
         if !delay.is_zero() {
@@ -92,6 +118,17 @@ pub(super) async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> st
                 write(&mut stream, status, &body, retry_after, close).await?;
             }
             Reply::Raw(status, body) => write(&mut stream, status, &body, None, close).await?,
+            Reply::Html(status, body) => {
+                write_typed(
+                    &mut stream,
+                    status,
+                    "text/html",
+                    body.as_bytes(),
+                    None,
+                    close,
+                )
+                .await?
+            }
             Reply::Drop(body) => {
                 let head = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
@@ -150,6 +187,25 @@ async fn write(
     retry_after: Option<u32>,
     close: bool,
 ) -> std::io::Result<()> {
+    write_typed(
+        stream,
+        status,
+        "application/json; charset=utf-8",
+        body,
+        retry_after,
+        close,
+    )
+    .await
+}
+
+async fn write_typed(
+    stream: &mut TcpStream,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    retry_after: Option<u32>,
+    close: bool,
+) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
         401 => "Unauthorized",
@@ -157,11 +213,14 @@ async fn write(
         404 => "Not Found",
         422 => "Unprocessable Entity",
         429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         _ => "Status",
     };
     let mut head = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: {}\r\n",
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n",
         body.len()
     );
     if let Some(s) = retry_after {
