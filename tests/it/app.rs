@@ -30,7 +30,12 @@ impl App {
     }
 
     pub(crate) fn cutover(&self, cmd: &str) -> Run {
-        run(&[
+        self.run_with(cmd, &[])
+    }
+
+    /// `cutover CMD` with the app's mapping, source and target, and `extra` arguments.
+    pub(crate) fn run_with(&self, cmd: &str, extra: &[&str]) -> Run {
+        let mut args = vec![
             cmd,
             "-m",
             self.mapping.to_str().unwrap(),
@@ -38,7 +43,18 @@ impl App {
             &self.source,
             "--target",
             &self.db.url,
-        ])
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    }
+
+    /// Run SQL on the legacy SQLite file: the source changed since the last load.
+    pub(crate) fn edit_source(&self, statements: &str) {
+        let path = self.source.strip_prefix("sqlite:").unwrap();
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .execute_batch(statements)
+            .unwrap();
     }
 
     /// The schema as `pg_dump -s` writes it.

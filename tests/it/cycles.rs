@@ -6,31 +6,7 @@
 //! works afterwards. A cycle that no order can load is refused by `check`, saying why.
 
 use crate::app::App;
-use crate::harness::{cell, run};
-
-impl App {
-    fn load_with(&self, extra: &[&str]) -> crate::harness::Run {
-        let mut args = vec![
-            "load",
-            "-m",
-            self.mapping.to_str().unwrap(),
-            "--source",
-            &self.source,
-            "--target",
-            &self.db.url,
-        ];
-        args.extend_from_slice(extra);
-        run(&args)
-    }
-
-    fn edit(&self, statements: &str) {
-        let path = self.source.strip_prefix("sqlite:").unwrap();
-        rusqlite::Connection::open(path)
-            .unwrap()
-            .execute_batch(statements)
-            .unwrap();
-    }
-}
+use crate::harness::cell;
 
 const EMPLOYEES: &str = "
     CREATE TABLE employee (id serial PRIMARY KEY, name text NOT NULL,
@@ -97,7 +73,7 @@ fn a_table_referencing_its_own_rows_loads_also_a_row_pointing_at_a_later_one() {
     assert_eq!(app.db.one(THREADS), "10>12, 11>10, 12>-");
 
     // --mode replace gives the same links, verify agrees.
-    app.load_with(&["--mode", "replace"]).ok();
+    app.run_with("load", &["--mode", "replace"]).ok();
     assert_eq!(
         app.db.one(BOSSES),
         "Ada>Grace, Linus>Ada, Grace>-, Ken>Grace"
@@ -106,11 +82,11 @@ fn a_table_referencing_its_own_rows_loads_also_a_row_pointing_at_a_later_one() {
 
     // A merge of a changed source: Ken now reports to a new employee, Margaret, who comes
     // later in the source; Ada to nobody. Counted as written, then converged.
-    app.edit(
+    app.edit_source(
         "INSERT INTO staff VALUES (5, 'Margaret', NULL); UPDATE staff SET boss = 5 WHERE id = 4;
          UPDATE staff SET boss = NULL WHERE id = 1;",
     );
-    let merged = app.load_with(&[]);
+    let merged = app.run_with("load", &[]);
     merged.ok();
     assert_eq!(
         cell(&merged.stdout, "employee", "inserted").as_deref(),
@@ -121,7 +97,7 @@ fn a_table_referencing_its_own_rows_loads_also_a_row_pointing_at_a_later_one() {
         "Ada>-, Linus>Ada, Grace>-, Ken>Margaret, Margaret>-"
     );
     app.cutover("verify").ok();
-    let again = app.load_with(&[]);
+    let again = app.run_with("load", &[]);
     again.ok();
     assert!(again.stdout.contains("nothing to do"), "{}", again.stdout);
 
@@ -139,7 +115,7 @@ fn a_dangling_self_reference_follows_on_missing() {
                   CREATE TABLE comments (id INTEGER PRIMARY KEY, body TEXT, author INTEGER, parent INTEGER);";
     let app = App::new("cycles_dangling", EMPLOYEES, legacy, EMPLOYEES_MAPPING);
     // The default, "error": the row is a reject, and nothing is committed.
-    let refused = app.load_with(&[]);
+    let refused = app.run_with("load", &[]);
     refused.fails(1);
     assert!(
         refused
@@ -158,7 +134,7 @@ fn a_dangling_self_reference_follows_on_missing() {
         ),
     )
     .unwrap();
-    let loaded = app.load_with(&[]);
+    let loaded = app.run_with("load", &[]);
     loaded.ok();
     assert!(
         loaded
@@ -229,20 +205,22 @@ fn two_tables_referencing_each_other_load_with_not_null_on_one_side() {
         "47 MySakila Drive=Mike@47 MySakila Drive, 28 MySQL Boulevard=Jon@28 MySQL Boulevard";
     assert_eq!(app.db.one(MANAGERS), both);
 
-    app.load_with(&["--mode", "replace"]).ok();
+    app.run_with("load", &["--mode", "replace"]).ok();
     assert_eq!(app.db.one(MANAGERS), both);
     app.cutover("verify").ok();
 
     // The second store gets a new manager, a new member of staff: merged, then converged.
-    app.edit("INSERT INTO staff VALUES (4, 'Kim', 2); UPDATE stores SET manager = 4 WHERE id = 2;");
-    app.load_with(&[]).ok();
+    app.edit_source(
+        "INSERT INTO staff VALUES (4, 'Kim', 2); UPDATE stores SET manager = 4 WHERE id = 2;",
+    );
+    app.run_with("load", &[]).ok();
     assert_eq!(
         app.db.one(MANAGERS),
         "47 MySakila Drive=Mike@47 MySakila Drive, 28 MySQL Boulevard=Kim@28 MySQL Boulevard"
     );
     app.cutover("verify").ok();
     let stats = app.db.tuple_stats();
-    let again = app.load_with(&[]);
+    let again = app.run_with("load", &[]);
     again.ok();
     assert!(again.stdout.contains("nothing to do"), "{}", again.stdout);
     assert_eq!(app.db.tuple_stats(), stats, "a re-run wrote rows");
@@ -278,7 +256,7 @@ fn a_cycle_of_not_null_references_is_refused_by_check_with_the_way_out() {
     );
     assert!(err.contains("Make one of these columns nullable"), "{err}");
     // A load is refused the same way, before anything is written.
-    app.load_with(&[]).fails(2);
+    app.run_with("load", &[]).fails(2);
     assert_eq!(app.db.one("SELECT count(*) FROM store"), "0");
 }
 
@@ -321,10 +299,10 @@ fn a_cycle_of_deferrable_foreign_keys_loads_with_them_checked_at_the_end() {
     );
     app.loads_and_converges();
     // A new store whose manager is new too: each row references one not yet written.
-    app.edit(
+    app.edit_source(
         "INSERT INTO stores VALUES (3, 4, '1 New Street'); INSERT INTO staff VALUES (4, 'Kim', 3);",
     );
-    app.load_with(&[]).ok();
+    app.run_with("load", &[]).ok();
     assert_eq!(
         app.db.one(
             "SELECT s.address || '=' || m.first_name FROM store s JOIN staff m ON m.staff_id = s.manager_staff_id WHERE s.store_id = 3"
@@ -332,12 +310,12 @@ fn a_cycle_of_deferrable_foreign_keys_loads_with_them_checked_at_the_end() {
         "1 New Street=Kim"
     );
     app.cutover("verify").ok();
-    let again = app.load_with(&[]);
+    let again = app.run_with("load", &[]);
     again.ok();
     assert!(again.stdout.contains("nothing to do"), "{}", again.stdout);
     // The foreign keys are checked all the same, before anything commits.
-    app.edit("INSERT INTO stores VALUES (5, 99, 'Nowhere');");
-    let bad = app.load_with(&[]);
+    app.edit_source("INSERT INTO stores VALUES (5, 99, 'Nowhere');");
+    let bad = app.run_with("load", &[]);
     bad.fails(1);
     assert!(
         bad.stderr
@@ -381,10 +359,10 @@ fn a_deferrable_foreign_key_to_its_own_table_lets_an_updated_row_point_at_a_new_
         "[tables.employee]\nfrom = \"staff\"\nkeep_id = true\n[tables.employee.columns]\nname = \"name\"\nreports_to = \"boss\"\n",
     );
     app.loads_and_converges();
-    app.edit(
+    app.edit_source(
         "INSERT INTO staff VALUES (3, 'Margaret', NULL); UPDATE staff SET boss = 3 WHERE id = 1;",
     );
-    app.load_with(&[]).ok();
+    app.run_with("load", &[]).ok();
     assert_eq!(
         app.db.one(BOSSES.replace("e.legacy_id", "e.id").as_str()),
         "Ada>Margaret, Grace>-, Margaret>-"

@@ -4,22 +4,7 @@
 //! run rejected.
 
 use crate::app::App;
-use crate::harness::{Db, Run, run, write};
-
-/// `cutover CMD` on `app` with extra arguments.
-fn cutover(app: &App, cmd: &str, extra: &[&str]) -> Run {
-    let mut args = vec![
-        cmd,
-        "-m",
-        app.mapping.to_str().unwrap(),
-        "--source",
-        &app.source,
-        "--target",
-        &app.db.url,
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
-}
+use crate::harness::{Db, write};
 
 const SCHEMA: &str = "
     CREATE TABLE users (id integer PRIMARY KEY, legacy_id text UNIQUE, email text NOT NULL);
@@ -48,7 +33,7 @@ fn mapping(users_extra: &str, votes_extra: &str) -> String {
 fn every_colliding_unique_key_of_every_table_is_named_in_one_run() {
     let app = App::new("engine_dup_error", SCHEMA, LEGACY, &mapping("", ""));
     let schema = app.schema();
-    let r = cutover(&app, "load", &[]);
+    let r = app.run_with("load", &[]);
     r.fails(1);
     let err = &r.stderr;
     // The expression key and the composite key, each with the legacy ids behind it.
@@ -88,13 +73,12 @@ fn keep_first_and_keep_last_reject_the_others_and_count_them() {
     );
     let schema = app.schema();
     // Two rejects: over --max-rejects 0, nothing is committed.
-    cutover(&app, "load", &[]).fails(1);
+    app.run_with("load", &[]).fails(1);
     assert_eq!(app.db.one("SELECT count(*) FROM users"), "0");
 
     let rejects = app.db.dir.join("rejects.csv");
     let report = app.db.dir.join("report.json");
-    let r = cutover(
-        &app,
+    let r = app.run_with(
         "load",
         &[
             "--max-rejects",
@@ -140,9 +124,9 @@ fn keep_first_and_keep_last_reject_the_others_and_count_them() {
     assert!(r.stdout.contains("duplicate_key"), "{}", r.all());
     assert_eq!(app.schema(), schema, "every key and index is back");
     // A re-run converges on the same rows.
-    cutover(&app, "load", &["--max-rejects", "2"]).ok();
+    app.run_with("load", &["--max-rejects", "2"]).ok();
     assert_eq!(app.db.one("SELECT count(*) FROM votes"), "3");
-    cutover(&app, "verify", &[]).ok();
+    app.run_with("verify", &[]).ok();
 }
 
 #[test]
@@ -152,12 +136,12 @@ fn a_new_source_row_colliding_with_a_target_row_is_settled_in_merge_mode() {
         INSERT INTO people VALUES (1, 'ann@x.org'), (2, 'bob@x.org');
         CREATE TABLE ballots (id INTEGER PRIMARY KEY, voter INTEGER, project INTEGER);";
     let app = App::new("engine_dup_merge", SCHEMA, clean, &mapping("", ""));
-    cutover(&app, "load", &[]).ok();
+    app.run_with("load", &[]).ok();
     // The source gains a person whose email collides with one the target already has.
     let conn = rusqlite::Connection::open(app.source.trim_start_matches("sqlite:")).unwrap();
     conn.execute_batch("INSERT INTO people VALUES (5, 'BOB@x.org');")
         .unwrap();
-    let r = cutover(&app, "load", &[]);
+    let r = app.run_with("load", &[]);
     r.fails(1);
     assert!(
         r.stderr
@@ -172,8 +156,7 @@ fn a_new_source_row_colliding_with_a_target_row_is_settled_in_merge_mode() {
         &mapping("on_duplicate = \"keep_last\"", ""),
     );
     let rejects = app.db.dir.join("rejects.csv");
-    cutover(
-        &app,
+    app.run_with(
         "load",
         &["--max-rejects", "1", "--rejects", rejects.to_str().unwrap()],
     )
@@ -199,7 +182,7 @@ fn duplicate_policies_are_checked_against_the_target() {
         LEGACY,
         &mapping("on_duplicate = \"keep_some\"", ""),
     );
-    let r = cutover(&app, "check", &[]);
+    let r = app.run_with("check", &[]);
     r.fails(2);
     assert!(
         r.stderr.contains("app.toml:5: tables.users.on_duplicate:")
@@ -217,7 +200,7 @@ fn duplicate_policies_are_checked_against_the_target() {
             "[tables.votes.on_duplicate_key]\n\"votes_voter_key\" = \"keep_last\"",
         ),
     );
-    let r = cutover(&app, "check", &[]);
+    let r = app.run_with("check", &[]);
     r.fails(2);
     assert!(
         r.stderr
@@ -252,12 +235,11 @@ fn rows_whose_parent_was_rejected_are_rejected_as_such_and_counted() {
     let app = App::new("engine_parent_rejected", SCHEMA, legacy, &m);
     let rejects = app.db.dir.join("rejects.csv");
     // 1 user + 2 votes rejected: over --max-rejects 2.
-    let r = cutover(&app, "load", &["--max-rejects", "2"]);
+    let r = app.run_with("load", &["--max-rejects", "2"]);
     r.fails(1);
     assert!(r.stderr.contains("3 rows were rejected"), "{}", r.all());
     let report = app.db.dir.join("report.json");
-    cutover(
-        &app,
+    app.run_with(
         "load",
         &[
             "--max-rejects",
@@ -312,7 +294,7 @@ fn a_failed_rebuild_after_the_fresh_load_rolls_everything_back() {
         INSERT INTO ballots VALUES (10, 1, 7), (11, 9, 7);";
     let app = App::new("engine_rebuild_fails", SCHEMA, legacy, &m);
     let schema = app.schema();
-    let r = cutover(&app, "load", &[]);
+    let r = app.run_with("load", &[]);
     r.fails(1);
     assert!(
         r.stderr.contains("votes_voter_id_fkey") && r.stderr.contains("Nothing was committed"),

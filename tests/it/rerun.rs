@@ -5,7 +5,7 @@
 //! and a `--prune` blocked by the application's rows names them and changes nothing.
 
 use crate::app::App;
-use crate::harness::{cell, run};
+use crate::harness::cell;
 
 const SCHEMA: &str = "
     CREATE TABLE users (id bigserial PRIMARY KEY, legacy_id text UNIQUE, email text NOT NULL, name text);
@@ -50,29 +50,6 @@ fn app(test: &str, mapping: &str) -> App {
     app
 }
 
-fn edit_source(app: &App, sql: &str) {
-    let path = app.source.strip_prefix("sqlite:").unwrap();
-    rusqlite::Connection::open(path)
-        .unwrap()
-        .execute_batch(sql)
-        .unwrap();
-}
-
-/// `cutover load` with extra arguments.
-fn load(app: &App, extra: &[&str]) -> crate::harness::Run {
-    let mut args = vec![
-        "load",
-        "-m",
-        app.mapping.to_str().unwrap(),
-        "--source",
-        &app.source,
-        "--target",
-        &app.db.url,
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
-}
-
 #[test]
 fn an_application_edit_survives_a_rerun_and_is_reported_as_a_conflict() {
     let app = app("rerun_conflict", MAPPING);
@@ -82,16 +59,15 @@ fn an_application_edit_survives_a_rerun_and_is_reported_as_a_conflict() {
         "UPDATE users SET email = 'ann@new.example' WHERE legacy_id = '1';
          UPDATE users SET name = 'Robert' WHERE legacy_id = '2';",
     );
-    edit_source(
-        &app,
+    app.edit_source(
         "UPDATE users SET email = 'ann@source.example' WHERE id = 1;
          UPDATE users SET name = 'Cyrus' WHERE id = 3;",
     );
     let dir = app.db.dir.clone();
     let report = dir.join("rerun.json");
     let rejects = dir.join("rejects.csv");
-    let out = load(
-        &app,
+    let out = app.run_with(
+        "load",
         &[
             "--report",
             report.to_str().unwrap(),
@@ -151,7 +127,7 @@ fn an_application_edit_survives_a_rerun_and_is_reported_as_a_conflict() {
     // The conflict stands until it is resolved: the next run reports it again and writes
     // nothing.
     let stats = app.db.tuple_stats();
-    let again = load(&app, &[]);
+    let again = app.run_with("load", &[]);
     again.ok();
     assert_eq!(
         app.db.tuple_stats(),
@@ -175,11 +151,8 @@ fn on_conflict_overwrite_takes_the_source_value() {
     );
     app.db
         .sql("UPDATE users SET email = 'ann@new.example', name = 'Annie' WHERE legacy_id = '1'");
-    edit_source(
-        &app,
-        "UPDATE users SET email = 'ann@source.example', name = 'Anna' WHERE id = 1",
-    );
-    let out = load(&app, &[]);
+    app.edit_source("UPDATE users SET email = 'ann@source.example', name = 'Anna' WHERE id = 1");
+    let out = app.run_with("load", &[]);
     out.ok();
     // email overwrites, name (the table's default policy) keeps the application's value.
     assert_eq!(
@@ -194,7 +167,7 @@ fn on_conflict_overwrite_takes_the_source_value() {
     assert!(out.stdout.contains("(overwritten)"), "{}", out.stdout);
     assert!(out.stdout.contains("(kept)"), "{}", out.stdout);
     // Resolved: the next run has nothing to say about email.
-    let again = load(&app, &[]);
+    let again = app.run_with("load", &[]);
     again.ok();
     assert_eq!(
         cell(&again.stdout, "users", "conflicts").as_deref(),
@@ -210,7 +183,7 @@ fn a_no_change_rerun_writes_nothing_and_counts_every_row_unchanged() {
     app.db
         .sql("UPDATE events SET title = 'Kick-off!' WHERE legacy_id = '10'");
     let stats = app.db.tuple_stats();
-    let out = load(&app, &[]);
+    let out = app.run_with("load", &[]);
     out.ok();
     assert_eq!(app.db.tuple_stats(), stats, "a no-change re-run wrote rows");
     for (table, n) in [("users", "3"), ("events", "2"), ("attendees", "3")] {
@@ -231,12 +204,12 @@ fn a_no_change_rerun_writes_nothing_and_counts_every_row_unchanged() {
     );
     // No table or other object was added to the target for it.
     let schema = app.schema();
-    load(&app, &[]).ok();
+    app.run_with("load", &[]).ok();
     assert_eq!(app.schema(), schema);
     // The record those runs carried over still tells the two sides apart: a source change
     // to another value of the edited row is applied, the application's title stays.
-    edit_source(&app, "UPDATE events SET owner = 3 WHERE id = 10");
-    let out = load(&app, &[]);
+    app.edit_source("UPDATE events SET owner = 3 WHERE id = 10");
+    let out = app.run_with("load", &[]);
     out.ok();
     assert_eq!(cell(&out.stdout, "events", "updated").as_deref(), Some("1"));
     assert_eq!(
@@ -254,7 +227,7 @@ fn without_a_record_differing_values_are_kept_and_it_says_so() {
         .sql("UPDATE users SET name = 'Robert' WHERE legacy_id = '2'");
     // The record is lost (or this target was loaded some other way).
     std::fs::remove_dir_all(app.db.dir.join("app.cutover-state")).unwrap();
-    let out = load(&app, &[]);
+    let out = app.run_with("load", &[]);
     out.ok();
     assert!(
         out.stdout
@@ -271,8 +244,8 @@ fn without_a_record_differing_values_are_kept_and_it_says_so() {
         Some("1")
     );
     // That run wrote a record again: now a source change to an unedited row applies.
-    edit_source(&app, "UPDATE users SET name = 'Annabel' WHERE id = 1");
-    load(&app, &[]).ok();
+    app.edit_source("UPDATE users SET name = 'Annabel' WHERE id = 1");
+    app.run_with("load", &[]).ok();
     assert_eq!(
         app.db.one("SELECT name FROM users WHERE legacy_id = '1'"),
         "Annabel"
@@ -284,13 +257,12 @@ fn a_mistyped_link_never_removes_the_link_it_meant() {
     let app = app("rerun_link_typo", MAPPING);
     // Event 10's attendee 2 is mistyped as 22 (no such person): that row is skipped, and
     // the existing link (10, 2) stays; event 11's link to 3 is really gone and is removed.
-    edit_source(
-        &app,
+    app.edit_source(
         "UPDATE attendees SET person = 22 WHERE event = 10 AND person = 2;
          DELETE FROM attendees WHERE event = 11;
          INSERT INTO attendees VALUES (11, 1);",
     );
-    let out = load(&app, &[]);
+    let out = app.run_with("load", &[]);
     out.ok();
     assert_eq!(
         app.db.one(
@@ -314,8 +286,8 @@ fn a_link_to_a_row_the_application_created_survives_a_rerun() {
          INSERT INTO attendees SELECT e.id, u.id FROM events e, users u
           WHERE e.legacy_id = '10' AND u.email = 'new@x.org';",
     );
-    load(&app, &[]).ok();
-    load(&app, &["--prune"]).ok();
+    app.run_with("load", &[]).ok();
+    app.run_with("load", &["--prune"]).ok();
     assert_eq!(
         app.db.one(
             "SELECT count(*) FROM attendees a JOIN users u ON u.id = a.user_id WHERE u.email = 'new@x.org'"
@@ -335,8 +307,7 @@ fn a_prune_blocked_by_the_applications_rows_names_them_and_changes_nothing() {
     app.db.sql(
         "INSERT INTO events (title, owner_id) SELECT 'Launch', id FROM users WHERE legacy_id = '3'",
     );
-    edit_source(
-        &app,
+    app.edit_source(
         "DELETE FROM attendees WHERE person = 3 OR event = 11;
          DELETE FROM events WHERE id = 11;
          DELETE FROM users WHERE id = 3;",
@@ -349,7 +320,7 @@ fn a_prune_blocked_by_the_applications_rows_names_them_and_changes_nothing() {
         )
     };
     let before = dump();
-    let out = load(&app, &["--prune"]);
+    let out = app.run_with("load", &["--prune"]);
     out.fails(1);
     let err = out.stderr.clone();
     assert!(

@@ -35,30 +35,6 @@ fn mapping(table_keys: &str) -> String {
     )
 }
 
-impl App {
-    fn run_with(&self, cmd: &str, extra: &[&str]) -> crate::harness::Run {
-        let mut args = vec![
-            cmd,
-            "-m",
-            self.mapping.to_str().unwrap(),
-            "--source",
-            &self.source,
-            "--target",
-            &self.db.url,
-        ];
-        args.extend_from_slice(extra);
-        run(&args)
-    }
-
-    fn edit_source(&self, statements: &str) {
-        let path = self.source.strip_prefix("sqlite:").unwrap();
-        rusqlite::Connection::open(path)
-            .unwrap()
-            .execute_batch(statements)
-            .unwrap();
-    }
-}
-
 #[test]
 fn a_trigger_filling_a_not_null_tsvector_and_one_rewriting_a_mapped_column_converge() {
     let app = App::new(

@@ -4,7 +4,6 @@
 //! legacy id, the column and PostgreSQL's message — never an abort about a staging table.
 
 use crate::app::App;
-use crate::harness::{Run, run};
 
 /// A schema as a project writes it: extensions, domains with CHECKs (over an encoded type,
 /// over citext, over a range, over bit(n)), an enum in another schema, and a column of each
@@ -152,20 +151,6 @@ fn host_app(test: &str, rows: &[[&str; 31]]) -> App {
     App::new(test, SCHEMA, &legacy(rows), &mapping())
 }
 
-fn cutover(app: &App, cmd: &str, extra: &[&str]) -> Run {
-    let mut args = vec![
-        cmd,
-        "-m",
-        app.mapping.to_str().unwrap(),
-        "--source",
-        &app.source,
-        "--target",
-        &app.db.url,
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
-}
-
 #[test]
 fn every_type_loads_through_text_input_and_reloads_to_nothing() {
     let app = host_app("types_every", &[GOOD, SPARSE]);
@@ -229,14 +214,14 @@ fn every_type_loads_through_text_input_and_reloads_to_nothing() {
 #[test]
 fn a_changed_value_of_a_text_input_type_is_updated_and_then_converges() {
     let app = host_app("types_changed", &[GOOD, SPARSE]);
-    cutover(&app, "load", &[]).ok();
+    app.run_with("load", &[]).ok();
     // A case-only change in citext, a box of the same area elsewhere (box = box compares
     // areas), an interval spelt otherwise: each is a change to write.
     app.db.edit_sqlite(
         "UPDATE host SET name = 'WEB-1', area = '((5,5),(7,6))', uptime = '26:03:04.5' WHERE id = 1;
          UPDATE host SET addr = '10.1.1.1' WHERE id = 2;",
     );
-    let r = cutover(&app, "load", &[]);
+    let r = app.run_with("load", &[]);
     r.ok();
     assert_eq!(
         app.db.one("SELECT name || ' ' || area::text || ' ' || uptime::text FROM host WHERE legacy_id = '1'"),
@@ -254,9 +239,9 @@ fn a_changed_value_of_a_text_input_type_is_updated_and_then_converges() {
         r.stdout
     );
     let stats = app.db.tuple_stats();
-    cutover(&app, "load", &[]).ok();
+    app.run_with("load", &[]).ok();
     assert_eq!(app.db.tuple_stats(), stats, "a third run wrote rows");
-    cutover(&app, "verify", &[]).ok();
+    app.run_with("verify", &[]).ok();
 }
 
 /// No word of `text` is a staging table or one of its columns (`c1`).
@@ -292,7 +277,7 @@ fn values_postgresql_refuses_are_rejects_naming_the_row_column_and_message() {
     let rejects = app.db.dir.join("rejects.csv");
 
     // Without --max-rejects: the load fails cleanly, naming the rows, and commits nothing.
-    let r = cutover(&app, "load", &["--rejects", rejects.to_str().unwrap()]);
+    let r = app.run_with("load", &["--rejects", rejects.to_str().unwrap()]);
     r.fails(1);
     let all = r.all();
     // The summary wraps its lines: compare with the white space folded.
@@ -367,16 +352,16 @@ fn values_postgresql_refuses_are_rejects_naming_the_row_column_and_message() {
     );
 
     // Within --max-rejects: the rest loads, and a second run converges.
-    cutover(&app, "load", &["--max-rejects", "5"]).ok();
+    app.run_with("load", &["--max-rejects", "5"]).ok();
     assert_eq!(
         app.db
             .one("SELECT string_agg(legacy_id, ',' ORDER BY legacy_id) FROM host"),
         "1,7"
     );
     let stats = app.db.tuple_stats();
-    cutover(&app, "load", &["--max-rejects", "5"]).ok();
+    app.run_with("load", &["--max-rejects", "5"]).ok();
     assert_eq!(app.db.tuple_stats(), stats, "a second run wrote rows");
-    let v = cutover(&app, "verify", &[]);
+    let v = app.run_with("verify", &[]);
     v.ok();
     assert_eq!(app.schema(), schema, "the load changed the schema");
 }
@@ -399,8 +384,7 @@ fn a_legacy_id_column_of_a_checked_domain_rejects_bad_ids_and_references_still_r
          [tables.member]\nlegacy_column = \"airtable_id\"\n[tables.member.columns]\nteam_id = { field = \"team\", references = \"team\" }\n",
     );
     let rejects = app.db.dir.join("rejects.csv");
-    cutover(
-        &app,
+    app.run_with(
         "load",
         &["--max-rejects", "3", "--rejects", rejects.to_str().unwrap()],
     )
@@ -431,7 +415,7 @@ fn a_legacy_id_column_of_a_checked_domain_rejects_bad_ids_and_references_still_r
         "recM1>recA"
     );
     let stats = app.db.tuple_stats();
-    cutover(&app, "load", &["--max-rejects", "3"]).ok();
+    app.run_with("load", &["--max-rejects", "3"]).ok();
     assert_eq!(app.db.tuple_stats(), stats, "a second run wrote rows");
 }
 
@@ -448,8 +432,7 @@ fn more_refused_rows_than_are_kept_in_detail_are_all_rejected_and_counted() {
         "[tables.device]\nlegacy_column = \"legacy_id\"\n[tables.device.columns]\naddr = \"addr\"\n",
     );
     let rejects = app.db.dir.join("rejects.csv");
-    let r = cutover(
-        &app,
+    let r = app.run_with(
         "load",
         &[
             "--max-rejects",
@@ -470,5 +453,5 @@ fn more_refused_rows_than_are_kept_in_detail_are_all_rejected_and_counted() {
     let kept = csv::Reader::from_reader(csv.as_bytes()).records().count();
     assert_eq!(kept, 10_000, "the first rejects in detail");
     assert!(csv.contains("\ndevice,1,addr,'host-1',"), "in source order");
-    cutover(&app, "load", &["--max-rejects", "10499"]).fails(1);
+    app.run_with("load", &["--max-rejects", "10499"]).fails(1);
 }

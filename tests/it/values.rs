@@ -5,23 +5,9 @@
 //! counted in the summary and the JSON report, and each reject named in the rejects file.
 
 use crate::app::App;
-use crate::harness::{Run, cell, run, run_env, write};
+use crate::harness::{cell, run_env, write};
 use cutover_testkit::fake_airtable::{FakeAirtable, FakeConfig};
 use serde_json::{Value as Json, json};
-
-fn cutover(app: &App, cmd: &str, extra: &[&str]) -> Run {
-    let mut args = vec![
-        cmd,
-        "-m",
-        app.mapping.to_str().unwrap(),
-        "--source",
-        &app.source,
-        "--target",
-        &app.db.url,
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
-}
 
 /// Whether `out` says `s`, however its lines are wrapped.
 fn has(out: &str, s: &str) -> bool {
@@ -121,8 +107,7 @@ fn check_shows_every_tables_rejects_and_writes_them_all() {
     let dir = &app.db.dir;
     let csv = dir.join("check-rejects.csv");
     let report = dir.join("check.json");
-    let r = cutover(
-        &app,
+    let r = app.run_with(
         "check",
         &[
             "--rejects",
@@ -211,7 +196,7 @@ fn check_shows_every_tables_rejects_and_writes_them_all() {
     );
 
     // Rejects that --max-rejects accepts do not fail the check.
-    let r = cutover(&app, "check", &["--max-rejects", "3"]);
+    let r = app.run_with("check", &["--max-rejects", "3"]);
     r.ok();
     assert!(
         has(
@@ -221,7 +206,7 @@ fn check_shows_every_tables_rejects_and_writes_them_all() {
         "{}",
         r.stdout
     );
-    cutover(&app, "check", &["--max-rejects", "2"]).fails(1);
+    app.run_with("check", &["--max-rejects", "2"]).fails(1);
 }
 
 #[test]
@@ -230,8 +215,7 @@ fn messy_values_load_by_the_mappings_policies_and_are_counted() {
     let dir = &app.db.dir;
     let csv = dir.join("rejects.csv");
     let report = dir.join("load.json");
-    let r = cutover(
-        &app,
+    let r = app.run_with(
         "load",
         &[
             "--max-rejects",
@@ -322,7 +306,7 @@ fn messy_values_load_by_the_mappings_policies_and_are_counted() {
         ]
     );
     // A re-run finds nothing to change: the policies give the same values every time.
-    let r = cutover(&app, "load", &["--max-rejects", "3"]);
+    let r = app.run_with("load", &["--max-rejects", "3"]);
     r.ok();
     assert_eq!(
         cell(&r.stdout, "users", "unchanged").as_deref(),
@@ -331,7 +315,7 @@ fn messy_values_load_by_the_mappings_policies_and_are_counted() {
         r.stdout
     );
     // And verify, converting the same way, finds every loaded row equal.
-    cutover(&app, "verify", &[]).ok();
+    app.run_with("verify", &[]).ok();
 }
 
 #[test]
@@ -358,11 +342,7 @@ fn legacy_ids_and_references_are_compared_as_stored_unless_the_mapping_trims() {
     let app = App::new("values_trim", schema, legacy, &mapping(false));
     let csv = app.db.dir.join("rejects.csv");
     // As stored: 'RED ' is not 'RED', 'BLUE ' is not 'BLUE'.
-    let r = cutover(
-        &app,
-        "load",
-        &["--dry-run", "--rejects", csv.to_str().unwrap()],
-    );
+    let r = app.run_with("load", &["--dry-run", "--rejects", csv.to_str().unwrap()]);
     r.fails(1);
     assert_eq!(
         rejects(&csv),
@@ -375,7 +355,7 @@ fn legacy_ids_and_references_are_compared_as_stored_unless_the_mapping_trims() {
     );
     // With the mapping's say-so, both sides are trimmed and every reference resolves.
     write(&app.db.dir, "app.toml", &mapping(true));
-    cutover(&app, "load", &[]).ok();
+    app.run_with("load", &[]).ok();
     assert_eq!(
         app.db.sql(
             "SELECT p.legacy_id, t.code FROM players p JOIN teams t ON t.id = p.team_id ORDER BY 1"
@@ -560,7 +540,7 @@ fn truncate_on_a_column_it_cannot_cut_is_a_mapping_problem() {
         "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, s TEXT); INSERT INTO t VALUES (1, 2, 'abcd');",
         "[tables.t]\nkeep_id = true\n[tables.t.columns]\nn = { field = \"n\", truncate = true }\ns = { field = \"s\", truncate = true }\n",
     );
-    let r = cutover(&app, "check", &[]);
+    let r = app.run_with("check", &[]);
     r.fails(2);
     assert!(
         has(
