@@ -215,8 +215,12 @@ pub(crate) async fn upload(
             return Ok((
                 up,
                 Some(format!(
-                    "no record of an earlier load into this target ({}): {unknown}",
-                    path.display()
+                    "no record of an earlier load into this target (looked for {} in {}): {unknown}",
+                    path.file_name().unwrap_or_default().to_string_lossy(),
+                    path.parent()
+                        .and_then(Path::file_name)
+                        .unwrap_or_default()
+                        .to_string_lossy()
                 )),
             ));
         }
