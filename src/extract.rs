@@ -6,19 +6,21 @@
 //! to PostgreSQL and memory stays the same however large the source is. A value that cannot
 //! be converted makes its row a reject; the row is still staged, flagged as dropped, with
 //! only its legacy id, so that `--prune` never deletes the target row of a rejected record.
+//! On a re-run, a row whose fingerprint says it is exactly what the last load wrote is staged
+//! the same way, flagged `same_` (`plan/fingerprint.rs`): only changed rows go further.
 
 use crate::convert::reject::{Code, RejectRow};
 use crate::convert::{self, Adjusted, ColumnAdjusted, Converter, Reject, json_scalar};
 use crate::mapping::Const;
 use crate::mapping::OnMissing;
-use crate::plan::staging::Staging;
+use crate::plan::fingerprint::{self, KnownRx};
 pub(crate) use crate::plan::staging::{Extracted, Msg};
+use crate::plan::staging::{ROW_PREFIX, Staging};
 use crate::plan::{Plan, StageInput, TableKind, TablePlan};
 use crate::source::{Record, Source, Wanted};
 use crate::value::Value;
 use bytes::BytesMut;
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -26,9 +28,9 @@ use tokio::sync::mpsc;
 const CHUNK: usize = 256 * 1024;
 
 /// At most this many identities are remembered per table to tell duplicates apart (8 bytes
-/// and a control byte each in the set: a few MB at most, so memory stays flat however large
-/// the source); past it PostgreSQL searches the staged rows instead.
-const IDENTITIES_IN_MEMORY: usize = 200_000;
+/// each, sorted once the table is read: about 2 MB, so memory stays flat however large the
+/// source); past it PostgreSQL searches the staged rows instead.
+const IDENTITIES_IN_MEMORY: usize = 300_000;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -56,12 +58,14 @@ pub(crate) trait Progress: Send + Sync {
     fn read_all(&self, table: usize, rows: u64, took: std::time::Duration);
 }
 
-/// Read and encode every table of `plan` in order, sending the data to `tx`. The source is
-/// borrowed, so that it can be read again afterwards (the rows of the rejects).
+/// Read and encode every table of `plan` in order, sending the data to `tx`; `known` gives,
+/// per table, the fingerprints of the rows the last load wrote. The source is borrowed, so
+/// that it can be read again afterwards (the rows of the rejects).
 pub(crate) fn run(
     source: &mut dyn Source,
     plan: Arc<Plan>,
     tx: mpsc::Sender<Msg>,
+    mut known: KnownRx,
     limits: Limits,
     progress: &dyn Progress,
 ) -> anyhow::Result<()> {
@@ -87,7 +91,10 @@ pub(crate) fn run(
         let mut out = BytesMut::with_capacity(CHUNK + 64 * 1024);
         Staging::header(&mut out);
         let mut ex = Extracted::default();
-        let mut seen = Identities::new(staging.identity_by_bytes());
+        let mut seen = Identities::new(staging.identity_by_bytes(), counts[index]);
+        let entity = !table.is_junction();
+        let seed = fingerprint::seed(table);
+        let mut same = known.table(index).filter(|k| entity && k.len() > 0);
         let mut failed: Option<anyhow::Error> = None;
         let explode = table.stage.iter().position(|c| c.shape.explode);
         // What the mapping's policies changed, per stage column: of the row being encoded,
@@ -114,6 +121,7 @@ pub(crate) fn run(
                     }
                     encode_dropped(&staging, rec, &mut conv, true, out);
                 } else {
+                    let row = out.len();
                     match encode_row(
                         &staging,
                         rec,
@@ -125,6 +133,14 @@ pub(crate) fn run(
                     ) {
                         Ok(identity) => {
                             seen.add(identity);
+                            if entity {
+                                let fp = fingerprint::of(seed, &out[row + ROW_PREFIX..]);
+                                Staging::set_fingerprint(out, row, fp);
+                                if same.as_mut().is_some_and(|k| k.take(fp)) {
+                                    staging.make_same(out, row);
+                                    ex.same += 1;
+                                }
+                            }
                             for (a, total) in adjusted.iter_mut() {
                                 total.add(*a);
                             }
@@ -177,6 +193,7 @@ pub(crate) fn run(
             .collect();
         ex.distinct = seen.distinct();
         drop(seen);
+        drop(same);
         Staging::trailer(&mut out);
         progress.read_all(index, ex.read, started.elapsed());
         if tx.blocking_send(Msg::Chunk(out.freeze())).is_err()
@@ -206,17 +223,23 @@ fn input<'a>(rec: &'a dyn Record, input: &'a StageInput) -> Value<'a> {
 struct Identities<'a> {
     /// The key columns (stage indexes); None when they cannot be compared by their bytes.
     keys: Option<&'a [usize]>,
-    seen: HashSet<u64, BuildHasherDefault<Fingerprint>>,
-    /// Still no repeat, and every identity was remembered.
+    seen: Vec<u64>,
+    /// Every identity so far was remembered.
     distinct: bool,
 }
 
 impl<'a> Identities<'a> {
-    fn new(keys: Option<&'a [usize]>) -> Self {
+    /// For a table of about `rows` rows: one allocation up front when they fit.
+    fn new(keys: Option<&'a [usize]>, rows: u64) -> Self {
+        let fits = (rows as usize) <= IDENTITIES_IN_MEMORY;
         Identities {
-            distinct: keys.is_some(),
+            distinct: keys.is_some() && fits,
             keys,
-            seen: HashSet::default(),
+            seen: if keys.is_some() && fits {
+                Vec::with_capacity(rows as usize)
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -227,33 +250,24 @@ impl<'a> Identities<'a> {
 
     fn add(&mut self, identity: Option<u64>) {
         let Some(id) = identity else { return };
-        if self.seen.len() >= IDENTITIES_IN_MEMORY || !self.seen.insert(id) {
+        if !self.distinct {
+            return;
+        }
+        if self.seen.len() >= IDENTITIES_IN_MEMORY {
             self.distinct = false;
-            self.seen = HashSet::default();
+            self.seen = Vec::new();
+        } else {
+            self.seen.push(id);
         }
     }
 
-    fn distinct(&self) -> bool {
-        self.distinct
-    }
-}
-
-/// SipHash over a row's key bytes (fixed keys: a collision costs a query, never a wrong
-/// answer); as the set's own hasher it passes the fingerprint through.
-#[derive(Default)]
-struct Fingerprint(u64);
-
-impl Hasher for Fingerprint {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+    /// No identity was seen twice (the source may have had more rows than it counted).
+    fn distinct(&mut self) -> bool {
+        if !self.distinct {
+            return false;
         }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+        self.seen.sort_unstable();
+        self.seen.windows(2).all(|w| w[0] != w[1])
     }
 }
 

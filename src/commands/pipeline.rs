@@ -8,6 +8,7 @@ use crate::convert::reject::RejectRow;
 use crate::extract::{self, Limits, Msg};
 use crate::load::{self, Options};
 use crate::plan::Plan;
+use crate::plan::fingerprint::{self, KnownRx};
 use crate::report::json::TableConverted;
 use crate::source::Source;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ fn spawn_reader(
     mut source: Box<dyn Source>,
     plan: &Plan,
     tx: mpsc::Sender<Msg>,
+    known: KnownRx,
     keep_rejects: usize,
     display: &Arc<Display>,
 ) -> std::thread::JoinHandle<(Box<dyn Source>, anyhow::Result<()>)> {
@@ -28,6 +30,7 @@ fn spawn_reader(
             source.as_mut(),
             shared,
             tx,
+            known,
             Limits { keep_rejects },
             display.as_ref(),
         );
@@ -45,8 +48,9 @@ pub(crate) async fn load_with(
     display: &Arc<Display>,
 ) -> anyhow::Result<(load::Outcome, Box<dyn Source>)> {
     let (tx, mut rx) = mpsc::channel::<Msg>(8);
-    let reader = spawn_reader(source, plan, tx, keep_rejects, display);
-    let result = load::run(client, plan, &mut rx, opts, display.as_ref()).await;
+    let (known_tx, known_rx) = fingerprint::channel();
+    let reader = spawn_reader(source, plan, tx, known_rx, keep_rejects, display);
+    let result = load::run(client, plan, &mut rx, known_tx, opts, display.as_ref()).await;
     drop(rx);
     let (source, read) = reader
         .join()
@@ -83,7 +87,7 @@ pub(crate) async fn convert_only(
     display: &Arc<Display>,
 ) -> anyhow::Result<Converted> {
     let (tx, mut rx) = mpsc::channel::<Msg>(8);
-    let reader = spawn_reader(source, plan, tx, keep_rejects, display);
+    let reader = spawn_reader(source, plan, tx, KnownRx::none(), keep_rejects, display);
     let mut converted = Converted {
         read: Vec::new(),
         rejected: 0,

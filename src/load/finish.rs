@@ -86,7 +86,7 @@ impl Loading<'_> {
     async fn count_check(&mut self) -> anyhow::Result<Option<anyhow::Error>> {
         let mut failure = None;
         for (index, staging) in self.staging.iter().enumerate() {
-            let expected = merge::staged(&self.tx, staging).await?;
+            let expected = merge::expected(&self.tx, staging).await?;
             let found = merge::loaded(&self.tx, staging, self.empty[index]).await?;
             self.report.tables[index].target = found;
             if expected != found && failure.is_none() {

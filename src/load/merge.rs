@@ -315,6 +315,17 @@ pub(crate) async fn staged(tx: &Transaction<'_>, staging: &Staging<'_>) -> anyho
     Ok(n as u64)
 }
 
+/// Rows that should be in the target after the load: staged and not dropped, or found
+/// unchanged since the last load.
+pub(crate) async fn expected(tx: &Transaction<'_>, staging: &Staging<'_>) -> anyhow::Result<u64> {
+    let n: i64 = tx
+        .query_one(&staging.count_with_same(), &[])
+        .await
+        .map_err(|e| table_error(&e, staging.table(), "counting staged rows"))?
+        .get(0);
+    Ok(n as u64)
+}
+
 /// Delete entity rows whose legacy id is no longer in the source (never rows whose legacy
 /// id is NULL, which the application created), and the links between legacy rows that hold
 /// on to them. When rows that stay (the application's, or
@@ -505,10 +516,14 @@ pub(crate) async fn loaded(
         format!("SELECT count(*) FROM {}", table.qualified)
     } else {
         format!(
-            "SELECT count(*) FROM ({sel}) r WHERE EXISTS (SELECT 1 FROM {t} t WHERE {key})",
+            "SELECT (SELECT count(*) FROM ({sel}) r WHERE EXISTS (SELECT 1 FROM {t} t WHERE {key})){same}",
             sel = staging.resolved(),
             t = table.qualified,
-            key = staging.key_match()
+            key = staging.key_match(),
+            same = staging
+                .same_present()
+                .map(|q| format!(" + ({q})"))
+                .unwrap_or_default(),
         )
     };
     let n: i64 = tx

@@ -43,6 +43,7 @@ pub(crate) use phase::{Durations, Observer, Phase, seconds};
 use crate::convert::reject::RejectRow;
 use crate::error::{data, describe_pg, unavailable};
 use crate::extract::Msg;
+use crate::plan::fingerprint::KnownTx;
 use crate::plan::staging::Staging;
 use crate::plan::{Plan, TablePlan};
 use tokio::sync::mpsc;
@@ -109,12 +110,14 @@ impl Options {
     }
 }
 
-/// Run the whole load on `client`, consuming the convert stage's output from `rx` and
+/// Run the whole load on `client`, consuming the convert stage's output from `rx` (and
+/// sending it, through `known`, the fingerprints of the rows the last load wrote) and
 /// telling `observer` of each phase.
 pub(crate) async fn run(
     client: &mut Client,
     plan: &Plan,
     rx: &mut mpsc::Receiver<Msg>,
+    known: KnownTx,
     opts: &Options,
     observer: &dyn Observer,
 ) -> anyhow::Result<Outcome> {
@@ -122,7 +125,7 @@ pub(crate) async fn run(
     // lock (so no other cutover load moves them meanwhile) and put back if it then does not
     // commit. A run that never got the lock never touches them.
     let mut saved = None;
-    let result = load(client, plan, rx, opts, observer, &mut saved).await;
+    let result = load(client, plan, rx, known, opts, observer, &mut saved).await;
     let restore = |saved: Option<Vec<sequences::SequenceState>>| async move {
         match saved {
             Some(s) => sequences::restore(client, &s).await,
@@ -175,6 +178,7 @@ async fn load(
     client: &mut Client,
     plan: &Plan,
     rx: &mut mpsc::Receiver<Msg>,
+    known: KnownTx,
     opts: &Options,
     observer: &dyn Observer,
     saved: &mut Option<Vec<sequences::SequenceState>>,
@@ -187,10 +191,19 @@ async fn load(
         None => None,
     };
     if let (Some((_, path)), Mode::Merge) = (&record, opts.mode) {
-        let (base, note) = record::upload(&load.tx, plan, path).await?;
+        // Rows found unchanged are not compared: not for `--verify`, which compares every
+        // row, and not in a table empty at the start, where nothing is unchanged.
+        let skip_same: Vec<bool> = load
+            .empty
+            .iter()
+            .map(|&empty| !empty && !opts.verify)
+            .collect();
+        let (base, note) = record::upload(&load.tx, plan, path, &skip_same, &known).await?;
         load.base = base;
         load.report.notes.extend(note);
     }
+    // The convert stage waits for no more fingerprints.
+    drop(known);
     clock.stop(None, &mut setup);
     load.report.phases = setup;
     for index in 0..plan.tables.len() {

@@ -15,6 +15,9 @@ pub(crate) struct TableReport {
     pub(crate) inserted: u64,
     pub(crate) updated: u64,
     pub(crate) unchanged: u64,
+    /// Of the unchanged rows, those the convert stage found exactly as the last load wrote
+    /// them (by their fingerprint in the record), so neither resolved, compared nor written.
+    pub(crate) unchanged_in_source: u64,
     pub(crate) deleted: u64,
     /// Rows not loaded because a value did not convert, a reference did not resolve under
     /// the error policy, or the legacy id was a duplicate.

@@ -10,11 +10,18 @@
 //! reported again until it is resolved. A re-run uploads it into temporary tables (nothing is
 //! created in the target's schemas) and merges three ways: the record, the target, the source.
 //!
-//! Layout: the line `cutover-record 1`, then a JSON header (u32 big-endian length first:
+//! Each row also keeps the fingerprint of the source row it was written from
+//! (`plan/fingerprint.rs`), when the target held exactly that row after the load: a re-run
+//! hands those of rows still in the target to the convert stage, which then stages an
+//! unchanged source row by its legacy id alone. A row whose value the application changed
+//! has none, so it is compared again on every run.
+//!
+//! Layout: the line `cutover-record 2`, then a JSON header (u32 big-endian length first:
 //! the database's oid, the target), then per table a JSON section header (length-prefixed
-//! likewise: table name, its oid, its legacy column, the hashed columns) followed by a u64
-//! length and the section's rows as PostgreSQL binary COPY data (`k text, h0 bigint, …`), and
-//! a u32 zero at the end. The file is written under a temporary name inside the load's
+//! likewise: table name, its oid, its legacy column, the hashed columns, whether a
+//! fingerprint follows them) followed by a u64 length and the section's rows as PostgreSQL
+//! binary COPY data (`k text, h0 bigint, …, f bigint`), and a u32 zero at the end. A record
+//! of the first layout (`cutover-record 1`, no fingerprints) is read as well. The file is written under a temporary name inside the load's
 //! transaction and renamed into place only once COMMIT has succeeded (`files`: private,
 //! never through a link). A record written for another database, or for a table that was
 //! since re-created (another oid), is not used, and the run says so.
@@ -23,6 +30,7 @@ use super::table_error;
 use crate::error::{describe_pg, unavailable};
 use crate::files;
 use crate::pg::sql::ident;
+use crate::plan::fingerprint::{self, Known, KnownTx};
 use crate::plan::staging::Staging;
 use crate::plan::{Plan, TableKind};
 use futures_util::{SinkExt, StreamExt};
@@ -33,7 +41,9 @@ use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use tokio_postgres::Transaction;
 
-const MAGIC: &[u8] = b"cutover-record 1\n";
+const MAGIC: &[u8] = b"cutover-record 2\n";
+/// The first layout, without fingerprints.
+const MAGIC_1: &[u8] = b"cutover-record 1\n";
 
 /// The record file of the load `at` into the database `tx` is connected to: named by the
 /// cluster's system identifier, the database's name and oid (so that every URL reaching the
@@ -131,6 +141,9 @@ struct Section {
     oid: i64,
     key: String,
     columns: Vec<String>,
+    /// Each row ends with the fingerprint `f` (absent in the first layout).
+    #[serde(default)]
+    fingerprints: bool,
 }
 
 /// A table's record as uploaded for this run: the temporary table `b` is joined on, and the
@@ -139,6 +152,10 @@ struct Section {
 pub(crate) struct Base {
     pub(crate) table: String,
     columns: Vec<String>,
+    /// It has the fingerprint column `f`.
+    fingerprints: bool,
+    /// Where its rows are in the record file: offset and length.
+    rows: (u64, u64),
 }
 
 impl Base {
@@ -164,6 +181,8 @@ impl Base {
 #[derive(Debug, Default)]
 pub(crate) struct Uploaded {
     pub(crate) bases: Vec<Option<Base>>,
+    /// The record file they were read from.
+    path: Option<PathBuf>,
 }
 
 impl Uploaded {
@@ -199,14 +218,19 @@ async fn table_oid(tx: &Transaction<'_>, qualified: &str) -> anyhow::Result<i64>
 }
 
 /// Upload the record at `path` into temporary tables. Returns what was uploaded and, when
-/// there is no usable record, a note saying so and what that means for this run.
+/// there is no usable record, a note saying so and what that means for this run. Per table
+/// for which `skip_same` says so, the fingerprints of the recorded rows the target still
+/// holds go to `known` as soon as the table is uploaded, in plan order.
 pub(crate) async fn upload(
     tx: &Transaction<'_>,
     plan: &Plan,
     path: &Path,
+    skip_same: &[bool],
+    known: &KnownTx,
 ) -> anyhow::Result<(Uploaded, Option<String>)> {
     let mut up = Uploaded {
         bases: vec![None; plan.tables.len()],
+        path: Some(path.to_path_buf()),
     };
     let unknown = "values that differ from the source are kept as the target holds them and reported as conflicts (on_conflict = \"overwrite\" takes the source's)";
     let file = match File::open(path) {
@@ -241,7 +265,7 @@ pub(crate) async fn upload(
     let mut magic = vec![0u8; MAGIC.len()];
     r.read_exact(&mut magic)
         .map_err(|e| corrupt(e.to_string()))?;
-    if magic != MAGIC {
+    if magic != MAGIC && magic != MAGIC_1 {
         return Err(corrupt("not a cutover record".into()));
     }
     let header: Header = read_json(&mut r)
@@ -258,6 +282,10 @@ pub(crate) async fn upload(
         ));
     }
     let mut stale = Vec::new();
+    // Tables up to here have been sent their fingerprints (or none); what is left of the
+    // fingerprints that may be held in memory.
+    let mut sent = 0;
+    let mut room = fingerprint::IN_MEMORY;
     while let Some(section) = read_json::<Section>(&mut r).map_err(|e| corrupt(e.to_string()))? {
         let mut len = [0u8; 8];
         r.read_exact(&mut len).map_err(|e| corrupt(e.to_string()))?;
@@ -284,6 +312,9 @@ pub(crate) async fn upload(
         for j in 0..section.columns.len() {
             ddl.push_str(&format!(", h{j} bigint"));
         }
+        if section.fingerprints {
+            ddl.push_str(", f bigint");
+        }
         ddl.push_str(") ON COMMIT DROP");
         tx.batch_execute(&ddl)
             .await
@@ -293,6 +324,7 @@ pub(crate) async fn upload(
             .await
             .map_err(|e| table_error(&e, table, "reading the record of the last load"))?;
         let mut sink = std::pin::pin!(sink);
+        let offset = r.stream_position().map_err(|e| corrupt(e.to_string()))?;
         let mut left = len;
         let mut buf = vec![0u8; 1 << 16];
         while left > 0 {
@@ -311,9 +343,24 @@ pub(crate) async fn upload(
         tx.batch_execute(&format!("ANALYZE {name}"))
             .await
             .map_err(|e| table_error(&e, table, "reading the record of the last load"))?;
+        if index >= sent {
+            for before in sent..index {
+                known.send(before, Known::default());
+            }
+            let present = match (section.fingerprints, skip_same.get(index)) {
+                (true, Some(true)) => present(tx, table, &name, room).await?,
+                _ => None,
+            };
+            let present = present.unwrap_or_default();
+            room -= present.len();
+            known.send(index, Known::new(present));
+            sent = index + 1;
+        }
         up.bases[index] = Some(Base {
             table: name,
             columns: section.columns,
+            fingerprints: section.fingerprints,
+            rows: (offset, len),
         });
     }
     let note = (!stale.is_empty()).then(|| {
@@ -324,6 +371,39 @@ pub(crate) async fn upload(
         )
     });
     Ok((up, note))
+}
+
+/// The fingerprints of the rows recorded in `name` that `table` still holds (a row the
+/// application deleted is written again, so it must not look unchanged); None when there are
+/// more than `room`.
+async fn present(
+    tx: &Transaction<'_>,
+    table: &crate::plan::TablePlan,
+    name: &str,
+    room: usize,
+) -> anyhow::Result<Option<Vec<u64>>> {
+    let TableKind::Entity { match_column } = &table.kind else {
+        return Ok(None);
+    };
+    let failed =
+        |e: tokio_postgres::Error| table_error(&e, table, "reading the record of the last load");
+    let sql = format!(
+        "SELECT b.f FROM {name} b WHERE b.f IS NOT NULL AND EXISTS (SELECT 1 FROM {tt} t WHERE t.{m}::text = b.k) LIMIT {limit}",
+        tt = table.qualified,
+        m = ident(match_column),
+        limit = room + 1,
+    );
+    let rows = tx
+        .query_raw(&sql, std::iter::empty::<i64>())
+        .await
+        .map_err(failed)?;
+    let mut rows = std::pin::pin!(rows);
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().await {
+        let f: i64 = row.map_err(failed)?.get(0);
+        out.push(f as u64);
+    }
+    Ok((out.len() <= room).then_some(out))
 }
 
 /// A u32-length-prefixed JSON value; None at the end marker (length 0).
@@ -440,6 +520,8 @@ pub(crate) async fn save(
         let base = uploaded.base(index);
         let mut cols = Vec::new();
         let mut select = vec![format!("t.{m}::text")];
+        // The row is fingerprinted when the target holds exactly the source row.
+        let mut equal = Vec::new();
         for &i in s.value_cols() {
             let c = &table.stage[i];
             cols.push(c.target.clone());
@@ -453,7 +535,25 @@ pub(crate) async fn save(
             select.push(format!(
                 "CASE WHEN r.row_ IS NULL THEN {old} WHEN {t_val} = {r_val} THEN {r_val} ELSE {old} END"
             ));
+            equal.push(format!("{t_val} = {r_val}"));
         }
+        // A trigger may have rewritten what was written: then no row is taken as unchanged.
+        let old_fp = match base {
+            Some(b) if b.fingerprints => "b.f",
+            _ => "NULL::bigint",
+        };
+        select.push(if table.triggers_fire {
+            "NULL::bigint".to_string()
+        } else {
+            format!(
+                "CASE WHEN r.row_ IS NULL THEN {old_fp} WHEN {} THEN r.fp_ END",
+                if equal.is_empty() {
+                    "true".to_string()
+                } else {
+                    equal.join(" AND ")
+                }
+            )
+        });
         let (join_base, has_base) = match base {
             Some(b) => (
                 format!(" LEFT JOIN {} b ON b.k = t.{m}::text", b.table),
@@ -461,18 +561,31 @@ pub(crate) async fn save(
             ),
             None => (String::new(), "false"),
         };
+        // A table whose record is unchanged is copied over from the last record, as it is.
+        let carried = match (base, &uploaded.path) {
+            (Some(b), Some(path)) if unchanged.get(index) == Some(&true) => Some((b, path)),
+            _ => None,
+        };
+        let fingerprints = carried.is_none_or(|(b, _)| b.fingerprints);
         let sql = match base {
-            Some(b) if unchanged.get(index) == Some(&true) => {
-                format!("COPY {} TO STDOUT (FORMAT binary)", b.table)
-            }
+            _ if carried.is_some() => String::new(),
             _ if empty.get(index) == Some(&true) => {
                 let hashes: Vec<String> = s
                     .value_cols()
                     .iter()
                     .map(|&i| hash(&format!("t.{}", ident(&table.stage[i].target))))
                     .collect();
+                // Written from the staged rows as they are (no row matched, none updated).
+                let (fp, join) = if table.triggers_fire {
+                    ("NULL::bigint".to_string(), String::new())
+                } else {
+                    (
+                        "s.fp_".to_string(),
+                        format!(" LEFT JOIN {} s ON s.c0 = t.{m} AND NOT s.drop_", s.name()),
+                    )
+                };
                 format!(
-                    "COPY (SELECT t.{m}::text, {} FROM {} t WHERE t.{m} IS NOT NULL) TO STDOUT (FORMAT binary)",
+                    "COPY (SELECT t.{m}::text, {}, {fp} FROM {} t{join} WHERE t.{m} IS NOT NULL) TO STDOUT (FORMAT binary)",
                     hashes.join(", "),
                     table.qualified
                 )
@@ -492,22 +605,32 @@ pub(crate) async fn save(
                 oid: table_oid(tx, &table.qualified).await?,
                 key: match_column.clone(),
                 columns: cols,
+                fingerprints,
             },
         )
         .map_err(failed)?;
         let at = w.stream_position().map_err(failed)?;
         w.write_all(&0u64.to_be_bytes()).map_err(failed)?;
-        let stream = tx
-            .copy_out(&sql)
-            .await
-            .map_err(|e| table_error(&e, table, "recording what this load wrote"))?;
-        let mut stream = std::pin::pin!(stream);
         let mut len = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.map_err(|e| table_error(&e, table, "recording what this load wrote"))?;
-            w.write_all(&chunk).map_err(failed)?;
-            len += chunk.len() as u64;
+        if let Some((b, path)) = carried {
+            let mut old = File::open(path).map_err(failed)?;
+            old.seek(SeekFrom::Start(b.rows.0)).map_err(failed)?;
+            len = std::io::copy(&mut old.take(b.rows.1), &mut w).map_err(failed)?;
+            if len != b.rows.1 {
+                return Err(failed(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+        } else {
+            let stream = tx
+                .copy_out(&sql)
+                .await
+                .map_err(|e| table_error(&e, table, "recording what this load wrote"))?;
+            let mut stream = std::pin::pin!(stream);
+            while let Some(chunk) = stream.next().await {
+                let chunk =
+                    chunk.map_err(|e| table_error(&e, table, "recording what this load wrote"))?;
+                w.write_all(&chunk).map_err(failed)?;
+                len += chunk.len() as u64;
+            }
         }
         let end = w.stream_position().map_err(failed)?;
         w.seek(SeekFrom::Start(at)).map_err(failed)?;
@@ -552,6 +675,7 @@ mod tests {
                 oid: 7,
                 key: "airtable_id".into(),
                 columns: vec!["email".into()],
+                fingerprints: true,
             },
         )
         .unwrap();
@@ -559,6 +683,11 @@ mod tests {
         let mut r = &buf[..];
         let s: Section = read_json(&mut r).unwrap().unwrap();
         assert_eq!((s.table.as_str(), s.oid, s.columns.len()), ("users", 7, 1));
+        assert!(s.fingerprints);
+        // The first layout's sections have no fingerprints.
+        let s: Section =
+            serde_json::from_str(r#"{"table":"u","oid":1,"key":"k","columns":[]}"#).unwrap();
+        assert!(!s.fingerprints);
         assert!(read_json::<Section>(&mut r).unwrap().is_none());
     }
 }

@@ -40,6 +40,7 @@ impl Loading<'_> {
             read: ex.read,
             rejected: ex.rejected,
             skipped: ex.skipped,
+            unchanged_in_source: ex.same,
             adjusted: ex.adjusted,
             ..TableReport::default()
         };
@@ -92,7 +93,13 @@ impl Loading<'_> {
                     })?;
             }
             // A table empty at the start has no unchanged rows.
-            t.unchanged = staged.map_or(0, |n| n.saturating_sub(t.inserted + t.updated));
+            t.unchanged = staged.map_or(0, |n| n.saturating_sub(t.inserted + t.updated))
+                + t.unchanged_in_source;
+            // A row staged in full that is now equal on both sides gets its fingerprint in
+            // the record, so the record changes.
+            if staged.is_some_and(|n| n > 0) {
+                t.record_unchanged = false;
+            }
             clock.stop(None, &mut seconds);
         }
         t.seconds = seconds;

@@ -20,6 +20,7 @@ use crate::pg::sql::qualified;
 use crate::pg::types::Coercion;
 use crate::source::SourceTable;
 
+pub(crate) mod fingerprint;
 pub(crate) mod keys;
 pub(crate) mod staging;
 
@@ -61,6 +62,9 @@ pub(crate) struct TablePlan {
     /// row is inserted, never compared or updated afterwards, so a trigger rewriting it does
     /// not make every re-run rewrite the row.
     pub(crate) set_by_triggers: Vec<String>,
+    /// Some row trigger of the table fires on the load's writes (and may rewrite what is
+    /// written), so the target can differ from the staged rows it was written from.
+    pub(crate) triggers_fire: bool,
     /// When source rows collide on a unique key of the target.
     pub(crate) on_duplicate: keys::DuplicatePolicy,
 }
@@ -554,13 +558,17 @@ fn bind_table(
             });
         }
     }
-    let disable_triggers = info
+    let disable_triggers: Vec<(String, char)> = info
         .triggers
         .iter()
         .filter(|tr| tr.enabled != 'D')
         .filter(|tr| t.triggers.disable_all || t.triggers.disable.contains(&tr.name))
         .map(|tr| (tr.name.clone(), tr.enabled))
         .collect();
+    // 'R' fires only under session_replication_role = replica, which the load never sets.
+    let triggers_fire = info.triggers.iter().any(|tr| {
+        !matches!(tr.enabled, 'D' | 'R') && !disable_triggers.iter().any(|(n, _)| *n == tr.name)
+    });
 
     for ci in &info.columns {
         if ci.not_null
@@ -599,6 +607,7 @@ fn bind_table(
         },
         disable_triggers,
         set_by_triggers: set_by.clone(),
+        triggers_fire,
         on_duplicate,
     })
 }

@@ -6,7 +6,10 @@
 //!
 //! `cutover_stage_{index}` (dropped at commit) holds, per source row: `row_`, the row's
 //! position in the source; `drop_`, set when the row is rejected or skipped; `skip_`, set
-//! too when it was skipped on purpose rather than rejected; then `c{i}` for
+//! too when it was skipped on purpose rather than rejected; `same_`, set (with `drop_`) when
+//! the row is exactly what the last load wrote and the target still holds (`fingerprint.rs`:
+//! staged with its legacy id only, and neither resolved nor written); `fp_`, the row's
+//! fingerprint (NULL for a dropped row); then `c{i}` for
 //! each stage column, typed as the target column (a reference: as the parent's legacy
 //! column). The resolved rows `r` are the staged rows not dropped with every reference joined
 //! to its parent's primary key: `row_`, then `r{i}` per stage column.
@@ -33,6 +36,8 @@ pub(crate) struct Extracted {
     pub(crate) rejected: u64,
     /// Rows left out on purpose: a NOT NULL reference with `on_missing = "skip"` is empty.
     pub(crate) skipped: u64,
+    /// Rows exactly as the last load wrote them (staged as `same_`).
+    pub(crate) same: u64,
     /// The first rejects (and skips) in detail (bounded by the convert stage's limits).
     pub(crate) rejects: Vec<RejectRow>,
     /// Per column, the loaded values the mapping's policies changed (`truncate`, `on_error`).
@@ -42,6 +47,14 @@ pub(crate) struct Extracted {
     /// are searched for them).
     pub(crate) distinct: bool,
 }
+
+/// Where, from a kept row's start, its `drop_` and `same_` flags and its fingerprint are,
+/// and its stage columns begin: field count (2), `row_` (4 + 8), `drop_`, `skip_` and `same_`
+/// (4 + 1 each), `fp_` (4 + 8).
+const DROP_AT: usize = 2 + 12 + 4;
+const SAME_AT: usize = DROP_AT + 1 + 5 + 4;
+const FP_AT: usize = SAME_AT + 1 + 4;
+pub(crate) const ROW_PREFIX: usize = FP_AT + 8;
 
 /// The 11-byte signature that opens every binary COPY stream.
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
@@ -53,7 +66,7 @@ pub(crate) const RESOLVED_ORDER: &str = "r.row_";
 pub(crate) struct Staging<'a> {
     table: &'a TablePlan,
     name: String,
-    /// Fields per COPY row: `row_`, `drop_`, `skip_` and the stage columns.
+    /// Fields per COPY row: `row_`, `drop_`, `skip_`, `same_`, `fp_` and the stage columns.
     fields: i16,
     /// Stage columns that are the identity (never updated once inserted).
     key_cols: Vec<usize>,
@@ -87,7 +100,7 @@ impl<'a> Staging<'a> {
         };
         Staging {
             table,
-            fields: (3 + table.stage.len()) as i16,
+            fields: (5 + table.stage.len()) as i16,
             key_cols,
             value_cols,
             label: label(table, "r", "r"),
@@ -136,7 +149,7 @@ impl<'a> Staging<'a> {
     /// Create the staging table, dropped at commit.
     pub(crate) fn create(&self) -> String {
         let mut ddl = format!(
-            "CREATE TEMP TABLE {} (row_ bigint NOT NULL, drop_ boolean NOT NULL, skip_ boolean NOT NULL",
+            "CREATE TEMP TABLE {} (row_ bigint NOT NULL, drop_ boolean NOT NULL, skip_ boolean NOT NULL, same_ boolean NOT NULL, fp_ bigint",
             self.name
         );
         for (i, c) in self.table.stage.iter().enumerate() {
@@ -165,8 +178,10 @@ impl<'a> Staging<'a> {
         out.put_i32(0);
     }
 
-    /// Start a row: its field count, `row_` (the source position), `drop_` and `skip_`. The
-    /// stage columns follow, each as written by the converter, in stage order.
+    /// Start a row: its field count, `row_` (the source position), `drop_`, `skip_`,
+    /// `same_` (false) and `fp_` (NULL for a dropped row, else 0 until
+    /// [`Staging::set_fingerprint`]). The stage columns follow, each as written by the
+    /// converter, in stage order, from [`ROW_PREFIX`] bytes after the row's start.
     #[inline]
     pub(crate) fn begin_row(&self, out: &mut BytesMut, ordinal: u64, dropped: bool, skipped: bool) {
         out.put_i16(self.fields);
@@ -176,6 +191,37 @@ impl<'a> Staging<'a> {
         out.put_u8(u8::from(dropped));
         out.put_i32(1);
         out.put_u8(u8::from(skipped));
+        out.put_i32(1);
+        out.put_u8(0);
+        if dropped {
+            out.put_i32(-1);
+        } else {
+            out.put_i32(8);
+            out.put_i64(0);
+        }
+    }
+
+    /// Set `fp_` of the kept row that starts at `row` in `out`.
+    #[inline]
+    pub(crate) fn set_fingerprint(out: &mut BytesMut, row: usize, fp: u64) {
+        out[row + FP_AT..row + FP_AT + 8].copy_from_slice(&fp.to_be_bytes());
+    }
+
+    /// Turn the kept row that starts at `row` in `out` (the last row there) into a `same_`
+    /// row: dropped, with its legacy id (the first stage column) and fingerprint only.
+    pub(crate) fn make_same(&self, out: &mut BytesMut, row: usize) {
+        out[row + DROP_AT] = 1;
+        out[row + SAME_AT] = 1;
+        if self.table.stage.is_empty() {
+            out.truncate(row + ROW_PREFIX);
+            return;
+        }
+        let at = row + ROW_PREFIX;
+        let len = i32::from_be_bytes([out[at], out[at + 1], out[at + 2], out[at + 3]]);
+        out.truncate(at + 4 + usize::try_from(len).unwrap_or(0));
+        for _ in 1..self.table.stage.len() {
+            out.put_i32(-1);
+        }
     }
 
     /// A row left out (rejected, or `skipped`) that still marks its record as present:
@@ -221,10 +267,32 @@ impl<'a> Staging<'a> {
         format!("SELECT count(*) FROM {} WHERE NOT drop_", self.name)
     }
 
-    /// Whether two rows not dropped share an identity.
+    /// What should be in the target after the load: the staged rows not dropped and the
+    /// rows found unchanged (`same_`).
+    pub(crate) fn count_with_same(&self) -> String {
+        format!(
+            "SELECT count(*) FROM {} WHERE NOT drop_ OR same_",
+            self.name
+        )
+    }
+
+    /// How many rows found unchanged (`same_`) the target holds; None for a junction.
+    pub(crate) fn same_present(&self) -> Option<String> {
+        let TableKind::Entity { match_column } = &self.table.kind else {
+            return None;
+        };
+        Some(format!(
+            "SELECT count(*) FROM {s} s WHERE s.same_ AND EXISTS (SELECT 1 FROM {t} t WHERE t.{m} = s.c0)",
+            s = self.name,
+            t = self.table.qualified,
+            m = ident(match_column),
+        ))
+    }
+
+    /// Whether two rows not dropped (or found unchanged) share an identity.
     pub(crate) fn any_duplicates(&self) -> String {
         format!(
-            "SELECT EXISTS (SELECT 1 FROM {s} WHERE NOT drop_ GROUP BY {partition} HAVING count(*) > 1)",
+            "SELECT EXISTS (SELECT 1 FROM {s} WHERE NOT drop_ OR same_ GROUP BY {partition} HAVING count(*) > 1)",
             s = self.name,
             partition = self.partition()
         )
@@ -235,8 +303,8 @@ impl<'a> Staging<'a> {
     pub(crate) fn drop_duplicates(&self) -> String {
         // Rows are told apart by ctid: the rows exploded from one record share its row_.
         format!(
-            "WITH d AS (SELECT ctid AS id, row_number() OVER (PARTITION BY {partition} ORDER BY row_) AS n FROM {s} WHERE NOT drop_)
-                 UPDATE {s} s SET drop_ = true, skip_ = {skip} FROM d WHERE s.ctid = d.id AND d.n > 1 RETURNING {label}, s.row_",
+            "WITH d AS (SELECT ctid AS id, row_number() OVER (PARTITION BY {partition} ORDER BY row_) AS n FROM {s} WHERE NOT drop_ OR same_)
+                 UPDATE {s} s SET drop_ = true, skip_ = {skip}, same_ = false FROM d WHERE s.ctid = d.id AND d.n > 1 RETURNING {label}, s.row_",
             s = self.name,
             // A repeated link is skipped; a repeated entity rejected.
             skip = self.table.is_junction(),
@@ -283,7 +351,7 @@ impl<'a> Staging<'a> {
             let flag = format!("(s.c{i} IS NOT NULL AND p{i}.{m} IS NULL)");
             // Uncorrelated, so PostgreSQL hashes the parent's dropped ids once.
             left_out.push(format!(
-                "({flag} AND s.c{i} IN (SELECT q.c0 FROM {} q WHERE q.drop_ AND NOT q.skip_))",
+                "({flag} AND s.c{i} IN (SELECT q.c0 FROM {} q WHERE q.drop_ AND NOT q.skip_ AND NOT q.same_))",
                 name(r.parent)
             ));
             any.push(flag.clone());
@@ -308,7 +376,7 @@ impl<'a> Staging<'a> {
     fn parent_rejected(&self, i: usize) -> Option<String> {
         let r = self.table.stage.get(i)?.reference.as_ref()?;
         Some(format!(
-            "{} AND s.c{i} IN (SELECT q.c0 FROM {} q WHERE q.drop_ AND NOT q.skip_)",
+            "{} AND s.c{i} IN (SELECT q.c0 FROM {} q WHERE q.drop_ AND NOT q.skip_ AND NOT q.same_)",
             self.unresolved(i)?,
             name(r.parent)
         ))
@@ -601,7 +669,7 @@ impl Staging<'_> {
             ));
         }
         Some(format!(
-            "t.{own} IN (SELECT p.{pk} FROM {pq} p JOIN {ps} ps ON ps.c0 = p.{pm} WHERE NOT ps.drop_
+            "t.{own} IN (SELECT p.{pk} FROM {pq} p JOIN {ps} ps ON ps.c0 = p.{pm} WHERE (NOT ps.drop_ OR ps.same_)
                  AND NOT EXISTS (SELECT 1 FROM {s} d WHERE d.drop_ AND d.c{owner} = ps.c0)){legacy}
                AND NOT EXISTS (SELECT 1 FROM ({sel}) r WHERE {same})",
             own = ident(&table.stage[owner].target),
@@ -623,7 +691,7 @@ fn name(index: usize) -> String {
 /// The resolved rows of `table` staged in `s`: references joined to their parents' primary
 /// keys.
 fn resolved(table: &TablePlan, s: &str) -> String {
-    let mut select = vec!["s.row_".to_string()];
+    let mut select = vec!["s.row_".to_string(), "s.fp_".to_string()];
     let mut joins = String::new();
     for (i, c) in table.stage.iter().enumerate() {
         match &c.reference {
@@ -728,6 +796,7 @@ mod tests {
             ids_from_source: false,
             disable_triggers: Vec::new(),
             set_by_triggers: Vec::new(),
+            triggers_fire: false,
             on_duplicate: Default::default(),
         }
     }
@@ -774,13 +843,17 @@ mod tests {
         let plan = plan();
         let teams = Staging::new(&plan.tables[0], 0);
         teams.begin_row(&mut out, 7, false, true);
-        assert_eq!(&out[..2], &[0, 4]);
+        assert_eq!(&out[..2], &[0, 6]);
         assert_eq!(
             &out[2..],
             &[
-                0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1
+                0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 1, 0, 0,
+                0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0
             ]
         );
+        assert_eq!(out.len(), ROW_PREFIX);
+        Staging::set_fingerprint(&mut out, 0, 0x0102_0304_0506_0708);
+        assert_eq!(&out[ROW_PREFIX - 8..], &[1, 2, 3, 4, 5, 6, 7, 8]);
         out.clear();
         Staging::trailer(&mut out);
         assert_eq!(&out[..], &[0xff, 0xff]);
@@ -798,7 +871,8 @@ mod tests {
         });
         assert!(ok.is_ok());
         let mut want = vec![
-            0, 7, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 1, 0, 0, 0, 1, 0,
+            0, 9, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0,
+            0xff, 0xff, 0xff, 0xff,
         ];
         want.extend([0, 0, 0, 1, b'x']);
         for _ in 0..3 {
@@ -812,12 +886,36 @@ mod tests {
     }
 
     #[test]
+    fn a_row_found_unchanged_keeps_its_legacy_id_and_fingerprint_only() {
+        let plan = plan();
+        let users = Staging::new(&plan.tables[1], 1);
+        let mut out = BytesMut::new();
+        out.put_u8(9);
+        users.begin_row(&mut out, 3, false, false);
+        Staging::set_fingerprint(&mut out, 1, 42);
+        for field in [&b"u1"[..], b"a@b", b"{}", b"t9"] {
+            out.put_i32(field.len() as i32);
+            out.put_slice(field);
+        }
+        users.make_same(&mut out, 1);
+        let mut want = vec![
+            9, 0, 9, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0, 1,
+            1, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 42,
+        ];
+        want.extend([0, 0, 0, 2, b'u', b'1']);
+        for _ in 0..3 {
+            want.extend([0xff, 0xff, 0xff, 0xff]);
+        }
+        assert_eq!(&out[..], &want[..]);
+    }
+
+    #[test]
     fn entity_sql() {
         let plan = plan();
         let s = Staging::new(&plan.tables[1], 1);
         assert_eq!(
             s.create(),
-            "CREATE TEMP TABLE cutover_stage_1 (row_ bigint NOT NULL, drop_ boolean NOT NULL, skip_ boolean NOT NULL, c0 text, c1 text, c2 json, c3 text) ON COMMIT DROP"
+            "CREATE TEMP TABLE cutover_stage_1 (row_ bigint NOT NULL, drop_ boolean NOT NULL, skip_ boolean NOT NULL, same_ boolean NOT NULL, fp_ bigint, c0 text, c1 text, c2 json, c3 text) ON COMMIT DROP"
         );
         assert_eq!(
             s.copy_in(),
@@ -825,7 +923,7 @@ mod tests {
         );
         assert_eq!(
             s.resolved(),
-            "SELECT s.row_, s.c0 AS r0, s.c1 AS r1, s.c2 AS r2, p3.\"id\" AS r3 FROM cutover_stage_1 s LEFT JOIN \"public\".\"teams\" p3 ON p3.\"legacy_id\" = s.c3 WHERE NOT s.drop_"
+            "SELECT s.row_, s.fp_, s.c0 AS r0, s.c1 AS r1, s.c2 AS r2, p3.\"id\" AS r3 FROM cutover_stage_1 s LEFT JOIN \"public\".\"teams\" p3 ON p3.\"legacy_id\" = s.c3 WHERE NOT s.drop_"
         );
         assert_eq!(s.key_match(), "t.\"legacy_id\" = r.r0");
         assert_eq!(s.value_cols(), &[1, 2, 3]);
@@ -847,11 +945,11 @@ mod tests {
         );
         assert_eq!(
             s.any_duplicates(),
-            "SELECT EXISTS (SELECT 1 FROM cutover_stage_1 WHERE NOT drop_ GROUP BY c0 HAVING count(*) > 1)"
+            "SELECT EXISTS (SELECT 1 FROM cutover_stage_1 WHERE NOT drop_ OR same_ GROUP BY c0 HAVING count(*) > 1)"
         );
         assert_eq!(
             s.dangling(11).unwrap(),
-            "SELECT s.ctid::text, s.c0::text, (s.c3 IS NOT NULL AND p3.\"legacy_id\" IS NULL), s.c3::text, ((s.c3 IS NOT NULL AND p3.\"legacy_id\" IS NULL) AND s.c3 IN (SELECT q.c0 FROM cutover_stage_0 q WHERE q.drop_ AND NOT q.skip_)), s.row_ FROM cutover_stage_1 s LEFT JOIN \"public\".\"teams\" p3 ON p3.\"legacy_id\" = s.c3 WHERE NOT s.drop_ AND ((s.c3 IS NOT NULL AND p3.\"legacy_id\" IS NULL)) LIMIT 11"
+            "SELECT s.ctid::text, s.c0::text, (s.c3 IS NOT NULL AND p3.\"legacy_id\" IS NULL), s.c3::text, ((s.c3 IS NOT NULL AND p3.\"legacy_id\" IS NULL) AND s.c3 IN (SELECT q.c0 FROM cutover_stage_0 q WHERE q.drop_ AND NOT q.skip_ AND NOT q.same_)), s.row_ FROM cutover_stage_1 s LEFT JOIN \"public\".\"teams\" p3 ON p3.\"legacy_id\" = s.c3 WHERE NOT s.drop_ AND ((s.c3 IS NOT NULL AND p3.\"legacy_id\" IS NULL)) LIMIT 11"
         );
         assert_eq!(
             s.resolved_complete(),
@@ -862,7 +960,7 @@ mod tests {
         );
         assert_eq!(
             s.drop_parent_rejected(3).unwrap(),
-            "UPDATE cutover_stage_1 s SET drop_ = true, skip_ = false WHERE NOT s.drop_ AND s.c3 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM \"public\".\"teams\" p WHERE p.\"legacy_id\" = s.c3) AND s.c3 IN (SELECT q.c0 FROM cutover_stage_0 q WHERE q.drop_ AND NOT q.skip_)"
+            "UPDATE cutover_stage_1 s SET drop_ = true, skip_ = false WHERE NOT s.drop_ AND s.c3 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM \"public\".\"teams\" p WHERE p.\"legacy_id\" = s.c3) AND s.c3 IN (SELECT q.c0 FROM cutover_stage_0 q WHERE q.drop_ AND NOT q.skip_ AND NOT q.same_)"
         );
         assert_eq!(s.identity_by_bytes(), Some(&[0][..]));
         assert!(Staging::new(&plan.tables[0], 0).dangling(11).is_none());
@@ -901,7 +999,7 @@ mod tests {
         let s = Staging::new(&plan.tables[1], 1);
         assert!(
             s.resolved()
-                .starts_with("SELECT s.row_, s.c0 AS r0, s.c1::interval AS r1, s.c2 AS r2,"),
+                .starts_with("SELECT s.row_, s.fp_, s.c0 AS r0, s.c1::interval AS r1, s.c2 AS r2,"),
             "{}",
             s.resolved()
         );
@@ -947,7 +1045,7 @@ mod tests {
         let unlink = s.unlinkable(&plan).unwrap();
         // Owners in the source with none of their links left out, ...
         assert!(unlink.starts_with(
-            "t.\"voter_id\" IN (SELECT p.\"id\" FROM \"public\".\"users\" p JOIN cutover_stage_1 ps ON ps.c0 = p.\"legacy_id\" WHERE NOT ps.drop_
+            "t.\"voter_id\" IN (SELECT p.\"id\" FROM \"public\".\"users\" p JOIN cutover_stage_1 ps ON ps.c0 = p.\"legacy_id\" WHERE (NOT ps.drop_ OR ps.same_)
                  AND NOT EXISTS (SELECT 1 FROM cutover_stage_2 d WHERE d.drop_ AND d.c0 = ps.c0))"
         ), "{unlink}");
         // ... links between legacy rows only, ...
@@ -963,7 +1061,7 @@ mod tests {
         assert!(pruned.contains("t.\"voter_id\" IN (SELECT p.\"id\" FROM \"public\".\"users\" p WHERE p.\"legacy_id\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cutover_stage_1 ps WHERE ps.c0 = p.\"legacy_id\")) OR t.\"team_id\" IN"), "{pruned}");
         assert!(pruned.ends_with("AND EXISTS (SELECT 1 FROM \"public\".\"teams\" p WHERE p.\"id\" = t.\"team_id\" AND p.\"legacy_id\" IS NOT NULL)"), "{pruned}");
         assert!(s.drop_duplicates().contains(
-            "PARTITION BY c0, c1 ORDER BY row_) AS n FROM cutover_stage_2 WHERE NOT drop_)"
+            "PARTITION BY c0, c1 ORDER BY row_) AS n FROM cutover_stage_2 WHERE NOT drop_ OR same_)"
         ));
     }
 }

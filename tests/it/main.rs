@@ -26,4 +26,5 @@ mod snapshot_files;
 mod sqlite_files;
 mod triggers;
 mod types;
+mod unchanged;
 mod values;

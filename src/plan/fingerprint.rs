@@ -1,0 +1,183 @@
+//! Row fingerprints: how a re-run tells, while converting, a source row that is exactly what
+//! the last load wrote from one that changed, so that PostgreSQL is sent, resolved and merged
+//! only the rows that changed.
+//!
+//! A row's fingerprint is the 64-bit XXH3 hash of its converted stage columns as binary COPY
+//! fields (length prefixes included, so fields never run together), seeded by the table's
+//! shape — its name, source, and every stage column's target, type and parent — so that a
+//! changed mapping or schema makes every row new. The record of each load keeps the
+//! fingerprint of every row the load left equal to the source (`load/record.rs`); the next
+//! load in merge mode hands the convert stage, per table, the fingerprints of those rows still
+//! in the target ([`Known`]). A row whose fingerprint is among them is staged with its legacy
+//! id only and flagged `same_` (see `staging.rs`): it still counts, keeps its target row from
+//! `--prune`, and takes part in the duplicate search, but nothing about it is resolved,
+//! compared or written.
+//!
+//! Memory is bounded: at most [`IN_MEMORY`] fingerprints are held over a whole load (8 bytes
+//! each); a table whose record does not fit is compared in full by PostgreSQL, as without a
+//! record.
+//!
+//! XXH3: <https://github.com/Cyan4973/xxHash/blob/dev/doc/xxhash_spec.md>
+
+use super::TablePlan;
+use std::sync::mpsc;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+/// At most this many fingerprints are held over a load (16 MB).
+pub(crate) const IN_MEMORY: usize = 2_000_000;
+
+/// The seed of `table`'s fingerprints: its shape as the staging rows are encoded.
+pub(crate) fn seed(table: &TablePlan) -> u64 {
+    let mut shape = format!("cutover row 1\0{}\0{}", table.name, table.from);
+    for c in &table.stage {
+        shape.push('\0');
+        shape.push_str(&c.target);
+        shape.push('\0');
+        shape.push_str(&c.sql_type);
+        if let Some(r) = &c.reference {
+            shape.push('\0');
+            shape.push_str(&r.qualified);
+            shape.push('.');
+            shape.push_str(&r.match_column);
+        }
+    }
+    xxh3_64(shape.as_bytes())
+}
+
+/// The fingerprint of a row whose stage columns are encoded as `fields`.
+#[inline]
+pub(crate) fn of(seed: u64, fields: &[u8]) -> u64 {
+    xxh3_64_with_seed(fields, seed)
+}
+
+/// The fingerprints of one table's rows that the last load wrote and the target still holds
+/// as written. Each matches one source row at most: a second row with the same fingerprint
+/// (a repeated record) is staged in full, so the duplicate search sees both.
+#[derive(Debug, Default)]
+pub(crate) struct Known {
+    sorted: Vec<u64>,
+    taken: Vec<u64>,
+}
+
+impl Known {
+    pub(crate) fn new(mut fingerprints: Vec<u64>) -> Known {
+        fingerprints.sort_unstable();
+        fingerprints.dedup();
+        fingerprints.shrink_to_fit();
+        let taken = vec![0; fingerprints.len().div_ceil(64)];
+        Known {
+            sorted: fingerprints,
+            taken,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    /// Whether `fp` is known and not matched yet; matching it takes it.
+    #[inline]
+    pub(crate) fn take(&mut self, fp: u64) -> bool {
+        let Ok(i) = self.sorted.binary_search(&fp) else {
+            return false;
+        };
+        let (word, bit) = (i / 64, 1u64 << (i % 64));
+        if self.taken[word] & bit != 0 {
+            return false;
+        }
+        self.taken[word] |= bit;
+        true
+    }
+}
+
+/// The load's end: hands the convert stage each table's [`Known`] fingerprints, in plan
+/// order (a table not sent has none). Dropping it tells the convert stage no more will come.
+pub(crate) struct KnownTx(mpsc::Sender<(usize, Known)>);
+
+impl KnownTx {
+    pub(crate) fn send(&self, index: usize, known: Known) {
+        // The convert stage is gone only when the load is failing anyway.
+        let _ = self.0.send((index, known));
+    }
+}
+
+/// The convert stage's end.
+pub(crate) struct KnownRx {
+    rx: Option<mpsc::Receiver<(usize, Known)>>,
+    ahead: Option<(usize, Known)>,
+}
+
+impl KnownRx {
+    /// No fingerprints for any table (`check`, `verify`, `--mode replace`).
+    pub(crate) fn none() -> KnownRx {
+        KnownRx {
+            rx: None,
+            ahead: None,
+        }
+    }
+
+    /// The fingerprints of the `index`-th table, waiting until the load has sent them or said
+    /// there are none.
+    pub(crate) fn table(&mut self, index: usize) -> Option<Known> {
+        loop {
+            match self.ahead.take() {
+                Some((i, known)) if i == index => return Some(known),
+                Some((i, known)) if i > index => {
+                    self.ahead = Some((i, known));
+                    return None;
+                }
+                // An earlier table's, sent late: of no use now.
+                Some(_) => {}
+                None => {}
+            }
+            self.ahead = Some(self.rx.as_ref()?.recv().ok()?);
+        }
+    }
+}
+
+pub(crate) fn channel() -> (KnownTx, KnownRx) {
+    let (tx, rx) = mpsc::channel();
+    (
+        KnownTx(tx),
+        KnownRx {
+            rx: Some(rx),
+            ahead: None,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fingerprint_matches_once() {
+        let mut k = Known::new(vec![30, 10, 20, 10]);
+        assert_eq!(k.len(), 3);
+        assert!(k.take(20));
+        assert!(!k.take(20), "a repeated row is not taken twice");
+        assert!(!k.take(25));
+        assert!(k.take(10) && k.take(30));
+    }
+
+    #[test]
+    fn fingerprints_are_fixed_by_the_bytes_and_the_seed() {
+        // XXH3-64 is specified: the same bytes give the same hash on every build.
+        assert_eq!(of(0, b""), 0x2d06_8005_38d3_94c2);
+        assert_ne!(of(1, b"a"), of(2, b"a"));
+        assert_ne!(of(1, b"a"), of(1, b"b"));
+    }
+
+    #[test]
+    fn tables_arrive_in_plan_order_and_gaps_have_none() {
+        let (tx, mut rx) = channel();
+        tx.send(0, Known::new(vec![1]));
+        tx.send(2, Known::new(vec![3]));
+        drop(tx);
+        assert_eq!(rx.table(0).map(|k| k.len()), Some(1));
+        assert!(rx.table(1).is_none());
+        assert_eq!(rx.table(2).map(|k| k.len()), Some(1));
+        assert!(rx.table(3).is_none());
+        assert!(KnownRx::none().table(0).is_none());
+    }
+}
