@@ -521,7 +521,7 @@ pub(crate) async fn loaded(
             t = table.qualified,
             key = staging.key_match(),
             same = staging
-                .same_present()
+                .same_count()
                 .map(|q| format!(" + ({q})"))
                 .unwrap_or_default(),
         )

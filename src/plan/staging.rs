@@ -276,35 +276,49 @@ impl<'a> Staging<'a> {
         )
     }
 
-    /// How many rows found unchanged (`same_`) the target holds; None for a junction.
-    pub(crate) fn same_present(&self) -> Option<String> {
-        let TableKind::Entity { match_column } = &self.table.kind else {
+    /// How many rows were found unchanged (`same_`): each one's target row was found in the
+    /// target when the load started (`load/record.rs`), and is not written; None for a
+    /// junction.
+    pub(crate) fn same_count(&self) -> Option<String> {
+        let TableKind::Entity { .. } = &self.table.kind else {
             return None;
         };
-        Some(format!(
-            "SELECT count(*) FROM {s} s WHERE s.same_ AND EXISTS (SELECT 1 FROM {t} t WHERE t.{m} = s.c0)",
-            s = self.name,
-            t = self.table.qualified,
-            m = ident(match_column),
-        ))
+        Some(format!("SELECT count(*) FROM {} WHERE same_", self.name))
     }
 
-    /// Whether two rows not dropped (or found unchanged) share an identity.
+    /// Whether two rows not dropped share an identity, or one has the legacy id of a row
+    /// found unchanged (which has nothing else staged).
     pub(crate) fn any_duplicates(&self) -> String {
         format!(
-            "SELECT EXISTS (SELECT 1 FROM {s} WHERE NOT drop_ OR same_ GROUP BY {partition} HAVING count(*) > 1)",
+            "SELECT EXISTS (SELECT 1 FROM {s} WHERE NOT drop_ GROUP BY {partition} HAVING count(*) > 1){same}",
             s = self.name,
-            partition = self.partition()
+            partition = self.partition(),
+            same = match self.table.kind {
+                TableKind::Entity { .. } => format!(
+                    " OR EXISTS (SELECT 1 FROM {s} a JOIN {s} b ON b.c0 = a.c0 WHERE NOT a.drop_ AND b.same_)",
+                    s = self.name
+                ),
+                TableKind::Junction { .. } => String::new(),
+            }
         )
     }
 
-    /// Drop every row whose identity an earlier source row has, returning their labels and
-    /// source positions (`row_`).
+    /// Drop every row whose identity an earlier source row has — or the legacy id of a row
+    /// found unchanged, which keeps its place whatever the order —, returning their labels
+    /// and source positions (`row_`).
     pub(crate) fn drop_duplicates(&self) -> String {
         // Rows are told apart by ctid: the rows exploded from one record share its row_.
+        let same = match self.table.kind {
+            TableKind::Entity { .. } => format!(
+                "\n                 UNION SELECT a.ctid FROM {s} a JOIN {s} b ON b.c0 = a.c0 WHERE NOT a.drop_ AND b.same_",
+                s = self.name
+            ),
+            TableKind::Junction { .. } => String::new(),
+        };
         format!(
-            "WITH d AS (SELECT ctid AS id, row_number() OVER (PARTITION BY {partition} ORDER BY row_) AS n FROM {s} WHERE NOT drop_ OR same_)
-                 UPDATE {s} s SET drop_ = true, skip_ = {skip}, same_ = false FROM d WHERE s.ctid = d.id AND d.n > 1 RETURNING {label}, s.row_",
+            "WITH d AS (SELECT ctid AS id, row_number() OVER (PARTITION BY {partition} ORDER BY row_) AS n FROM {s} WHERE NOT drop_),
+                 u AS (SELECT id FROM d WHERE n > 1{same})
+                 UPDATE {s} s SET drop_ = true, skip_ = {skip} FROM u WHERE s.ctid = u.id RETURNING {label}, s.row_",
             s = self.name,
             // A repeated link is skipped; a repeated entity rejected.
             skip = self.table.is_junction(),
@@ -945,7 +959,7 @@ mod tests {
         );
         assert_eq!(
             s.any_duplicates(),
-            "SELECT EXISTS (SELECT 1 FROM cutover_stage_1 WHERE NOT drop_ OR same_ GROUP BY c0 HAVING count(*) > 1)"
+            "SELECT EXISTS (SELECT 1 FROM cutover_stage_1 WHERE NOT drop_ GROUP BY c0 HAVING count(*) > 1) OR EXISTS (SELECT 1 FROM cutover_stage_1 a JOIN cutover_stage_1 b ON b.c0 = a.c0 WHERE NOT a.drop_ AND b.same_)"
         );
         assert_eq!(
             s.dangling(11).unwrap(),
@@ -1061,7 +1075,7 @@ mod tests {
         assert!(pruned.contains("t.\"voter_id\" IN (SELECT p.\"id\" FROM \"public\".\"users\" p WHERE p.\"legacy_id\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cutover_stage_1 ps WHERE ps.c0 = p.\"legacy_id\")) OR t.\"team_id\" IN"), "{pruned}");
         assert!(pruned.ends_with("AND EXISTS (SELECT 1 FROM \"public\".\"teams\" p WHERE p.\"id\" = t.\"team_id\" AND p.\"legacy_id\" IS NOT NULL)"), "{pruned}");
         assert!(s.drop_duplicates().contains(
-            "PARTITION BY c0, c1 ORDER BY row_) AS n FROM cutover_stage_2 WHERE NOT drop_ OR same_)"
+            "PARTITION BY c0, c1 ORDER BY row_) AS n FROM cutover_stage_2 WHERE NOT drop_),"
         ));
     }
 }
