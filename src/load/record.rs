@@ -144,6 +144,9 @@ struct Section {
     /// Each row ends with the fingerprint `f` (absent in the first layout).
     #[serde(default)]
     fingerprints: bool,
+    /// The target's legacy ids ([`target_keys`]) when the record was written.
+    #[serde(default)]
+    target_keys: Option<String>,
 }
 
 /// A table's record as uploaded for this run: the temporary table `b` is joined on, and the
@@ -156,6 +159,11 @@ pub(crate) struct Base {
     fingerprints: bool,
     /// Where its rows are in the record file: offset and length.
     rows: (u64, u64),
+    /// Its rows are in the temporary table (else only in the file, until some source row
+    /// turns out to have changed).
+    uploaded: bool,
+    /// The target's legacy ids ([`target_keys`]) when this load started.
+    keys_now: Option<String>,
 }
 
 impl Base {
@@ -188,6 +196,165 @@ pub(crate) struct Uploaded {
 impl Uploaded {
     pub(crate) fn base(&self, index: usize) -> Option<&Base> {
         self.bases.get(index).and_then(Option::as_ref)
+    }
+
+    /// Upload the `index`-th table's recorded rows if they are still only in the file: all
+    /// of them when `needed` (some source row changed, so the merge compares with them), else
+    /// none (the temporary table is created empty, and the record carried over as it is).
+    pub(crate) async fn upload_if_needed(
+        &mut self,
+        tx: &Transaction<'_>,
+        table: &crate::plan::TablePlan,
+        index: usize,
+        needed: bool,
+    ) -> anyhow::Result<()> {
+        let (Some(Some(base)), Some(path)) = (self.bases.get_mut(index), &self.path) else {
+            return Ok(());
+        };
+        if base.uploaded {
+            return Ok(());
+        }
+        if needed {
+            upload_rows(tx, table, base, path).await?;
+        } else {
+            tx.batch_execute(&base.ddl())
+                .await
+                .map_err(|e| table_error(&e, table, "reading the record of the last load"))?;
+        }
+        base.uploaded = true;
+        Ok(())
+    }
+}
+
+impl Base {
+    fn ddl(&self) -> String {
+        let mut ddl = format!("CREATE TEMP TABLE {} (k text NOT NULL", self.table);
+        for j in 0..self.columns.len() {
+            ddl.push_str(&format!(", h{j} bigint"));
+        }
+        if self.fingerprints {
+            ddl.push_str(", f bigint");
+        }
+        ddl.push_str(") ON COMMIT DROP");
+        ddl
+    }
+}
+
+/// Copy `base`'s rows from the record file at `path` into its temporary table.
+async fn upload_rows(
+    tx: &Transaction<'_>,
+    table: &crate::plan::TablePlan,
+    base: &Base,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let pg =
+        |e: tokio_postgres::Error| table_error(&e, table, "reading the record of the last load");
+    let io = |e: std::io::Error| {
+        unavailable(format!(
+            "reading the record of the last load, {}: {e}",
+            path.display()
+        ))
+    };
+    tx.batch_execute(&base.ddl()).await.map_err(pg)?;
+    let sink = tx
+        .copy_in::<_, bytes::Bytes>(&format!("COPY {} FROM STDIN (FORMAT binary)", base.table))
+        .await
+        .map_err(pg)?;
+    let mut sink = std::pin::pin!(sink);
+    let mut r = File::open(path).map_err(io)?;
+    r.seek(SeekFrom::Start(base.rows.0)).map_err(io)?;
+    let mut left = base.rows.1;
+    let mut buf = vec![0u8; 1 << 16];
+    while left > 0 {
+        let n = (left as usize).min(buf.len());
+        r.read_exact(&mut buf[..n]).map_err(io)?;
+        sink.send(bytes::Bytes::copy_from_slice(&buf[..n]))
+            .await
+            .map_err(pg)?;
+        left -= n as u64;
+    }
+    sink.as_mut().finish().await.map_err(pg)?;
+    tx.batch_execute(&format!("ANALYZE {}", base.table))
+        .await
+        .map_err(pg)?;
+    Ok(())
+}
+
+/// The legacy ids `table` holds, as a count and a sum of their hashes: equal at two moments,
+/// the same set of rows carries legacy ids (a row deleted and another added with an id of
+/// the same hash aside). Cheap: one pass over the table, nothing sorted or joined.
+async fn target_keys(
+    tx: &Transaction<'_>,
+    table: &crate::plan::TablePlan,
+) -> anyhow::Result<String> {
+    let TableKind::Entity { match_column } = &table.kind else {
+        return Ok(String::new());
+    };
+    let m = ident(match_column);
+    let row = tx
+        .query_one(
+            &format!(
+                "SELECT count(*)::text || ' ' || coalesce(sum(pg_catalog.hashtextextended(t.{m}::text, 0)::numeric), 0)::text FROM {} t WHERE t.{m} IS NOT NULL",
+                table.qualified
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| table_error(&e, table, "reading the legacy ids it holds"))?;
+    Ok(row.get(0))
+}
+
+/// The fingerprints (the last column) of the binary COPY rows at `rows` in the record file;
+/// None when there are more than `room`.
+fn fingerprints_in(
+    path: &Path,
+    rows: (u64, u64),
+    room: usize,
+) -> std::io::Result<Option<Vec<u64>>> {
+    let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string());
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(rows.0))?;
+    let mut r = BufReader::with_capacity(1 << 16, f.take(rows.1));
+    let mut head = [0u8; 19];
+    r.read_exact(&mut head)?;
+    if &head[..11] != b"PGCOPY\n\xff\r\n\0" {
+        return Err(bad("a table's rows do not start as binary COPY data"));
+    }
+    let ext = u32::from_be_bytes([head[15], head[16], head[17], head[18]]);
+    std::io::copy(&mut (&mut r).take(u64::from(ext)), &mut std::io::sink())?;
+    let mut out = Vec::new();
+    let mut skip = vec![0u8; 256];
+    loop {
+        let mut n = [0u8; 2];
+        r.read_exact(&mut n)?;
+        let fields = i16::from_be_bytes(n);
+        if fields < 0 {
+            return Ok(Some(out));
+        }
+        let mut last = None;
+        for _ in 0..fields {
+            let mut len = [0u8; 4];
+            r.read_exact(&mut len)?;
+            let len = i32::from_be_bytes(len);
+            last = None;
+            if len < 0 {
+                continue;
+            }
+            let len = len as usize;
+            if skip.len() < len {
+                skip.resize(len, 0);
+            }
+            r.read_exact(&mut skip[..len])?;
+            if len == 8 {
+                last = Some(u64::from_be_bytes(skip[..8].try_into().unwrap_or_default()));
+            }
+        }
+        if let Some(fp) = last {
+            if out.len() == room {
+                return Ok(None);
+            }
+            out.push(fp);
+        }
     }
 }
 
@@ -307,61 +474,48 @@ pub(crate) async fn upload(
             continue;
         };
         let table = &plan.tables[index];
-        let name = temp_name(index);
-        let mut ddl = format!("CREATE TEMP TABLE {name} (k text NOT NULL");
-        for j in 0..section.columns.len() {
-            ddl.push_str(&format!(", h{j} bigint"));
-        }
-        if section.fingerprints {
-            ddl.push_str(", f bigint");
-        }
-        ddl.push_str(") ON COMMIT DROP");
-        tx.batch_execute(&ddl)
-            .await
-            .map_err(|e| table_error(&e, table, "reading the record of the last load"))?;
-        let sink = tx
-            .copy_in::<_, bytes::Bytes>(&format!("COPY {name} FROM STDIN (FORMAT binary)"))
-            .await
-            .map_err(|e| table_error(&e, table, "reading the record of the last load"))?;
-        let mut sink = std::pin::pin!(sink);
         let offset = r.stream_position().map_err(|e| corrupt(e.to_string()))?;
-        let mut left = len;
-        let mut buf = vec![0u8; 1 << 16];
-        while left > 0 {
-            let n = (left as usize).min(buf.len());
-            r.read_exact(&mut buf[..n])
-                .map_err(|e| corrupt(e.to_string()))?;
-            sink.send(bytes::Bytes::copy_from_slice(&buf[..n]))
-                .await
-                .map_err(|e| table_error(&e, table, "reading the record of the last load"))?;
-            left -= n as u64;
+        r.seek_relative(len as i64)
+            .map_err(|e| corrupt(e.to_string()))?;
+        let mut base = Base {
+            table: temp_name(index),
+            columns: section.columns,
+            fingerprints: section.fingerprints,
+            rows: (offset, len),
+            uploaded: false,
+            keys_now: None,
+        };
+        let mut known_rows = None;
+        let skipping = section.fingerprints && skip_same.get(index) == Some(&true);
+        if skipping && index >= sent {
+            // The target still holds every recorded row when its legacy ids are the ones it
+            // held as the record was written: then the fingerprints are read from the file,
+            // and the rows are uploaded only if some source row changed. Otherwise the rows
+            // are uploaded now, to tell which are still there.
+            let now = target_keys(tx, table).await?;
+            if section.target_keys.as_deref() == Some(now.as_str()) {
+                known_rows =
+                    fingerprints_in(path, base.rows, room).map_err(|e| corrupt(e.to_string()))?;
+            } else {
+                upload_rows(tx, table, &base, path).await?;
+                base.uploaded = true;
+                known_rows = present(tx, table, &base.table, room).await?;
+            }
+            base.keys_now = Some(now);
+        } else {
+            upload_rows(tx, table, &base, path).await?;
+            base.uploaded = true;
         }
-        sink.as_mut()
-            .finish()
-            .await
-            .map_err(|e| table_error(&e, table, "reading the record of the last load"))?;
-        tx.batch_execute(&format!("ANALYZE {name}"))
-            .await
-            .map_err(|e| table_error(&e, table, "reading the record of the last load"))?;
         if index >= sent {
             for before in sent..index {
                 known.send(before, Known::default());
             }
-            let present = match (section.fingerprints, skip_same.get(index)) {
-                (true, Some(true)) => present(tx, table, &name, room).await?,
-                _ => None,
-            };
-            let present = present.unwrap_or_default();
-            room -= present.len();
-            known.send(index, Known::new(present));
+            let rows = known_rows.unwrap_or_default();
+            room -= rows.len();
+            known.send(index, Known::new(rows));
             sent = index + 1;
         }
-        up.bases[index] = Some(Base {
-            table: name,
-            columns: section.columns,
-            fingerprints: section.fingerprints,
-            rows: (offset, len),
-        });
+        up.bases[index] = Some(base);
     }
     let note = (!stale.is_empty()).then(|| {
         format!(
@@ -598,6 +752,12 @@ pub(crate) async fn save(
                 key = s.key_match(),
             ),
         };
+        // What the target holds now: for a record carried over, what it held as the load
+        // started (this load wrote nothing there).
+        let target_keys = match carried {
+            Some((b, _)) => b.keys_now.clone(),
+            None => Some(target_keys(tx, table).await?),
+        };
         write_json(
             &mut w,
             &Section {
@@ -606,6 +766,7 @@ pub(crate) async fn save(
                 key: match_column.clone(),
                 columns: cols,
                 fingerprints,
+                target_keys,
             },
         )
         .map_err(failed)?;
@@ -666,6 +827,48 @@ mod tests {
     }
 
     #[test]
+    fn fingerprints_are_read_from_the_last_column_of_a_tables_rows() {
+        let mut rows = b"PGCOPY\n\xff\r\n\0".to_vec();
+        rows.extend([0u8; 8]);
+        let row = |rows: &mut Vec<u8>, k: &[u8], f: Option<u64>| {
+            rows.extend(3i16.to_be_bytes());
+            rows.extend((k.len() as i32).to_be_bytes());
+            rows.extend(k);
+            rows.extend(8i32.to_be_bytes());
+            rows.extend(7i64.to_be_bytes());
+            match f {
+                Some(f) => {
+                    rows.extend(8i32.to_be_bytes());
+                    rows.extend(f.to_be_bytes());
+                }
+                None => rows.extend((-1i32).to_be_bytes()),
+            }
+        };
+        row(&mut rows, b"a", Some(11));
+        row(&mut rows, b"bbbbbbbb", None);
+        row(&mut rows, b"c", Some(u64::MAX));
+        rows.extend((-1i16).to_be_bytes());
+        let dir = std::env::temp_dir().join(format!("cutover-fp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("r");
+        let mut file = b"before".to_vec();
+        file.extend(&rows);
+        std::fs::write(&path, &file).unwrap();
+        let at = (6, rows.len() as u64);
+        assert_eq!(
+            fingerprints_in(&path, at, 10).unwrap(),
+            Some(vec![11, u64::MAX])
+        );
+        assert_eq!(
+            fingerprints_in(&path, at, 1).unwrap(),
+            None,
+            "more than fit"
+        );
+        assert!(fingerprints_in(&path, (0, rows.len() as u64), 10).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn json_sections_round_trip_and_end() {
         let mut buf = Vec::new();
         write_json(
@@ -676,6 +879,7 @@ mod tests {
                 key: "airtable_id".into(),
                 columns: vec!["email".into()],
                 fingerprints: true,
+                target_keys: Some("3 12".into()),
             },
         )
         .unwrap();

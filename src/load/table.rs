@@ -67,6 +67,10 @@ impl Loading<'_> {
             clock.stop(None, &mut seconds);
         } else {
             let clock = Clock::start(observer, Phase::Write, Some(index));
+            // The rows of the record are needed only when some source row is not exactly
+            // what the last load wrote.
+            let full = ex.read > ex.same + ex.rejected + ex.skipped;
+            self.base.upload_if_needed(tx, table, index, full).await?;
             let staged = write_settled(
                 tx,
                 self.plan,

@@ -294,8 +294,10 @@ impl<'a> Staging<'a> {
             s = self.name,
             partition = self.partition(),
             same = match self.table.kind {
+                // A count, not EXISTS: EXISTS plans for a first match soon, as a nested loop
+                // over every unchanged row per changed row, when there is none.
                 TableKind::Entity { .. } => format!(
-                    " OR EXISTS (SELECT 1 FROM {s} a JOIN {s} b ON b.c0 = a.c0 WHERE NOT a.drop_ AND b.same_)",
+                    " OR (SELECT count(*) FROM {s} a JOIN {s} b ON b.c0 = a.c0 WHERE NOT a.drop_ AND b.same_) > 0",
                     s = self.name
                 ),
                 TableKind::Junction { .. } => String::new(),
@@ -959,7 +961,7 @@ mod tests {
         );
         assert_eq!(
             s.any_duplicates(),
-            "SELECT EXISTS (SELECT 1 FROM cutover_stage_1 WHERE NOT drop_ GROUP BY c0 HAVING count(*) > 1) OR EXISTS (SELECT 1 FROM cutover_stage_1 a JOIN cutover_stage_1 b ON b.c0 = a.c0 WHERE NOT a.drop_ AND b.same_)"
+            "SELECT EXISTS (SELECT 1 FROM cutover_stage_1 WHERE NOT drop_ GROUP BY c0 HAVING count(*) > 1) OR (SELECT count(*) FROM cutover_stage_1 a JOIN cutover_stage_1 b ON b.c0 = a.c0 WHERE NOT a.drop_ AND b.same_) > 0"
         );
         assert_eq!(
             s.dangling(11).unwrap(),
