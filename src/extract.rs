@@ -193,7 +193,7 @@ pub(crate) fn run(
             .collect();
         ex.distinct = seen.distinct();
         drop(seen);
-        drop(same);
+        ex.known = same;
         Staging::trailer(&mut out);
         progress.read_all(index, ex.read, started.elapsed());
         if tx.blocking_send(Msg::Chunk(out.freeze())).is_err()

@@ -164,6 +164,9 @@ pub(crate) struct Base {
     uploaded: bool,
     /// The target's legacy ids ([`target_keys`]) when this load started.
     keys_now: Option<String>,
+    /// Only the rows of source rows found changed (or without a fingerprint) were uploaded;
+    /// those of the rows found unchanged (`taken` here) stay in the file.
+    partly: Option<Known>,
 }
 
 impl Base {
@@ -198,15 +201,18 @@ impl Uploaded {
         self.bases.get(index).and_then(Option::as_ref)
     }
 
-    /// Upload the `index`-th table's recorded rows if they are still only in the file: all
-    /// of them when `needed` (some source row changed, so the merge compares with them), else
-    /// none (the temporary table is created empty, and the record carried over as it is).
+    /// Upload the `index`-th table's recorded rows if they are still only in the file: when
+    /// `needed` (some source row changed, so the merge compares with them), those of every
+    /// row but the ones `same` matched (the source rows found unchanged, which nothing
+    /// compares); else none (the temporary table is created empty, and the record carried
+    /// over as it is).
     pub(crate) async fn upload_if_needed(
         &mut self,
         tx: &Transaction<'_>,
         table: &crate::plan::TablePlan,
         index: usize,
         needed: bool,
+        same: Option<Known>,
     ) -> anyhow::Result<()> {
         let (Some(Some(base)), Some(path)) = (self.bases.get_mut(index), &self.path) else {
             return Ok(());
@@ -215,6 +221,7 @@ impl Uploaded {
             return Ok(());
         }
         if needed {
+            base.partly = same;
             upload_rows(tx, table, base, path).await?;
         } else {
             tx.batch_execute(&base.ddl())
@@ -263,15 +270,32 @@ async fn upload_rows(
     let mut sink = std::pin::pin!(sink);
     let mut r = File::open(path).map_err(io)?;
     r.seek(SeekFrom::Start(base.rows.0)).map_err(io)?;
-    let mut left = base.rows.1;
-    let mut buf = vec![0u8; 1 << 16];
-    while left > 0 {
-        let n = (left as usize).min(buf.len());
-        r.read_exact(&mut buf[..n]).map_err(io)?;
-        sink.send(bytes::Bytes::copy_from_slice(&buf[..n]))
-            .await
-            .map_err(pg)?;
-        left -= n as u64;
+    if let Some(same) = &base.partly {
+        // Row by row, leaving out the rows of the source rows found unchanged.
+        let mut rows = CopyRows::new(r.take(base.rows.1)).map_err(io)?;
+        let mut out = bytes::BytesMut::with_capacity(1 << 16);
+        out.extend_from_slice(COPY_HEADER);
+        while let Some((row, fp)) = rows.next().map_err(io)? {
+            if fp.is_none_or(|fp| !same.is_taken(fp)) {
+                out.extend_from_slice(row);
+            }
+            if out.len() >= 1 << 16 {
+                sink.send(out.split().freeze()).await.map_err(pg)?;
+            }
+        }
+        out.extend_from_slice(&(-1i16).to_be_bytes());
+        sink.send(out.freeze()).await.map_err(pg)?;
+    } else {
+        let mut left = base.rows.1;
+        let mut buf = vec![0u8; 1 << 16];
+        while left > 0 {
+            let n = (left as usize).min(buf.len());
+            r.read_exact(&mut buf[..n]).map_err(io)?;
+            sink.send(bytes::Bytes::copy_from_slice(&buf[..n]))
+                .await
+                .map_err(pg)?;
+            left -= n as u64;
+        }
     }
     sink.as_mut().finish().await.map_err(pg)?;
     tx.batch_execute(&format!("ANALYZE {}", base.table))
@@ -311,50 +335,76 @@ fn fingerprints_in(
     rows: (u64, u64),
     room: usize,
 ) -> std::io::Result<Option<Vec<u64>>> {
-    let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string());
     let mut f = File::open(path)?;
     f.seek(SeekFrom::Start(rows.0))?;
-    let mut r = BufReader::with_capacity(1 << 16, f.take(rows.1));
-    let mut head = [0u8; 19];
-    r.read_exact(&mut head)?;
-    if &head[..11] != b"PGCOPY\n\xff\r\n\0" {
-        return Err(bad("a table's rows do not start as binary COPY data"));
-    }
-    let ext = u32::from_be_bytes([head[15], head[16], head[17], head[18]]);
-    std::io::copy(&mut (&mut r).take(u64::from(ext)), &mut std::io::sink())?;
+    let mut rows = CopyRows::new(f.take(rows.1))?;
     let mut out = Vec::new();
-    let mut skip = vec![0u8; 256];
-    loop {
-        let mut n = [0u8; 2];
-        r.read_exact(&mut n)?;
-        let fields = i16::from_be_bytes(n);
-        if fields < 0 {
-            return Ok(Some(out));
-        }
-        let mut last = None;
-        for _ in 0..fields {
-            let mut len = [0u8; 4];
-            r.read_exact(&mut len)?;
-            let len = i32::from_be_bytes(len);
-            last = None;
-            if len < 0 {
-                continue;
-            }
-            let len = len as usize;
-            if skip.len() < len {
-                skip.resize(len, 0);
-            }
-            r.read_exact(&mut skip[..len])?;
-            if len == 8 {
-                last = Some(u64::from_be_bytes(skip[..8].try_into().unwrap_or_default()));
-            }
-        }
-        if let Some(fp) = last {
+    while let Some((_, fp)) = rows.next()? {
+        if let Some(fp) = fp {
             if out.len() == room {
                 return Ok(None);
             }
             out.push(fp);
         }
+    }
+    Ok(Some(out))
+}
+
+/// Signature, flags and header-extension length of the binary COPY data cutover writes.
+const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// The rows of a table's section in the record file, one at a time: each row's bytes as
+/// binary COPY frames it, and its last field as a fingerprint (None when NULL).
+struct CopyRows<R> {
+    r: BufReader<R>,
+    row: Vec<u8>,
+}
+
+impl<R: Read> CopyRows<R> {
+    fn new(r: R) -> std::io::Result<Self> {
+        let mut r = BufReader::with_capacity(1 << 16, r);
+        let mut head = [0u8; 19];
+        r.read_exact(&mut head)?;
+        if head[..11] != COPY_HEADER[..11] {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "a table's rows do not start as binary COPY data",
+            ));
+        }
+        let ext = u32::from_be_bytes([head[15], head[16], head[17], head[18]]);
+        std::io::copy(&mut (&mut r).take(u64::from(ext)), &mut std::io::sink())?;
+        Ok(CopyRows { r, row: Vec::new() })
+    }
+
+    fn next(&mut self) -> std::io::Result<Option<(&[u8], Option<u64>)>> {
+        self.row.clear();
+        let mut n = [0u8; 2];
+        self.r.read_exact(&mut n)?;
+        let fields = i16::from_be_bytes(n);
+        if fields < 0 {
+            return Ok(None);
+        }
+        self.row.extend_from_slice(&n);
+        let mut last = None;
+        for _ in 0..fields {
+            let mut len = [0u8; 4];
+            self.r.read_exact(&mut len)?;
+            self.row.extend_from_slice(&len);
+            let len = i32::from_be_bytes(len);
+            last = None;
+            if len < 0 {
+                continue;
+            }
+            let at = self.row.len();
+            self.row.resize(at + len as usize, 0);
+            self.r.read_exact(&mut self.row[at..])?;
+            if len == 8 {
+                let mut v = [0u8; 8];
+                v.copy_from_slice(&self.row[at..]);
+                last = Some(u64::from_be_bytes(v));
+            }
+        }
+        Ok(Some((&self.row, last)))
     }
 }
 
@@ -484,6 +534,7 @@ pub(crate) async fn upload(
             rows: (offset, len),
             uploaded: false,
             keys_now: None,
+            partly: None,
         };
         let mut known_rows = None;
         let skipping = section.fingerprints && skip_same.get(index) == Some(&true);
@@ -786,11 +837,37 @@ pub(crate) async fn save(
                 .await
                 .map_err(|e| table_error(&e, table, "recording what this load wrote"))?;
             let mut stream = std::pin::pin!(stream);
+            // With only some recorded rows uploaded, the rows of the source rows found
+            // unchanged follow the server's, from the last record as they are: the server's
+            // COPY trailer (2 bytes) is held back until they are written.
+            let partly = base.and_then(|b| b.partly.as_ref());
+            let mut tail: Vec<u8> = Vec::new();
             while let Some(chunk) = stream.next().await {
                 let chunk =
                     chunk.map_err(|e| table_error(&e, table, "recording what this load wrote"))?;
-                w.write_all(&chunk).map_err(failed)?;
-                len += chunk.len() as u64;
+                if partly.is_some() {
+                    tail.extend_from_slice(&chunk);
+                    let keep = tail.len().saturating_sub(2);
+                    w.write_all(&tail[..keep]).map_err(failed)?;
+                    len += keep as u64;
+                    tail.drain(..keep);
+                } else {
+                    w.write_all(&chunk).map_err(failed)?;
+                    len += chunk.len() as u64;
+                }
+            }
+            if let (Some(same), Some(b), Some(path)) = (partly, base, &uploaded.path) {
+                let mut old = File::open(path).map_err(failed)?;
+                old.seek(SeekFrom::Start(b.rows.0)).map_err(failed)?;
+                let mut rows = CopyRows::new(old.take(b.rows.1)).map_err(failed)?;
+                while let Some((row, fp)) = rows.next().map_err(failed)? {
+                    if fp.is_some_and(|fp| same.is_taken(fp)) {
+                        w.write_all(row).map_err(failed)?;
+                        len += row.len() as u64;
+                    }
+                }
+                w.write_all(&tail).map_err(failed)?;
+                len += tail.len() as u64;
             }
         }
         let end = w.stream_position().map_err(failed)?;

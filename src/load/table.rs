@@ -70,7 +70,9 @@ impl Loading<'_> {
             // The rows of the record are needed only when some source row is not exactly
             // what the last load wrote.
             let full = ex.read > ex.same + ex.rejected + ex.skipped;
-            self.base.upload_if_needed(tx, table, index, full).await?;
+            self.base
+                .upload_if_needed(tx, table, index, full, ex.known)
+                .await?;
             let staged = write_settled(
                 tx,
                 self.plan,

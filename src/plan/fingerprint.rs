@@ -53,7 +53,7 @@ pub(crate) fn of(seed: u64, fields: &[u8]) -> u64 {
 /// The fingerprints of one table's rows that the last load wrote and the target still holds
 /// as written. Each matches one source row at most: a second row with the same fingerprint
 /// (a repeated record) is staged in full, so the duplicate search sees both.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Known {
     sorted: Vec<u64>,
     taken: Vec<u64>,
@@ -73,6 +73,13 @@ impl Known {
 
     pub(crate) fn len(&self) -> usize {
         self.sorted.len()
+    }
+
+    /// Whether `fp` was matched by a source row.
+    pub(crate) fn is_taken(&self, fp: u64) -> bool {
+        self.sorted
+            .binary_search(&fp)
+            .is_ok_and(|i| self.taken[i / 64] & (1u64 << (i % 64)) != 0)
     }
 
     /// Whether `fp` is known and not matched yet; matching it takes it.
@@ -154,7 +161,9 @@ mod tests {
     fn a_fingerprint_matches_once() {
         let mut k = Known::new(vec![30, 10, 20, 10]);
         assert_eq!(k.len(), 3);
+        assert!(!k.is_taken(20));
         assert!(k.take(20));
+        assert!(k.is_taken(20) && !k.is_taken(30));
         assert!(!k.take(20), "a repeated row is not taken twice");
         assert!(!k.take(25));
         assert!(k.take(10) && k.take(30));

@@ -38,6 +38,8 @@ pub(crate) struct Extracted {
     pub(crate) skipped: u64,
     /// Rows exactly as the last load wrote them (staged as `same_`).
     pub(crate) same: u64,
+    /// The fingerprints the table was handed, with those its rows matched.
+    pub(crate) known: Option<super::fingerprint::Known>,
     /// The first rejects (and skips) in detail (bounded by the convert stage's limits).
     pub(crate) rejects: Vec<RejectRow>,
     /// Per column, the loaded values the mapping's policies changed (`truncate`, `on_error`).
