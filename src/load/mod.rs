@@ -200,7 +200,10 @@ async fn load(
             .collect();
         let (base, note) = record::upload(&load.tx, plan, path, &skip_same, &known).await?;
         load.base = base;
-        load.report.notes.extend(note);
+        // Into tables that are all empty there is nothing to merge, so nothing to say.
+        if load.empty.iter().any(|e| !e) {
+            load.report.notes.extend(note);
+        }
     }
     // The convert stage waits for no more fingerprints.
     drop(known);
