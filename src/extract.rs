@@ -192,6 +192,7 @@ pub(crate) fn run(
             })
             .collect();
         ex.distinct = seen.distinct();
+        ex.repeated = seen.repeated;
         drop(seen);
         ex.known = same;
         Staging::trailer(&mut out);
@@ -226,6 +227,8 @@ struct Identities<'a> {
     seen: Vec<u64>,
     /// Every identity so far was remembered.
     distinct: bool,
+    /// Two were the same (known once the table is read).
+    repeated: bool,
 }
 
 impl<'a> Identities<'a> {
@@ -234,6 +237,7 @@ impl<'a> Identities<'a> {
         let fits = (rows as usize) <= IDENTITIES_IN_MEMORY;
         Identities {
             distinct: keys.is_some() && fits,
+            repeated: false,
             keys,
             seen: if keys.is_some() && fits {
                 Vec::with_capacity(rows as usize)
@@ -267,7 +271,8 @@ impl<'a> Identities<'a> {
             return false;
         }
         self.seen.sort_unstable();
-        self.seen.windows(2).all(|w| w[0] != w[1])
+        self.repeated = self.seen.windows(2).any(|w| w[0] == w[1]);
+        !self.repeated
     }
 }
 

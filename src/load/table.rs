@@ -48,8 +48,22 @@ impl Loading<'_> {
         let empty = self.empty[index];
         let fresh = !verify_only && empty && fresh::applies(table);
         let clock = Clock::start(observer, Phase::Resolve, Some(index));
+        // Into an empty table whose legacy ids a unique key guards (put back right after the
+        // write), duplicate legacy ids are searched for only if that key cannot be put back.
+        let guarded = fresh
+            && !ex.distinct
+            && !ex.repeated
+            && match &table.kind {
+                crate::plan::TableKind::Entity { match_column } => self
+                    .set_aside
+                    .unique_of(&table.qualified)
+                    .iter()
+                    .any(|k| k.is_on(match_column)),
+                crate::plan::TableKind::Junction { .. } => false,
+            };
         if fresh {
-            resolve::duplicates(tx, staging, ex.distinct, &mut t, &mut self.rejects).await?;
+            let distinct = ex.distinct || guarded;
+            resolve::duplicates(tx, staging, distinct, &mut t, &mut self.rejects).await?;
         } else {
             resolve::resolve(tx, staging, ex.distinct, &mut t, &mut self.rejects).await?;
         }
@@ -77,8 +91,7 @@ impl Loading<'_> {
                 tx,
                 self.plan,
                 staging,
-                empty,
-                fresh,
+                (empty, fresh, guarded),
                 &mut self.set_aside,
                 Merging {
                     base: self.base.base(index),
@@ -119,15 +132,15 @@ impl Loading<'_> {
 /// the bulk load. When the write fails on the data, or a key cannot be put back, the write is
 /// undone and every unique key of the table searched for colliding rows (`unique`): under
 /// `on_duplicate = "error"` the load fails naming them all; otherwise the rows that lose are
-/// rejected and the write runs again. Returns the rows staged and not dropped, when `merge`
-/// wrote them.
+/// rejected and the write runs again. When the search for duplicate legacy ids was left to
+/// a unique key (`guarded`), it is made then too, first. Returns the rows staged and not
+/// dropped, when `merge` wrote them.
 #[allow(clippy::too_many_arguments)]
 async fn write_settled(
     tx: &Transaction<'_>,
     plan: &Plan,
     staging: &Staging<'_>,
-    empty: bool,
-    fresh: bool,
+    (empty, fresh, guarded): (bool, bool, bool),
     set_aside: &mut SetAside,
     mut merging: Merging<'_>,
     t: &mut TableReport,
@@ -167,10 +180,17 @@ async fn write_settled(
     rejects.truncate(before.1);
     *merging.conflicts = before.2;
     merging.notes.truncate(before.3);
+    let repeated = if guarded {
+        let before = t.rejected;
+        super::resolve::duplicates(tx, staging, false, t, rejects).await?;
+        t.rejected > before
+    } else {
+        false
+    };
     let mut keys = set_aside.unique_of(&table.qualified);
     keys.extend(unique::present(tx, table).await?);
     let settled = unique::settle(tx, staging, &keys, t, rejects).await?;
-    if !settled.rejected && settled.refused.is_none() {
+    if !settled.rejected && settled.refused.is_none() && !repeated {
         return Err(first);
     }
     if let (Some(why), false) = (&settled.refused, written) {

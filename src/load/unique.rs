@@ -65,6 +65,12 @@ impl UniqueKey {
         })
     }
 
+    /// Whether it is on `column` alone, over every row (no predicate).
+    pub(crate) fn is_on(&self, column: &str) -> bool {
+        self.predicate.is_none()
+            && matches!(self.exprs.as_slice(), [e] if *e == column || *e == crate::pg::sql::ident(column))
+    }
+
     /// `(a, lower((email)::text))`, as PostgreSQL's DETAIL names a key.
     fn shown(&self) -> String {
         format!("({})", self.exprs.join(", "))

@@ -48,6 +48,8 @@ pub(crate) struct Extracted {
     /// staged rows hold no duplicate legacy ids (false: it could not tell, and the staged rows
     /// are searched for them).
     pub(crate) distinct: bool,
+    /// It saw two kept rows with the same identity fingerprint: duplicates are likely.
+    pub(crate) repeated: bool,
 }
 
 /// Where, from a kept row's start, its `drop_` and `same_` flags and its fingerprint are,

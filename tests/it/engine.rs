@@ -356,3 +356,52 @@ fn a_fresh_load_and_a_replace_give_the_same_target() {
         serde_json::from_str(&std::fs::read_to_string(&again).unwrap()).unwrap();
     assert_eq!(counts(&v2), first);
 }
+
+/// A legacy id repeated in the source, loaded into an empty table whose legacy column is
+/// UNIQUE (the key is put back right after the write, and only its failure sends the load
+/// looking for the repeats) and into one where nothing guards it (searched up front): either
+/// way the first row stays, the repeat is a `duplicate_legacy_id` reject, and the rest loads.
+/// The legacy column is numeric, whose equal values the convert stage cannot tell apart by
+/// their bytes, so it leaves the search to PostgreSQL.
+#[test]
+fn a_repeated_legacy_id_into_an_empty_table_keeps_the_first_row_whether_or_not_a_key_guards_it() {
+    let legacy = "
+        CREATE TABLE people (id INTEGER, email TEXT);
+        INSERT INTO people VALUES (1, 'ann@x.org'), (2, 'bob@x.org'), (1, 'ann2@x.org'), (3, 'cy@x.org');";
+    let mapping = "[tables.users]\nfrom = \"people\"\nlegacy_id = \"id\"\nlegacy_column = \"legacy_id\"\n\
+                   [tables.users.columns]\nemail = \"email\"\n";
+    for (name, unique) in [("dup_guarded", "UNIQUE"), ("dup_unguarded", "")] {
+        let schema = format!(
+            "CREATE TABLE users (id bigserial PRIMARY KEY, legacy_id numeric {unique}, email text NOT NULL);"
+        );
+        let app = App::new(name, &schema, legacy, mapping);
+        let rejects = app.db.dir.join("rejects.csv");
+        let run = app.run_with(
+            "load",
+            &["--max-rejects", "1", "--rejects", rejects.to_str().unwrap()],
+        );
+        run.ok();
+        assert_eq!(
+            app.db.one(
+                "SELECT string_agg(legacy_id || ' ' || email, ', ' ORDER BY legacy_id) FROM users"
+            ),
+            "1 ann@x.org, 2 bob@x.org, 3 cy@x.org",
+            "{name}"
+        );
+        let csv = std::fs::read_to_string(&rejects).unwrap();
+        assert_eq!(
+            csv.matches(",duplicate_legacy_id,").count(),
+            1,
+            "{name}: {csv}"
+        );
+        // A UNIQUE key is put back whole.
+        if !unique.is_empty() {
+            assert_eq!(
+                app.db.one(
+                    "SELECT count(*) FROM pg_constraint WHERE conrelid = 'users'::regclass AND contype = 'u'"
+                ),
+                "1"
+            );
+        }
+    }
+}
