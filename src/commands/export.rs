@@ -53,7 +53,9 @@ pub(crate) async fn command(a: ExportArgs) -> anyhow::Result<Outcome> {
                 }
             }
         }
-        write(src.as_mut(), &source_info(&spec), &tables, &out, opts)
+        let manifest = write(src.as_mut(), &source_info(&spec), &tables, &out, opts)?;
+        src.finished();
+        Ok(manifest)
     })
     .await
     .context("exporting")??;

@@ -148,6 +148,9 @@ pub trait Source: Send {
         let _ = wanted;
         Ok(())
     }
+    /// The run that read this source succeeded: what a source kept so that a failed run's
+    /// re-run could resume (Airtable's fetched pages) can go. Default: nothing kept.
+    fn finished(&mut self) {}
     fn count(&self, table: &str) -> anyhow::Result<u64>;
     /// Call `each` for every record of `table`, with `fields` in that order. Returns the
     /// number of records read.

@@ -74,6 +74,12 @@ pub struct Faults {
     /// end (a records array that never closes) until `.1` bytes are sent or the client
     /// hangs up; then close.
     pub huge_body_at: Option<(u64, u64)>,
+    /// Once, when this table (name) asks for this page (1 = the first), answer 401
+    /// AUTHENTICATION_REQUIRED, as when the token is revoked mid-run: nothing retries that.
+    pub fatal_at_page: Option<(String, u32)>,
+    /// Offsets older than this answer 422 LIST_RECORDS_ITERATOR_NOT_AVAILABLE, as Airtable's
+    /// do after a while (https://airtable.com/developers/web/api/list-records).
+    pub iterator_ttl: Option<Duration>,
 }
 
 /// What the fake serves.
@@ -295,8 +301,9 @@ struct State {
     stats: FakeStats,
     window: VecDeque<Instant>,
     locked_until: Option<Instant>,
-    /// Live iterators: id → (table id, next index).
-    iterators: HashMap<String, (String, usize)>,
+    /// Live iterators: id → (table id, next index, when it was handed out).
+    iterators: HashMap<String, (String, usize, Instant)>,
+    fatal_done: bool,
     next_iterator: u64,
     burst_left: u32,
     html_left: VecDeque<u16>,
@@ -330,6 +337,7 @@ impl FakeAirtable {
             burst_left: 0,
             html_left: VecDeque::new(),
             expired_done: false,
+            fatal_done: false,
             repeats_done: 0,
             rng: 0x2545_F491_4F6C_DD1D,
         }));
@@ -758,8 +766,17 @@ fn list(st: &mut State, n: u64, table: &str, params: Params) -> Reply {
         None => 0,
         Some(o) => {
             let itr = o.split('/').next().unwrap_or_default();
+            let ttl = st.config.faults.iterator_ttl;
             match st.iterators.get(itr) {
-                Some((t, i)) if *t == table_id => *i,
+                Some((t, _, at)) if *t == table_id && ttl.is_some_and(|d| at.elapsed() > d) => {
+                    st.stats.faults += 1;
+                    return err(
+                        422,
+                        "LIST_RECORDS_ITERATOR_NOT_AVAILABLE",
+                        "The iterator is not available. Restart the listing from the first page.",
+                    );
+                }
+                Some((t, i, _)) if *t == table_id => *i,
                 _ => {
                     return err(
                         422,
@@ -789,6 +806,15 @@ fn list(st: &mut State, n: u64, table: &str, params: Params) -> Reply {
             "LIST_RECORDS_ITERATOR_NOT_AVAILABLE",
             "The iterator is not available. Restart the listing from the first page.",
         );
+    }
+    if let Some((ref t, k)) = faults.fatal_at_page
+        && !st.fatal_done
+        && *t == table_name
+        && page_number == k
+    {
+        st.fatal_done = true;
+        st.stats.faults += 1;
+        return err(401, "AUTHENTICATION_REQUIRED", "Authentication required");
     }
     if let Some((at, count)) = faults.burst_503
         && n == at
@@ -899,7 +925,8 @@ fn list(st: &mut State, n: u64, table: &str, params: Params) -> Reply {
     } else if end < limit {
         let itr = format!("itr{:014}", st.next_iterator);
         st.next_iterator += 1;
-        st.iterators.insert(itr.clone(), (table_id.clone(), end));
+        st.iterators
+            .insert(itr.clone(), (table_id.clone(), end, Instant::now()));
         body["offset"] = json!(format!("{itr}/{next_id}"));
     }
     st.stats.pages += 1;
