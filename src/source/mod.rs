@@ -148,6 +148,33 @@ pub trait Source: Send {
         let _ = wanted;
         Ok(())
     }
+    /// Files the records refer to that a snapshot must keep (Airtable attachments, whose
+    /// URLs expire): those of `tables`, each fetched into `store` unless `have` already holds
+    /// it. Called after `prepare`. Default: none.
+    fn attachments(
+        &mut self,
+        tables: &[String],
+        store: &std::sync::Arc<snapshot::attachments::Store>,
+        have: &std::sync::Arc<std::collections::HashMap<String, snapshot::AttachmentEntry>>,
+    ) -> anyhow::Result<Vec<snapshot::AttachmentEntry>> {
+        let _ = (tables, store, have);
+        Ok(Vec::new())
+    }
+    /// Give field `field` of `table` as the mapping's `attachments` asks (the kept files'
+    /// paths, bytes or URLs) instead of as the source holds it. Only a snapshot keeps files.
+    fn keep_attachments(
+        &mut self,
+        table: &str,
+        field: &str,
+        keep: &snapshot::attachments::Keep,
+    ) -> anyhow::Result<()> {
+        let _ = keep;
+        Err(crate::error::usage(format!(
+            "table `{table}`, field `{field}`: `attachments` reads the files kept in a \
+             snapshot, and this source is not one: write one with `cutover export` and load \
+             with --source snapshot:DIR"
+        )))
+    }
     /// The run that read this source succeeded: what a source kept so that a failed run's
     /// re-run could resume (Airtable's fetched pages) can go. Default: nothing kept.
     fn finished(&mut self) {}

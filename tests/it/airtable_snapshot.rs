@@ -220,3 +220,296 @@ fn pages_fetched_for_other_fields_are_not_reused() {
     assert_eq!(server.stats().pages, 6 + 5, "{:?}", server.stats());
     assert_eq!(rows(&db), clean);
 }
+
+// ---------------------------------------------------------------------------------------
+// Attachments kept in the snapshot.
+
+const DOCS_SCHEMA: &str = "
+CREATE TABLE docs (id bigserial PRIMARY KEY, airtable_id text UNIQUE NOT NULL, name text,
+    photo bytea, paths jsonb, urls text[]);
+";
+
+/// Docs: Photo (one attachment per record) and Files (several); the bytes of each.
+fn docs_config() -> (FakeConfig, Vec<(String, Vec<u8>)>) {
+    let mut c = FakeConfig::new(BASE, TOKEN);
+    c.rate_limit = None;
+    let meta = serde_json::json!({
+        "id": "tblDocs0000000001", "name": "Docs", "primaryFieldId": "fldName0000000001",
+        "fields": [
+            {"id": "fldName0000000001", "name": "Name", "type": "singleLineText"},
+            {"id": "fldPhoto000000001", "name": "Photo", "type": "multipleAttachments",
+             "options": {"isReversed": false}},
+            {"id": "fldFiles000000001", "name": "Files", "type": "multipleAttachments",
+             "options": {"isReversed": false}},
+            {"id": "fldScans000000001", "name": "Scans", "type": "multipleAttachments",
+             "options": {"isReversed": false}}
+        ]
+    });
+    let files: Vec<(String, Vec<u8>)> = (0..5)
+        .map(|i| {
+            // Every byte value, NULs and invalid UTF-8 included.
+            let bytes: Vec<u8> = (0..=255u8).cycle().skip(i * 7).take(300 + i * 50).collect();
+            (format!("att{i}aaaaaaaaaaaaa"), bytes)
+        })
+        .collect();
+    let att = |i: usize, name: &str| {
+        serde_json::json!({
+            "id": files[i].0, "url": "https://expired.example/x", "filename": name,
+            "size": files[i].1.len(), "type": "application/octet-stream",
+            "thumbnails": {"small": {"url": "https://expired.example/t", "width": 36, "height": 36}}
+        })
+    };
+    let records = vec![
+        serde_json::json!({"id": "recAdoc0000000001", "createdTime": "2024-05-01T10:00:00.000Z",
+            "fields": {"Name": "one", "Photo": [att(0, "photo.png")], "Files": [att(1, "a.pdf"), att(2, "b.pdf")],
+            "Scans": [att(4, "s.tif")]}}),
+        serde_json::json!({"id": "recBdoc0000000002", "createdTime": "2024-05-01T10:00:00.000Z",
+            "fields": {"Name": "two"}}),
+        serde_json::json!({"id": "recCdoc0000000003", "createdTime": "2024-05-01T10:00:00.000Z",
+            "fields": {"Name": "three", "Photo": [att(3, "p.jpg")]}}),
+    ];
+    c = c.with_table(meta, records);
+    for (id, bytes) in &files {
+        c.attachments.insert(id.clone(), bytes.clone());
+    }
+    (c, files)
+}
+
+fn docs_mapping(dir: &Path) -> PathBuf {
+    let text = format!(
+        "[source]\nkind = \"airtable\"\nbase = \"{BASE}\"\n\n\
+         [tables.docs]\nfrom = \"Docs\"\nlegacy_id = \"@id\"\nlegacy_column = \"airtable_id\"\n\
+         [tables.docs.columns]\nname = \"Name\"\n\
+         photo = {{ field = \"Photo\", attachments = {{ store = \"bytes\" }} }}\n\
+         paths = {{ field = \"Files\", attachments = {{ store = \"path\" }} }}\n\
+         urls = {{ field = \"Scans\", attachments = {{ store = \"url\", url_prefix = \"https://cdn.example.com/\" }} }}\n"
+    );
+    let path = dir.join("docs.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn export(server: &FakeAirtable, db: &Db, mapping: &Path, out: &Path) -> Run {
+    let url = server.url();
+    run_env(
+        &[
+            "export",
+            "--quiet",
+            "-m",
+            mapping.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[
+            ("AIRTABLE_API_URL", url.as_str()),
+            ("AIRTABLE_TOKEN", TOKEN),
+            ("XDG_RUNTIME_DIR", db.dir.to_str().unwrap()),
+            ("TMPDIR", db.dir.to_str().unwrap()),
+        ],
+    )
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn attachments_are_kept_in_the_snapshot_and_load_byte_identical() {
+    let (config, files) = docs_config();
+    let (_, server) = FakeAirtable::start(config).unwrap();
+    let db = Db::bare("attachments_kept");
+    db.sql(DOCS_SCHEMA);
+    let m = docs_mapping(&db.dir);
+    let snap = db.dir.join("snap");
+    let r = export(&server, &db, &m, &snap);
+    r.ok();
+    let s = server.stats();
+    assert_eq!(s.downloads, 5, "{s:?}");
+    assert_eq!(
+        s.downloads_with_token, 0,
+        "the token is never sent to the file host"
+    );
+
+    // Every file under its checksum's name, listed in the manifest with it.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(snap.join("manifest.json")).unwrap())
+            .unwrap();
+    let listed = manifest["attachments"].as_array().unwrap();
+    assert_eq!(listed.len(), 5, "{manifest}");
+    for (id, bytes) in &files {
+        let sha = sha256_hex(bytes);
+        let e = listed.iter().find(|e| e["id"] == id.as_str()).unwrap();
+        assert_eq!(e["sha256"], sha.as_str());
+        let file = format!("attachments/sha256/{}/{}", &sha[..2], &sha[2..]);
+        assert_eq!(e["file"], file.as_str());
+        assert_eq!(std::fs::read(snap.join(&file)).unwrap(), *bytes);
+    }
+    assert!(!db.dir.join(".snap.cutover-attachments").exists());
+
+    let source = format!("snapshot:{}", snap.display());
+    let url = server.url();
+    let l = run_env(
+        &[
+            "load",
+            "-m",
+            m.to_str().unwrap(),
+            "--source",
+            &source,
+            "--target",
+            &db.url,
+        ],
+        &[
+            ("AIRTABLE_API_URL", url.as_str()),
+            ("TMPDIR", db.dir.to_str().unwrap()),
+        ],
+    );
+    l.ok();
+    assert_eq!(
+        db.one("SELECT encode(photo, 'hex') FROM docs WHERE name = 'one'"),
+        hex(&files[0].1)
+    );
+    assert_eq!(
+        db.one("SELECT encode(photo, 'hex') FROM docs WHERE name = 'three'"),
+        hex(&files[3].1)
+    );
+    assert_eq!(
+        db.one("SELECT photo IS NULL FROM docs WHERE name = 'two'"),
+        "t"
+    );
+    let path = |i: usize| {
+        let sha = sha256_hex(&files[i].1);
+        format!("attachments/sha256/{}/{}", &sha[..2], &sha[2..])
+    };
+    assert_eq!(
+        db.one("SELECT paths::text FROM docs WHERE name = 'one'"),
+        format!("[\"{}\", \"{}\"]", path(1), path(2))
+    );
+    assert_eq!(
+        db.one("SELECT array_length(urls, 1) || ' ' || urls[1] FROM docs WHERE name = 'one'"),
+        format!("1 https://cdn.example.com/{}", path(4))
+    );
+
+    // A file changed after export is caught before anything is loaded.
+    std::fs::write(snap.join(path(3)), b"tampered").unwrap();
+    let bad = run_env(
+        &[
+            "load",
+            "-m",
+            m.to_str().unwrap(),
+            "--source",
+            &source,
+            "--target",
+            &db.url,
+        ],
+        &[("TMPDIR", db.dir.to_str().unwrap())],
+    );
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.all().contains("does not match the manifest"),
+        "{}",
+        bad.all()
+    );
+}
+
+#[test]
+fn an_export_cut_short_fetches_only_the_files_it_lacks_even_after_their_urls_expired() {
+    let (mut config, files) = docs_config();
+    config.attachment_ttl = Duration::from_millis(1500);
+    // The last file (record C, read last) is missing on the file host at first.
+    config.faults.missing_downloads = vec![files[3].0.clone()];
+    let (_, server) = FakeAirtable::start(config).unwrap();
+    let db = Db::bare("attachments_resumed");
+    db.sql(DOCS_SCHEMA);
+    let m = docs_mapping(&db.dir);
+    let snap = db.dir.join("snap");
+    let r = export(&server, &db, &m, &snap);
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(r.all().contains(&files[3].0), "{}", r.all());
+    assert!(!snap.exists(), "no snapshot from a failed export");
+    assert_eq!(server.stats().downloads, 4);
+    let pages = server.stats().pages;
+
+    // Later: the file is back, and every URL the first run saw has expired.
+    server.configure(|c| c.faults.missing_downloads.clear());
+    std::thread::sleep(Duration::from_millis(1700));
+    export(&server, &db, &m, &snap).ok();
+    let s = server.stats();
+    assert_eq!(s.downloads, 5, "only the missing file fetched: {s:?}");
+    assert_eq!(s.expired_downloads, 1, "its kept URL had expired: {s:?}");
+    assert_eq!(
+        s.pages,
+        pages + 1,
+        "the records came from the resume journal; one request for a fresh URL: {s:?}"
+    );
+    let sha = sha256_hex(&files[3].1);
+    assert_eq!(
+        std::fs::read(snap.join(format!("attachments/sha256/{}/{}", &sha[..2], &sha[2..])))
+            .unwrap(),
+        files[3].1
+    );
+}
+
+#[test]
+fn attachments_need_a_snapshot_and_a_sound_store() {
+    let (config, _) = docs_config();
+    let (_, server) = FakeAirtable::start(config).unwrap();
+    let db = Db::bare("attachments_errors");
+    db.sql(DOCS_SCHEMA);
+    // Straight from Airtable: the files are not kept anywhere.
+    let m = docs_mapping(&db.dir);
+    let r = load(&server, &db, &m);
+    r.fails(2);
+    assert!(r.all().contains("snapshot"), "{}", r.all());
+    // Bad combinations, each named with its key.
+    for (cols, says) in [
+        (
+            "photo = { field = \"Photo\", attachments = { store = \"link\" } }",
+            "store",
+        ),
+        (
+            "urls = { field = \"Files\", attachments = { store = \"url\" } }",
+            "needs `url_prefix`",
+        ),
+        (
+            "paths = { field = \"Files\", attachments = { store = \"path\", url_prefix = \"https://x/\" } }",
+            "only applies with store = \"url\"",
+        ),
+        (
+            "urls = { field = \"Files\", attachments = { store = \"url\", url_prefix = \"cdn.example.com\" } }",
+            "not an http(s) URL",
+        ),
+        (
+            "photo = { field = \"Photo\", many = \"first\", attachments = { store = \"bytes\" } }",
+            "one attachment per cell",
+        ),
+        (
+            "paths = { field = \"Files\", path = \"0.url\", attachments = { store = \"path\" } }",
+            "no `path`",
+        ),
+        (
+            "paths = { field = \"Files\", attachments = { store = \"path\" } }\n\
+             urls = { field = \"Files\", attachments = { store = \"url\", url_prefix = \"https://x/\" } }",
+            "one way",
+        ),
+    ] {
+        let text = format!(
+            "[source]\nkind = \"airtable\"\nbase = \"{BASE}\"\n\n\
+             [tables.docs]\nfrom = \"Docs\"\nlegacy_id = \"@id\"\nlegacy_column = \"airtable_id\"\n\
+             [tables.docs.columns]\nname = \"Name\"\n{cols}\n"
+        );
+        let path = db.dir.join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let r = load(&server, &db, &path);
+        r.fails(2);
+        assert!(r.all().contains(says), "{cols}: {}", r.all());
+        assert!(r.all().contains("attachments"), "{}", r.all());
+    }
+}

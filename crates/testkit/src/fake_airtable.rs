@@ -80,6 +80,8 @@ pub struct Faults {
     /// Offsets older than this answer 422 LIST_RECORDS_ITERATOR_NOT_AVAILABLE, as Airtable's
     /// do after a while (https://airtable.com/developers/web/api/list-records).
     pub iterator_ttl: Option<Duration>,
+    /// Attachment ids whose download answers 404 (a file gone from the attachment host).
+    pub missing_downloads: Vec<String>,
 }
 
 /// What the fake serves.
@@ -104,6 +106,14 @@ pub struct FakeConfig {
     /// (`"TRUE()"` for all records).
     pub views: HashMap<String, Vec<FakeView>>,
     pub faults: Faults,
+    /// Attachment files by attachment id (`att…`). Records that hold these ids in an
+    /// attachment field are served with a fresh download URL for each, as Airtable does; the
+    /// URL answers the bytes, without a token, until it expires.
+    pub attachments: HashMap<String, Vec<u8>>,
+    /// How long a download URL works (Airtable: a couple of hours,
+    /// https://support.airtable.com/docs/airtable-attachment-url-behavior); after that it
+    /// answers 403.
+    pub attachment_ttl: Duration,
 }
 
 /// A view of a table, as far as listing records goes: which records it shows.
@@ -128,11 +138,14 @@ impl FakeConfig {
             latency: Latency::None,
             views: HashMap::new(),
             faults: Faults::default(),
+            attachments: HashMap::new(),
+            attachment_ttl: Duration::from_secs(2 * 3600),
         }
     }
 
     /// A recorded base: `meta.json` (the metadata response) and `{Table name}.json` (an
-    /// array of records) per table.
+    /// array of records) per table. Each attachment in the records is served as
+    /// [`file_bytes`] of its `size`.
     pub fn from_dir(dir: &Path, base: &str, token: &str) -> anyhow::Result<FakeConfig> {
         let read = |p: &Path| -> anyhow::Result<Json> {
             let text = std::fs::read_to_string(p)
@@ -152,6 +165,26 @@ impl FakeConfig {
                 .as_array()
                 .cloned()
                 .ok_or_else(|| anyhow::anyhow!("{name}.json is not an array of records"))?;
+            for r in &records {
+                for v in r
+                    .get("fields")
+                    .and_then(Json::as_object)
+                    .into_iter()
+                    .flat_map(|f| f.values())
+                {
+                    for a in v.as_array().into_iter().flatten() {
+                        if let Some(id) = a.get("id").and_then(Json::as_str)
+                            && id.starts_with("att")
+                            && a.get("url").is_some()
+                        {
+                            let size = a.get("size").and_then(Json::as_u64).unwrap_or(1024);
+                            config
+                                .attachments
+                                .insert(id.to_string(), file_bytes(id, size as usize));
+                        }
+                    }
+                }
+            }
             config = config.with_table(t.clone(), records);
         }
         Ok(config)
@@ -251,6 +284,24 @@ pub fn synthetic(table: &str, n: usize) -> (Json, Vec<Json>) {
     (meta, records)
 }
 
+/// The bytes the fake serves for a recorded attachment: `size` bytes derived from its id
+/// (the recording keeps the records, not the files).
+pub fn file_bytes(id: &str, size: usize) -> Vec<u8> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (0..size)
+        .map(|_| {
+            h ^= h << 13;
+            h ^= h >> 7;
+            h ^= h << 17;
+            (h >> 24) as u8
+        })
+        .collect()
+}
+
 /// A 17-character Airtable-style id (`prefix` + 14 letters/digits) derived from a seed.
 pub fn fake_id(prefix: &str, seed: &str, n: u64) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -294,6 +345,13 @@ pub struct FakeStats {
     pub huge_body_sent: u64,
     /// The endless body ended: the client hung up, or all of it was sent.
     pub huge_body_ended: bool,
+    /// Attachment downloads answered with the file.
+    pub downloads: u64,
+    /// Attachment downloads refused because their URL had expired.
+    pub expired_downloads: u64,
+    /// Attachment downloads that carried an Authorization header (the token has no
+    /// business there).
+    pub downloads_with_token: u64,
 }
 
 struct State {
@@ -310,6 +368,10 @@ struct State {
     expired_done: bool,
     repeats_done: u32,
     rng: u64,
+    /// When the server started: download URLs carry their issue time relative to it.
+    started: Instant,
+    /// `http://127.0.0.1:PORT`, for the download URLs it hands out.
+    url: String,
 }
 
 /// A running fake server; stops when dropped.
@@ -340,6 +402,8 @@ impl FakeAirtable {
             fatal_done: false,
             repeats_done: 0,
             rng: 0x2545_F491_4F6C_DD1D,
+            started: Instant::now(),
+            url: format!("http://{addr}"),
         }));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
@@ -452,6 +516,13 @@ fn handle(st: &mut State, method: &str, target: &str, auth: Option<&str>, body: 
         Some((p, q)) => (p, q),
         None => (target, ""),
     };
+    // Attachment downloads are another host's (airtableusercontent.com): no token, no
+    // base rate limit.
+    if let Some(rest) = path.strip_prefix("/dl/") {
+        st.stats.requests -= 1;
+        st.window.pop_back();
+        return download(st, rest, auth.is_some());
+    }
     let segments: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
@@ -641,6 +712,59 @@ fn rename_field(config: &mut FakeConfig, table: &str, field_id: &str, to: &str) 
             obj.insert(to.to_string(), v);
         }
     }
+}
+
+/// `/dl/{issued ms}/{att id}/{file name}`: the file while the URL is fresh, else 403.
+fn download(st: &mut State, rest: &str, with_token: bool) -> Reply {
+    if with_token {
+        st.stats.downloads_with_token += 1;
+    }
+    let mut parts = rest.splitn(3, '/');
+    let issued: Option<u64> = parts.next().and_then(|t| t.parse().ok());
+    let id = parts.next().unwrap_or_default();
+    let gone = st.config.faults.missing_downloads.iter().any(|m| m == id);
+    let (Some(issued), Some(bytes), false) = (issued, st.config.attachments.get(id), gone) else {
+        return Reply::Html(404, "<Error><Code>NoSuchKey</Code></Error>".to_string());
+    };
+    let age = (st.started.elapsed().as_millis() as u64).saturating_sub(issued);
+    if age > st.config.attachment_ttl.as_millis() as u64 {
+        st.stats.expired_downloads += 1;
+        return Reply::Html(
+            403,
+            "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+                .to_string(),
+        );
+    }
+    st.stats.downloads += 1;
+    Reply::Raw(200, bytes.clone())
+}
+
+/// A cell value as served: attachments the fake holds get a fresh download URL.
+fn with_fresh_urls(st: &State, v: &Json) -> Json {
+    let Some(items) = v.as_array() else {
+        return v.clone();
+    };
+    let now = st.started.elapsed().as_millis();
+    Json::Array(
+        items
+            .iter()
+            .map(|a| {
+                let mut a = a.clone();
+                let id = a.get("id").and_then(Json::as_str).map(str::to_string);
+                if let Some(id) = id
+                    && st.config.attachments.contains_key(&id)
+                {
+                    let name = a
+                        .get("filename")
+                        .and_then(Json::as_str)
+                        .unwrap_or("file")
+                        .replace(['/', '?', '#', '%', ' '], "_");
+                    a["url"] = json!(format!("{}/dl/{now}/{id}/{name}", st.url));
+                }
+                a
+            })
+            .collect(),
+    )
 }
 
 fn list(st: &mut State, n: u64, table: &str, params: Params) -> Reply {
@@ -907,7 +1031,7 @@ fn list(st: &mut State, n: u64, table: &str, params: Params) -> Reply {
                     continue;
                 }
                 let key = if by_field_id { id_of(k) } else { k.clone() };
-                f.insert(key, v.clone());
+                f.insert(key, with_fresh_urls(st, v));
             }
         }
         out.insert("fields".to_string(), Json::Object(f));

@@ -631,7 +631,7 @@ fn describe_failure(what: &str, status: u16, body: &Json) -> String {
 }
 
 /// rustls with the ring provider (the one the PostgreSQL side uses) and the Mozilla roots.
-fn tls_config() -> anyhow::Result<rustls::ClientConfig> {
+pub(super) fn tls_config() -> anyhow::Result<rustls::ClientConfig> {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),

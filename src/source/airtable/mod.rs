@@ -12,6 +12,7 @@
 //! The source is used from a blocking thread; it owns a small tokio runtime and waits on it
 //! with a plain channel, so it works whether or not the caller is inside another runtime.
 
+mod attachments;
 pub(crate) mod client;
 mod journal;
 pub(crate) mod meta;
@@ -653,6 +654,40 @@ impl Source for AirtableSource {
             );
         }
         Ok(())
+    }
+
+    fn attachments(
+        &mut self,
+        tables: &[String],
+        store: &Arc<crate::source::snapshot::attachments::Store>,
+        have: &Arc<HashMap<String, crate::source::snapshot::AttachmentEntry>>,
+    ) -> anyhow::Result<Vec<crate::source::snapshot::AttachmentEntry>> {
+        let mut out = Vec::new();
+        for name in tables {
+            let t = self.table_schema(name)?.clone();
+            let fields: Vec<(String, String)> = t
+                .fields
+                .iter()
+                .filter(|f| f.field_type == "multipleAttachments")
+                .map(|f| (f.id.clone(), f.name.clone()))
+                .collect();
+            if fields.is_empty() {
+                continue;
+            }
+            let names: Vec<String> = fields.iter().map(|(_, n)| n.clone()).collect();
+            let files = self.ensure(name, &names)?.files.clone();
+            let job = attachments::Job {
+                client: self.client.clone(),
+                table_id: t.id.clone(),
+                table_name: t.name.clone(),
+                fields,
+                files,
+                store: store.clone(),
+                have: have.clone(),
+            };
+            out.extend(self.block_on(attachments::fetch(job))??);
+        }
+        Ok(out)
     }
 
     fn finished(&mut self) {
