@@ -175,6 +175,17 @@ pub trait Source: Send {
              with --source snapshot:DIR"
         )))
     }
+    /// Airtable: start recording changes to the base (a webhook), before anything is read,
+    /// so that the snapshot written can later be refreshed. Default: not possible.
+    fn track_changes(&mut self) -> anyhow::Result<()> {
+        Err(crate::error::usage(
+            "--track-changes needs an Airtable source: only Airtable reports its changes",
+        ))
+    }
+    /// The change feed a snapshot of this source keeps (see `track_changes`).
+    fn change_feed(&self) -> Option<snapshot::ChangeFeed> {
+        None
+    }
     /// The run that read this source succeeded: what a source kept so that a failed run's
     /// re-run could resume (Airtable's fetched pages) can go. Default: nothing kept.
     fn finished(&mut self) {}
@@ -206,15 +217,16 @@ pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> anyhow::Result<Box<dyn Sou
         SourceSpec::Snapshot(dir) => Ok(Box::new(
             crate::source::snapshot::reader::SnapshotSource::open(dir)?,
         )),
-        SourceSpec::Airtable { base } => {
-            let mut options = airtable::AirtableOptions::default();
-            if let Some(rps) = opts.airtable_rps {
-                options.requests_per_second = rps;
-            }
-            let token = airtable::Token::from_env_or_file(opts.token_file.as_deref())?;
-            Ok(Box::new(airtable::AirtableSource::open(
-                base, token, options,
-            )?))
-        }
+        SourceSpec::Airtable { base } => Ok(Box::new(open_airtable(base, opts)?)),
     }
+}
+
+/// Open an Airtable base as [`open`] does.
+pub fn open_airtable(base: &str, opts: &OpenOptions) -> anyhow::Result<airtable::AirtableSource> {
+    let mut options = airtable::AirtableOptions::default();
+    if let Some(rps) = opts.airtable_rps {
+        options.requests_per_second = rps;
+    }
+    let token = airtable::Token::from_env_or_file(opts.token_file.as_deref())?;
+    airtable::AirtableSource::open(base, token, options)
 }

@@ -513,3 +513,150 @@ fn attachments_need_a_snapshot_and_a_sound_store() {
         assert!(r.all().contains("attachments"), "{}", r.all());
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The delta refresh.
+
+fn export_with(server: &FakeAirtable, db: &Db, mapping: &Path, extra: &[&str]) -> Run {
+    let url = server.url();
+    let mut args = vec!["export", "--quiet", "-m", mapping.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run_env(
+        &args,
+        &[
+            ("AIRTABLE_API_URL", url.as_str()),
+            ("AIRTABLE_TOKEN", TOKEN),
+            ("XDG_RUNTIME_DIR", db.dir.to_str().unwrap()),
+            ("TMPDIR", db.dir.to_str().unwrap()),
+        ],
+    )
+}
+
+fn load_snapshot(db: &Db, mapping: &Path, snap: &Path) -> String {
+    let source = format!("snapshot:{}", snap.display());
+    run_env(
+        &[
+            "load",
+            "-m",
+            mapping.to_str().unwrap(),
+            "--source",
+            &source,
+            "--target",
+            &db.url,
+        ],
+        &[("TMPDIR", db.dir.to_str().unwrap())],
+    )
+    .ok();
+    rows(db)
+}
+
+#[test]
+fn a_refreshed_snapshot_equals_a_full_export_and_costs_only_the_changes() {
+    use cutover_testkit::fake_airtable::fake_id;
+    let (_, server) = FakeAirtable::start(config()).unwrap();
+    let db = db("refresh");
+    let m = mapping(&db.dir, true);
+    let snap = db.dir.join("snap");
+    export_with(
+        &server,
+        &db,
+        &m,
+        &["--track-changes", "--out", snap.to_str().unwrap()],
+    )
+    .ok();
+    let full_pages = server.stats().pages;
+    assert_eq!(full_pages, 9);
+
+    // The base changes: three records edited (a field cleared too), two created, two deleted.
+    let users = fake_id("tbl", "Users", 0);
+    let votes = fake_id("tbl", "Votes", 0);
+    server.change_record(
+        &users,
+        &fake_id("rec", "Users", 7),
+        serde_json::json!({"Name": "Seven!"}),
+    );
+    server.change_record(
+        &users,
+        &fake_id("rec", "Users", 300),
+        serde_json::json!({"Number": 30000, "Tags": null}),
+    );
+    server.change_record(
+        &votes,
+        &fake_id("rec", "Votes", 3),
+        serde_json::json!({"Name": "vote three"}),
+    );
+    for (i, at) in [
+        (900u64, "2024-06-01T10:00:00.000Z"),
+        (901, "2024-06-01T11:00:00.000Z"),
+    ] {
+        server.create_record(
+            &users,
+            serde_json::json!({"id": fake_id("rec", "Users", i), "createdTime": at,
+                "fields": {"Name": format!("new {i}"), "Number": i, "Done": true}}),
+        );
+    }
+    server.delete_record(&users, &fake_id("rec", "Users", 12));
+    server.delete_record(&votes, &fake_id("rec", "Votes", 349));
+    // Edited, then deleted: gone.
+    server.change_record(
+        &votes,
+        &fake_id("rec", "Votes", 40),
+        serde_json::json!({"Name": "x"}),
+    );
+    server.delete_record(&votes, &fake_id("rec", "Votes", 40));
+
+    let r = export_with(&server, &db, &m, &["--refresh", snap.to_str().unwrap()]);
+    r.ok();
+    let refresh_pages = server.stats().pages - full_pages;
+    // One page of payloads, one request per table for the changed records.
+    assert_eq!(refresh_pages, 3, "{:?}\n{}", server.stats(), r.all());
+    assert!(
+        r.all().contains("3 records changed, 2 added, 3 removed"),
+        "{}",
+        r.all()
+    );
+
+    // A full export of the base as it is now.
+    let full = db.dir.join("full");
+    export_with(&server, &db, &m, &["--out", full.to_str().unwrap()]).ok();
+    for file in ["Users.csv", "Votes.csv"] {
+        assert_eq!(
+            std::fs::read_to_string(snap.join(file)).unwrap(),
+            std::fs::read_to_string(full.join(file)).unwrap(),
+            "{file}: the refreshed snapshot holds what a full export does, in its order"
+        );
+    }
+    let refreshed = load_snapshot(&db, &m, &snap);
+    let other = Db::bare("refresh_full");
+    other.sql(SCHEMA);
+    assert_eq!(refreshed, load_snapshot(&other, &m, &full));
+    assert!(refreshed.contains("Seven!"));
+    assert!(!refreshed.contains(&fake_id("rec", "Users", 12)));
+
+    // Nothing changed since: a refresh reads one page of payloads and changes nothing.
+    let before = std::fs::read_to_string(snap.join("Users.csv")).unwrap();
+    let pages = server.stats().pages;
+    export_with(&server, &db, &m, &["--refresh", snap.to_str().unwrap()]).ok();
+    assert_eq!(server.stats().pages - pages, 1);
+    assert_eq!(
+        std::fs::read_to_string(snap.join("Users.csv")).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn a_snapshot_without_a_change_feed_is_not_refreshed() {
+    let (_, server) = FakeAirtable::start(config()).unwrap();
+    let db = db("refresh_untracked");
+    let m = mapping(&db.dir, true);
+    let snap = db.dir.join("snap");
+    export_with(&server, &db, &m, &["--out", snap.to_str().unwrap()]).ok();
+    let before = std::fs::read_to_string(snap.join("manifest.json")).unwrap();
+    let r = export_with(&server, &db, &m, &["--refresh", snap.to_str().unwrap()]);
+    r.fails(2);
+    assert!(r.all().contains("--track-changes"), "{}", r.all());
+    assert_eq!(
+        std::fs::read_to_string(snap.join("manifest.json")).unwrap(),
+        before
+    );
+}

@@ -329,7 +329,7 @@ pub struct FakeStats {
     pub rate_limited: u64,
     /// The most requests that arrived within any rolling second.
     pub max_per_second: u32,
-    /// List-records requests answered 200.
+    /// List-records requests answered 200 (and webhook payload pages).
     pub pages: u64,
     /// Requests answered with an injected fault (503, 422 expiry, malformed, dropped).
     pub faults: u64,
@@ -368,6 +368,9 @@ struct State {
     expired_done: bool,
     repeats_done: u32,
     rng: u64,
+    /// Webhooks by id, each with every payload it collected (cursor n is payloads[n - 1]).
+    webhooks: Vec<(String, Vec<Json>)>,
+    transaction: u64,
     /// When the server started: download URLs carry their issue time relative to it.
     started: Instant,
     /// `http://127.0.0.1:PORT`, for the download URLs it hands out.
@@ -402,6 +405,8 @@ impl FakeAirtable {
             fatal_done: false,
             repeats_done: 0,
             rng: 0x2545_F491_4F6C_DD1D,
+            webhooks: Vec::new(),
+            transaction: 1,
             started: Instant::now(),
             url: format!("http://{addr}"),
         }));
@@ -456,6 +461,61 @@ impl FakeAirtable {
 
     pub fn stats(&self) -> FakeStats {
         self.lock().stats
+    }
+
+    /// Change fields of record `rec` of table `table_id` (`null` clears one), as a user
+    /// editing the base would; every webhook gets the change as a payload.
+    pub fn change_record(&self, table_id: &str, rec: &str, fields: Json) {
+        let mut st = self.lock();
+        let mut ids = HashMap::new();
+        if let Some(r) = st
+            .config
+            .records
+            .get_mut(table_id)
+            .and_then(|rs| rs.iter_mut().find(|r| r["id"] == rec))
+            && let (Some(f), Some(new)) = (r["fields"].as_object_mut(), fields.as_object())
+        {
+            for (k, v) in new {
+                if v.is_null() {
+                    f.remove(k);
+                } else {
+                    f.insert(k.clone(), v.clone());
+                }
+                ids.insert(k.clone(), v.clone());
+            }
+        }
+        let by_id = field_ids(&st.config, table_id, &ids);
+        let change =
+            json!({"changedRecordsById": {rec: {"current": {"cellValuesByFieldId": by_id}}}});
+        push_payload(&mut st, table_id, change);
+    }
+
+    /// Add a record (`{"id","createdTime","fields"}`) to table `table_id`.
+    pub fn create_record(&self, table_id: &str, record: Json) {
+        let mut st = self.lock();
+        let id = record["id"].as_str().unwrap_or_default().to_string();
+        let fields: HashMap<String, Json> = record["fields"]
+            .as_object()
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let by_id = field_ids(&st.config, table_id, &fields);
+        let change = json!({"createdRecordsById": {id: {
+            "createdTime": record["createdTime"], "cellValuesByFieldId": by_id}}});
+        st.config
+            .records
+            .entry(table_id.to_string())
+            .or_default()
+            .push(record);
+        push_payload(&mut st, table_id, change);
+    }
+
+    /// Delete record `rec` of table `table_id`.
+    pub fn delete_record(&self, table_id: &str, rec: &str) {
+        let mut st = self.lock();
+        if let Some(rs) = st.config.records.get_mut(table_id) {
+            rs.retain(|r| r["id"] != rec);
+        }
+        push_payload(&mut st, table_id, json!({"destroyedRecordIds": [rec]}));
     }
 
     /// Change the configuration (faults, lock, latency…) while running.
@@ -579,6 +639,17 @@ fn handle(st: &mut State, method: &str, target: &str, auth: Option<&str>, body: 
                 );
             }
             Reply::Json(200, json!({"tables": st.config.tables}), None)
+        }
+        (_, ["v0", "bases", base, "webhooks", rest @ ..]) => {
+            if *base != st.config.base {
+                return err(
+                    403,
+                    "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND",
+                    "Invalid permissions, or the requested model was not found.",
+                );
+            }
+            let rest: Vec<&str> = rest.to_vec();
+            webhooks(st, method, &rest, query)
         }
         ("GET", ["v0", base, table]) | ("POST", ["v0", base, table, "listRecords"]) => {
             if *base != st.config.base {
@@ -711,6 +782,84 @@ fn rename_field(config: &mut FakeConfig, table: &str, field_id: &str, to: &str) 
         {
             obj.insert(to.to_string(), v);
         }
+    }
+}
+
+/// Field values by field id, as webhook payloads give them.
+fn field_ids(config: &FakeConfig, table_id: &str, fields: &HashMap<String, Json>) -> Json {
+    let meta = config.tables.iter().find(|t| t["id"] == table_id);
+    let mut out = serde_json::Map::new();
+    for (name, v) in fields {
+        let id = meta
+            .and_then(|m| m["fields"].as_array())
+            .and_then(|fs| fs.iter().find(|f| f["name"] == name.as_str()))
+            .and_then(|f| f["id"].as_str())
+            .unwrap_or(name);
+        out.insert(id.to_string(), v.clone());
+    }
+    Json::Object(out)
+}
+
+/// One payload (one transaction touching `table_id`) for every webhook, in the documented
+/// shape (https://airtable.com/developers/web/api/model/webhooks-payload).
+fn push_payload(st: &mut State, table_id: &str, change: Json) {
+    st.transaction += 1;
+    let payload = json!({
+        "timestamp": "2024-05-01T10:00:00.000Z",
+        "baseTransactionNumber": st.transaction,
+        "actionMetadata": {"source": "client", "sourceMetadata": {}},
+        "payloadFormat": "v0",
+        "changedTablesById": {table_id: change},
+    });
+    for (_, payloads) in &mut st.webhooks {
+        payloads.push(payload.clone());
+    }
+}
+
+/// The webhooks API (https://airtable.com/developers/web/api/webhooks-overview): create a
+/// webhook (no notificationUrl: polled), list its payloads from a cursor (at most 50 a
+/// page), refresh it.
+fn webhooks(st: &mut State, method: &str, rest: &[&str], query: &str) -> Reply {
+    match (method, rest) {
+        ("POST", []) => {
+            let id = fake_id("ach", &st.config.base, st.webhooks.len() as u64);
+            st.webhooks.push((id.clone(), Vec::new()));
+            Reply::Json(
+                200,
+                json!({"id": id, "macSecretBase64": "c2VjcmV0", "expirationTime": "2024-05-08T10:00:00.000Z"}),
+                None,
+            )
+        }
+        ("POST", [id, "refresh"]) if st.webhooks.iter().any(|(w, _)| w == id) => Reply::Json(
+            200,
+            json!({"expirationTime": "2024-05-08T10:00:00.000Z"}),
+            None,
+        ),
+        ("GET", [id, "payloads"]) => {
+            let Some((_, payloads)) = st.webhooks.iter().find(|(w, _)| w == id) else {
+                return err(404, "NOT_FOUND", "Could not find webhook");
+            };
+            let mut cursor = 1usize;
+            let mut limit = 50usize;
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                match k {
+                    "cursor" => cursor = v.parse().unwrap_or(1),
+                    "limit" => limit = v.parse().unwrap_or(50).clamp(1, 50),
+                    _ => {}
+                }
+            }
+            let start = cursor.max(1) - 1;
+            let page: Vec<Json> = payloads.iter().skip(start).take(limit).cloned().collect();
+            let next = start + page.len() + 1;
+            st.stats.pages += 1;
+            Reply::Json(
+                200,
+                json!({"payloads": page, "cursor": next, "mightHaveMore": next <= payloads.len()}),
+                None,
+            )
+        }
+        _ => err(404, "NOT_FOUND", "Could not find webhook"),
     }
 }
 

@@ -43,11 +43,21 @@ fn http() -> anyhow::Result<reqwest::Client> {
         .map_err(|e| anyhow::anyhow!("cannot build the HTTP client for attachments: {e}"))
 }
 
-/// Every attachment of the table, fetched or found in the store.
-pub(super) async fn fetch(job: Job) -> anyhow::Result<Vec<AttachmentEntry>> {
+/// Every attachment of the table's records (from its spool files, or `records` when given),
+/// fetched or found in the store.
+pub(super) async fn fetch(
+    job: Job,
+    records: Option<Vec<Json>>,
+) -> anyhow::Result<Vec<AttachmentEntry>> {
     let http = http()?;
     let mut out = Vec::new();
     let mut done: HashSet<String> = HashSet::new();
+    if let Some(records) = records {
+        for rec in &records {
+            of_record(&job, &http, rec, &mut done, &mut out).await?;
+        }
+        return Ok(out);
+    }
     for path in &job.files {
         let file = super::spool::open(path)?;
         for line in BufReader::new(file).lines() {
@@ -56,52 +66,63 @@ pub(super) async fn fetch(job: Job) -> anyhow::Result<Vec<AttachmentEntry>> {
             })?;
             let rec: Json = serde_json::from_str(&line)
                 .map_err(|e| anyhow::anyhow!("a spooled record is unreadable: {e}"))?;
-            let rec_id = rec.get("id").and_then(Json::as_str).unwrap_or_default();
-            for (fid, fname) in &job.fields {
-                let Some(items) = rec
-                    .get("fields")
-                    .and_then(|f| f.get(fid.as_str()))
-                    .and_then(Json::as_array)
-                else {
-                    continue;
-                };
-                for item in items {
-                    let Some(att) = item.get("id").and_then(Json::as_str) else {
-                        continue;
-                    };
-                    if !done.insert(att.to_string()) {
-                        continue;
-                    }
-                    let what = format!(
-                        "Airtable base {}, table {:?}, record {rec_id}, field {fname:?}, \
-                         attachment {att}",
-                        job.client.base, job.table_name
-                    );
-                    if let Some(e) = job.have.get(att) {
-                        out.push(e.clone());
-                        continue;
-                    }
-                    let url = item.get("url").and_then(Json::as_str).unwrap_or_default();
-                    let entry = match download(&http, &job.store, att, url).await {
-                        Ok(e) => e,
-                        Err(Failed::Expired) => {
-                            let fresh = fresh_url(&job, rec_id, fid, att, &what).await?;
-                            match download(&http, &job.store, att, &fresh).await {
-                                Ok(e) => e,
-                                Err(f) => return Err(f.into_error(&what)),
-                            }
-                        }
-                        Err(f) => return Err(f.into_error(&what)),
-                    };
-                    job.store.record(&entry).map_err(|e| {
-                        anyhow::anyhow!("{what}: cannot note the downloaded file: {e}")
-                    })?;
-                    out.push(entry);
-                }
-            }
+            of_record(&job, &http, &rec, &mut done, &mut out).await?;
         }
     }
     Ok(out)
+}
+
+/// The attachments of one record.
+async fn of_record(
+    job: &Job,
+    http: &reqwest::Client,
+    rec: &Json,
+    done: &mut HashSet<String>,
+    out: &mut Vec<AttachmentEntry>,
+) -> anyhow::Result<()> {
+    let rec_id = rec.get("id").and_then(Json::as_str).unwrap_or_default();
+    for (fid, fname) in &job.fields {
+        let Some(items) = rec
+            .get("fields")
+            .and_then(|f| f.get(fid.as_str()))
+            .and_then(Json::as_array)
+        else {
+            continue;
+        };
+        for item in items {
+            let Some(att) = item.get("id").and_then(Json::as_str) else {
+                continue;
+            };
+            if !done.insert(att.to_string()) {
+                continue;
+            }
+            let what = format!(
+                "Airtable base {}, table {:?}, record {rec_id}, field {fname:?}, attachment {att}",
+                job.client.base, job.table_name
+            );
+            if let Some(e) = job.have.get(att) {
+                out.push(e.clone());
+                continue;
+            }
+            let url = item.get("url").and_then(Json::as_str).unwrap_or_default();
+            let entry = match download(http, &job.store, att, url).await {
+                Ok(e) => e,
+                Err(Failed::Expired) => {
+                    let fresh = fresh_url(job, rec_id, fid, att, &what).await?;
+                    match download(http, &job.store, att, &fresh).await {
+                        Ok(e) => e,
+                        Err(f) => return Err(f.into_error(&what)),
+                    }
+                }
+                Err(f) => return Err(f.into_error(&what)),
+            };
+            job.store
+                .record(&entry)
+                .map_err(|e| anyhow::anyhow!("{what}: cannot note the downloaded file: {e}"))?;
+            out.push(entry);
+        }
+    }
+    Ok(())
 }
 
 enum Failed {

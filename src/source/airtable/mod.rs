@@ -14,6 +14,7 @@
 
 mod attachments;
 pub(crate) mod client;
+pub(crate) mod delta;
 mod journal;
 pub(crate) mod meta;
 mod pace;
@@ -56,6 +57,8 @@ pub struct AirtableSource {
     journal: Option<Arc<journal::Journal>>,
     /// Per table name: what was extracted.
     tables: HashMap<String, Extracted>,
+    /// The webhook recording changes for the snapshot being written (`track_changes`).
+    feed: Option<crate::source::snapshot::ChangeFeed>,
     stats: Stats,
 }
 
@@ -99,6 +102,7 @@ impl AirtableSource {
             spool,
             journal: None,
             tables: HashMap::new(),
+            feed: None,
             stats: Stats::default(),
         };
         let c = source.client.clone();
@@ -308,6 +312,39 @@ impl AirtableSource {
         self.tables
             .get(&name)
             .ok_or_else(|| anyhow::anyhow!("Airtable table {name:?} was not extracted"))
+    }
+}
+
+impl AirtableSource {
+    /// The attachments of `records` (of `table`, fields by id), fetched into `store` unless
+    /// `have` holds them (`delta`: the records changed since a snapshot).
+    pub(crate) fn attachments_of(
+        &mut self,
+        table: &str,
+        records: Vec<Json>,
+        store: &Arc<crate::source::snapshot::attachments::Store>,
+        have: &Arc<HashMap<String, crate::source::snapshot::AttachmentEntry>>,
+    ) -> anyhow::Result<Vec<crate::source::snapshot::AttachmentEntry>> {
+        let t = self.table_schema(table)?.clone();
+        let fields: Vec<(String, String)> = t
+            .fields
+            .iter()
+            .filter(|f| f.field_type == "multipleAttachments")
+            .map(|f| (f.id.clone(), f.name.clone()))
+            .collect();
+        if fields.is_empty() || records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let job = attachments::Job {
+            client: self.client.clone(),
+            table_id: t.id.clone(),
+            table_name: t.name.clone(),
+            fields,
+            files: Vec::new(),
+            store: store.clone(),
+            have: have.clone(),
+        };
+        self.block_on(attachments::fetch(job, Some(records)))?
     }
 }
 
@@ -685,9 +722,18 @@ impl Source for AirtableSource {
                 store: store.clone(),
                 have: have.clone(),
             };
-            out.extend(self.block_on(attachments::fetch(job))??);
+            out.extend(self.block_on(attachments::fetch(job, None))??);
         }
         Ok(out)
+    }
+
+    fn track_changes(&mut self) -> anyhow::Result<()> {
+        self.feed = Some(self.create_change_feed()?);
+        Ok(())
+    }
+
+    fn change_feed(&self) -> Option<crate::source::snapshot::ChangeFeed> {
+        self.feed.clone()
     }
 
     fn finished(&mut self) {

@@ -170,6 +170,32 @@ impl Store {
         }
     }
 
+    /// Take in the file of `e` at `from` (an older snapshot's), as a link where the file
+    /// system allows, else a copy; noted in the index.
+    pub(crate) fn adopt(&self, from: &Path, e: &AttachmentEntry) -> std::io::Result<()> {
+        let to = self.root.join(&e.file);
+        if !self.has(&e.sha256, e.size) {
+            if let Some(parent) = to.parent() {
+                mkdirs(&self.root, parent)?;
+            }
+            let _ = std::fs::remove_file(&to);
+            if std::fs::hard_link(from, &to).is_err() {
+                let mut src = std::fs::File::open(from)?;
+                let mut p = self.begin()?;
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = src.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    p.write(&buf[..n])?;
+                }
+                p.commit()?;
+            }
+        }
+        self.record(e)
+    }
+
     /// Remove the temporary directory (empty once every download is renamed into place).
     pub(crate) fn finish(&self) {
         let _ = std::fs::remove_dir_all(self.root.join(DIR).join("tmp"));

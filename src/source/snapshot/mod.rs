@@ -40,6 +40,17 @@ pub struct Manifest {
     /// Attachment files kept in the snapshot (see [`attachments`]), by attachment id.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<AttachmentEntry>,
+    /// The Airtable webhook that records changes since this snapshot (`export
+    /// --track-changes`), for `export --refresh`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub airtable_changes: Option<ChangeFeed>,
+}
+
+/// An Airtable webhook and the cursor of the first payload not yet applied to the snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeFeed {
+    pub webhook: String,
+    pub cursor: u64,
 }
 
 /// An attachment file in the snapshot: the attachment's id (`att…`), its file

@@ -200,6 +200,14 @@ impl SnapshotSource {
         Ok(())
     }
 
+    pub(crate) fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn entry(&self, table: &str) -> anyhow::Result<&TableEntry> {
         self.manifest
             .tables

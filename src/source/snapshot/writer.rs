@@ -229,6 +229,7 @@ pub fn write(
         tables: entries,
         extra,
         attachments: attachments.kept,
+        airtable_changes: source.change_feed(),
     };
     let path = tmp.path.join(MANIFEST);
     let io = |e: std::io::Error| unavailable(format!("writing {}: {e}", path.display()));
@@ -546,6 +547,7 @@ mod tests {
                 tables: Vec::new(),
                 extra: Vec::new(),
                 attachments: Vec::new(),
+                airtable_changes: None,
             })
             .unwrap();
             if force {
