@@ -660,3 +660,218 @@ fn a_snapshot_without_a_change_feed_is_not_refreshed() {
         before
     );
 }
+
+#[test]
+fn a_refresh_downloads_only_the_new_attachments() {
+    let (config, files) = docs_config();
+    let (_, server) = FakeAirtable::start(config).unwrap();
+    let db = Db::bare("refresh_attachments");
+    db.sql(DOCS_SCHEMA);
+    let m = docs_mapping(&db.dir);
+    let snap = db.dir.join("snap");
+    export_with(
+        &server,
+        &db,
+        &m,
+        &["--track-changes", "--out", snap.to_str().unwrap()],
+    )
+    .ok();
+    assert_eq!(server.stats().downloads, 5);
+
+    // Record two gets a photo; record three is deleted.
+    let new: Vec<u8> = (0..1000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let new_id = "att9zzzzzzzzzzzzz".to_string();
+    server.configure(|c| {
+        c.attachments.insert(new_id.clone(), new.clone());
+    });
+    server.change_record(
+        "tblDocs0000000001",
+        "recBdoc0000000002",
+        serde_json::json!({"Photo": [{"id": new_id, "url": "https://expired.example/y",
+            "filename": "n.png", "size": new.len(), "type": "image/png"}]}),
+    );
+    server.delete_record("tblDocs0000000001", "recCdoc0000000003");
+    export_with(&server, &db, &m, &["--refresh", snap.to_str().unwrap()]).ok();
+    assert_eq!(
+        server.stats().downloads,
+        6,
+        "only the new file: {:?}",
+        server.stats()
+    );
+
+    let source = format!("snapshot:{}", snap.display());
+    run_env(
+        &[
+            "load",
+            "-m",
+            m.to_str().unwrap(),
+            "--source",
+            &source,
+            "--target",
+            &db.url,
+        ],
+        &[("TMPDIR", db.dir.to_str().unwrap())],
+    )
+    .ok();
+    assert_eq!(
+        db.one("SELECT encode(photo, 'hex') FROM docs WHERE name = 'two'"),
+        hex(&new)
+    );
+    assert_eq!(
+        db.one("SELECT encode(photo, 'hex') FROM docs WHERE name = 'one'"),
+        hex(&files[0].1)
+    );
+    assert_eq!(db.one("SELECT count(*) FROM docs"), "2");
+}
+
+// ---------------------------------------------------------------------------------------
+// Every field type, through a snapshot.
+
+const EVERYTHING_SCHEMA: &str = "
+CREATE TABLE everything (id bigserial PRIMARY KEY, airtable_id text UNIQUE NOT NULL,
+    name text, notes text, rich text, email text, site text, phone text, count bigint,
+    ratio numeric, price numeric, stars int, took numeric, done boolean NOT NULL, kind text,
+    tags text[], day date, at timestamptz, owner_email text, team jsonb, created_by text,
+    modified_by text, created timestamptz, modified timestamptz, number int, code text,
+    open_url text, summary text, synced text, others jsonb, other_names text[],
+    other_links jsonb, total numeric, how_many int, label text, files jsonb, shot text);
+";
+
+const EVERYTHING_MAPPING: &str = r#"
+[source]
+kind = "airtable"
+base = "appSnapshot000001"
+
+[tables.everything]
+from = "Everything"
+legacy_id = "@id"
+legacy_column = "airtable_id"
+[tables.everything.columns]
+name = "Name"
+notes = "Notes"
+rich = "Rich"
+email = "Email"
+site = "Site"
+phone = "Phone"
+count = "Count"
+ratio = "Ratio"
+price = "Price"
+stars = "Stars"
+took = "Took"
+done = "Done"
+kind = "Kind"
+tags = "Tags"
+day = "Day"
+at = "At"
+owner_email = { field = "Owner", path = "email" }
+team = "Team"
+created_by = { field = "Created By", path = "email" }
+modified_by = { field = "Modified By", path = "name" }
+created = "Created"
+modified = "Modified"
+number = "Number"
+code = { field = "Code", path = "text" }
+open_url = { field = "Open", path = "url" }
+summary = { field = "Summary", path = "value" }
+synced = "Synced From"
+others = "Others"
+other_names = "Other Names"
+other_links = "Other Links"
+total = { field = "Total", on_error = "null" }
+how_many = "How Many"
+label = { field = "Label", on_error = "null" }
+files = "Files"
+shot = { field = "Files", path = "0.thumbnails.large.url" }
+"#;
+
+fn everything_rows(db: &Db) -> String {
+    // The attachment's download URL is a fresh one at every listing, as Airtable's.
+    db.sql("SELECT (to_jsonb(t) #- '{files,0,url}')::text FROM everything t ORDER BY id")
+        .into_iter()
+        .map(|r| r[0].clone().unwrap_or_default() + "\n")
+        .collect()
+}
+
+#[test]
+fn every_field_type_loads_the_same_from_a_snapshot_as_from_the_base() {
+    let mut config = FakeConfig::from_dir(
+        &crate::harness::repo().join("fixtures/airtable-field-types"),
+        BASE,
+        TOKEN,
+    )
+    .unwrap();
+    config.rate_limit = None;
+    let (_, server) = FakeAirtable::start(config).unwrap();
+    let direct = Db::bare("field_types_direct");
+    direct.sql(EVERYTHING_SCHEMA);
+    let m = direct.dir.join("everything.toml");
+    std::fs::write(&m, EVERYTHING_MAPPING).unwrap();
+    let r = load(&server, &direct, &m);
+    r.ok();
+    let from_base = everything_rows(&direct);
+
+    let snap = direct.dir.join("snap");
+    export_with(&server, &direct, &m, &["--out", snap.to_str().unwrap()]).ok();
+    assert_eq!(server.stats().downloads, 1, "the attachment is kept");
+    let via = Db::bare("field_types_snapshot");
+    via.sql(EVERYTHING_SCHEMA);
+    let source = format!("snapshot:{}", snap.display());
+    run_env(
+        &[
+            "load",
+            "-m",
+            m.to_str().unwrap(),
+            "--source",
+            &source,
+            "--target",
+            &via.url,
+        ],
+        &[("TMPDIR", via.dir.to_str().unwrap())],
+    )
+    .ok();
+    assert_eq!(everything_rows(&via), from_base);
+
+    // The shapes as documented, read through: a fractional duration, collaborators, AI
+    // text, barcode, button, lookups of text and of links, rollup and formula errors.
+    let one = |q: &str| direct.one(q);
+    let ada = "airtable_id = 'rec0Everything010'";
+    assert_eq!(
+        one(&format!("SELECT took FROM everything WHERE {ada}")),
+        "5400.5"
+    );
+    assert_eq!(
+        one(&format!(
+            "SELECT owner_email || ' ' || created_by || ' ' || modified_by FROM everything WHERE {ada}"
+        )),
+        "ada@example.com ada@example.com Grace"
+    );
+    assert_eq!(
+        one(&format!(
+            "SELECT jsonb_array_length(team) FROM everything WHERE {ada}"
+        )),
+        "2"
+    );
+    assert_eq!(
+        one(&format!(
+            "SELECT summary || '|' || code || '|' || open_url FROM everything WHERE {ada}"
+        )),
+        "Ada wrote two lines.|0123456789012|https://ada.example.com/open"
+    );
+    assert_eq!(
+        one(&format!(
+            "SELECT array_to_string(other_names, ',') || ' ' || (other_links->>0) FROM everything WHERE {ada}"
+        )),
+        "first,second rec0Other00000020"
+    );
+    assert_eq!(
+        one(&format!("SELECT shot FROM everything WHERE {ada}")),
+        "https://v5.airtableusercontent.com/v3/u/29/29/1716800000000/l.png"
+    );
+    let blank = "airtable_id = 'recZEverything020'";
+    assert_eq!(
+        one(&format!(
+            "SELECT (total IS NULL) || ' ' || (label IS NULL) || ' ' || (summary IS NULL) || ' ' || done || ' ' || took FROM everything WHERE {blank}"
+        )),
+        "true true true false 0.25"
+    );
+}
