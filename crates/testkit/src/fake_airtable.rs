@@ -8,7 +8,13 @@
 //! https://airtable.com/developers/web/api/rate-limits says; Airtable's error shapes; and
 //! fault injection (503s, 500/502/504 with HTML bodies, expired iterators, a malformed body,
 //! a dropped connection, latency, the billing limit, an offset that never advances, a body
-//! that never ends, a field renamed mid-run).
+//! that never ends, a field renamed mid-run, a 401 at a given page, offsets that expire after
+//! a while). Attachments are served at download URLs of their own (no token, outside the rate
+//! limit) that expire as Airtable's do (403 after `attachment_ttl`), a fresh one in every
+//! listing. The webhooks API (create, list payloads from a cursor, refresh) reports the
+//! records created, changed and deleted through [`FakeAirtable::change_record`],
+//! [`FakeAirtable::create_record`] and [`FakeAirtable::delete_record`], as
+//! https://airtable.com/developers/web/api/webhooks-overview describes.
 //!
 //! It is hand-rolled HTTP/1.1 on tokio (`wire`): a few hundred lines, no new dependency,
 //! and full control over the byte stream, which a "drop the connection mid-body" fault

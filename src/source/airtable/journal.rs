@@ -17,7 +17,7 @@
 //! a page that is still short or does not match its checksum (a disk that lost it) is
 //! detected on replay and re-fetched, with every page after it.
 //!
-//! A journal last touched more than a day ago is not resumed from and is removed.
+//! A journal last touched more than an hour ago is not resumed from and is removed.
 //!
 //! **Expiry.** Airtable's offsets expire (a `LIST_RECORDS_ITERATOR_NOT_AVAILABLE` error,
 //! https://airtable.com/developers/web/api/list-records): a listing whose saved offset is
@@ -84,15 +84,26 @@ struct Header {
     sha256: String,
 }
 
-/// How long fetched pages are worth resuming from: the records will have changed in the
-/// base since (and Airtable's offsets expire much sooner anyway).
-const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// How long fetched pages are worth resuming from: a run resumed later would load records as
+/// they were then, mixed with others read now.
+const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Last changed more than [`MAX_AGE`] ago?
-fn too_old(path: &Path) -> bool {
-    std::fs::symlink_metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
+/// Nothing under `path` (down to `depth` levels: a base's journal is 2 above its pages)
+/// changed for more than [`MAX_AGE`]?
+fn too_old(path: &Path, depth: u32) -> bool {
+    fn newest(path: &Path, depth: u32) -> Option<std::time::SystemTime> {
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        let mut t = meta.modified().ok()?;
+        if depth > 0 && meta.is_dir() {
+            for e in std::fs::read_dir(path).ok()?.flatten() {
+                if let Some(u) = newest(&e.path(), depth - 1) {
+                    t = t.max(u);
+                }
+            }
+        }
+        Some(t)
+    }
+    newest(path, depth)
         .and_then(|t| t.elapsed().ok())
         .is_some_and(|age| age > MAX_AGE)
 }
@@ -160,7 +171,7 @@ impl Journal {
         if let Ok(rd) = std::fs::read_dir(root) {
             for entry in rd.flatten() {
                 let path = entry.path();
-                if path != dir && too_old(&path) && !path.is_symlink() {
+                if path != dir && !path.is_symlink() && too_old(&path, 2) {
                     let _ = std::fs::remove_dir_all(&path);
                 }
             }
@@ -191,7 +202,7 @@ impl Journal {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
         if let Some(k) = found
-            && !too_old(&key_path)
+            && !too_old(&dir, 2)
             && (Key {
                 ranges: k.ranges,
                 ..want.clone()
@@ -512,6 +523,29 @@ mod tests {
         let dir = j.dir.clone();
         j.remove();
         assert!(!dir.exists());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn pages_older_than_an_hour_are_not_resumed() {
+        let root = root("old");
+        let j = Journal::open_in(&root, "http://x", "appX")
+            .unwrap()
+            .unwrap();
+        let t = j.table("http://x", "appX", "tblA", &["fldA"], 1).unwrap();
+        let r = t.range(0).unwrap();
+        r.save(1, b"{}\n", 1, Some("itr1/rec2")).unwrap();
+        let then = std::time::SystemTime::now() - MAX_AGE - std::time::Duration::from_secs(60);
+        for p in [
+            r.page_path(1),
+            r.dir.clone(),
+            t.dir.join("key.json"),
+            t.dir.clone(),
+        ] {
+            std::fs::File::open(&p).unwrap().set_modified(then).unwrap();
+        }
+        let again = j.table("http://x", "appX", "tblA", &["fldA"], 1).unwrap();
+        assert_eq!(replayed(&again.range(0).unwrap()).0.pages, 0);
         std::fs::remove_dir_all(&root).unwrap();
     }
 
