@@ -161,6 +161,57 @@ fn a_failed_load_is_resumed_fetching_each_page_once() {
 }
 
 #[test]
+fn a_killed_load_is_resumed() {
+    let clean = clean_rows("killed_clean", false);
+    let mut c = config();
+    c.latency = cutover_testkit::fake_airtable::Latency::Fixed(Duration::from_millis(150));
+    let (url, server) = FakeAirtable::start(c).unwrap();
+    let db = db("killed_load");
+    let m = mapping(&db.dir, false);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args([
+            "load",
+            "-m",
+            m.to_str().unwrap(),
+            "--target",
+            db.url.as_str(),
+        ])
+        .env_remove("DATABASE_URL")
+        .env("AIRTABLE_API_URL", &url)
+        .env("AIRTABLE_TOKEN", TOKEN)
+        .env("XDG_RUNTIME_DIR", &db.dir)
+        .env("TMPDIR", &db.dir)
+        .current_dir(crate::harness::repo())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server.stats().pages < 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SIGKILL: nothing runs after it, no drop, no cleanup.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let first = server.stats().pages;
+    assert!(
+        (4..9).contains(&first),
+        "killed mid-extraction: {first} pages"
+    );
+    assert!(!kept_pages(&db.dir).is_empty());
+
+    load(&server, &db, &m).ok();
+    let second = server.stats().pages - first;
+    // Only what the first run had not kept: at most the pages in flight at the kill (one
+    // per table) are fetched twice.
+    assert!(
+        second <= 9 - first + 2 && second < 9,
+        "first run {first} pages, second {second}"
+    );
+    assert_eq!(rows(&db), clean);
+}
+
+#[test]
 fn a_torn_page_is_fetched_again() {
     let clean = clean_rows("torn_clean", false);
     let server = failing_server();
