@@ -213,6 +213,10 @@ pub(crate) struct ExportArgs {
     /// snapshot up to date by reading only what changed.
     #[arg(long, conflicts_with = "refresh")]
     pub(crate) track_changes: bool,
+    /// Airtable: do not download attachment files into the snapshot (their URLs, which
+    /// expire after a couple of hours, stay in the cells).
+    #[arg(long)]
+    pub(crate) no_attachments: bool,
     /// Bring the snapshot in DIR (exported with --track-changes) up to date with what was
     /// created, changed and deleted in the base since, and write it in place.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "force"])]

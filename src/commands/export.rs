@@ -43,6 +43,7 @@ pub(crate) async fn command(a: ExportArgs) -> anyhow::Result<Outcome> {
     let opts = Options {
         force: a.force,
         quiet: a.quiet,
+        no_attachments: a.no_attachments,
     };
     // Refuse a bad --out before reading anything (it is checked again before writing).
     check_out(&out_dir, opts.force, &source_info(&spec))?;
@@ -93,6 +94,7 @@ async fn refresh(a: ExportArgs, spec: source::SourceSpec, dir: PathBuf) -> anyho
     let opts = Options {
         force: true,
         quiet: a.quiet,
+        no_attachments: a.no_attachments,
     };
     Notes::unless_quiet(opts.quiet).note(format_args!(
         "export: refreshing {} from {spec}",

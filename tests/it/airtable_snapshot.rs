@@ -563,6 +563,33 @@ fn attachments_need_a_snapshot_and_a_sound_store() {
         assert!(r.all().contains(says), "{cols}: {}", r.all());
         assert!(r.all().contains("attachments"), "{}", r.all());
     }
+    // A snapshot written without its files cannot store them.
+    let snap = db.dir.join("bare");
+    export_with(
+        &server,
+        &db,
+        &m,
+        &["--no-attachments", "--out", snap.to_str().unwrap()],
+    )
+    .ok();
+    assert_eq!(server.stats().downloads, 0);
+    assert!(!snap.join("attachments").exists());
+    let source = format!("snapshot:{}", snap.display());
+    let r = run_env(
+        &[
+            "load",
+            "-m",
+            m.to_str().unwrap(),
+            "--source",
+            &source,
+            "--target",
+            &db.url,
+        ],
+        &[("TMPDIR", db.dir.to_str().unwrap())],
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.all().contains("is not in the snapshot"), "{}", r.all());
+    assert_eq!(db.one("SELECT count(*) FROM docs"), "0");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ pub struct Options {
     pub force: bool,
     /// No progress bars or per-table notes.
     pub quiet: bool,
+    /// Keep no attachment files (their URLs stay in the cells, and expire).
+    pub no_attachments: bool,
 }
 
 /// Kind and location of a source for the manifest. A spec's text form never holds a
@@ -204,7 +206,14 @@ pub fn write(
             .with_context(|| format!("exporting source table `{}`", t.name))?;
         entries.push(entry);
     }
-    let attachments = keep_attachments(source, tables, &parent, &name, &tmp.path)?;
+    let attachments = if opts.no_attachments {
+        Kept {
+            kept: Vec::new(),
+            staging: parent.join(format!(".{name}.cutover-attachments")),
+        }
+    } else {
+        keep_attachments(source, tables, &parent, &name, &tmp.path)?
+    };
     // The source's own schema description (Airtable: the metadata response), kept beside.
     let mut extra = Vec::new();
     if let Some((file, text)) = source.metadata() {
@@ -554,7 +563,11 @@ mod tests {
                 std::fs::create_dir_all(&out).unwrap();
                 std::fs::write(out.join(MANIFEST), &old).unwrap();
             }
-            let opts = Options { force, quiet: true };
+            let opts = Options {
+                force,
+                quiet: true,
+                no_attachments: false,
+            };
             let err = write(&mut Failing, &info, &tables, &out, opts).unwrap_err();
             let text = format!("{err:#}");
             assert!(
