@@ -515,10 +515,11 @@ async fn page_range(
                 }
                 Err(CallError::Fatal(e)) => {
                     if resumed_at == Some(page)
+                        && format!("{e:#}").contains("INVALID_OFFSET_VALUE")
                         && let Some(j) = &journal
                     {
-                        // The saved offset itself may be what was refused: the next run
-                        // starts this listing afresh.
+                        // The kept offset was refused as unknown (not as expired): the next
+                        // run starts this listing afresh.
                         j.clear();
                     }
                     return Err(e);
