@@ -228,6 +228,42 @@ impl Journal {
     }
 }
 
+impl Drop for Journal {
+    /// What holds no page is not worth keeping: tables that kept nothing, and the base's
+    /// directory when no table is left (the run read nothing, or kept nothing).
+    fn drop(&mut self) {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut left = false;
+        for e in rd.flatten() {
+            let path = e.path();
+            if e.file_name() == "lock" {
+                continue;
+            }
+            let pages = std::fs::read_dir(&path)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|r| {
+                    std::fs::read_dir(r.path())
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .any(|p| p.file_name().to_string_lossy().ends_with(".page"))
+                });
+            if pages {
+                left = true;
+            } else {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+        }
+        if !left {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
 impl TableJournal {
     /// Range `i` (from 0) of the table.
     pub(super) fn range(&self, i: usize) -> anyhow::Result<RangeJournal> {
@@ -546,6 +582,35 @@ mod tests {
         }
         let again = j.table("http://x", "appX", "tblA", &["fldA"], 1).unwrap();
         assert_eq!(replayed(&again.range(0).unwrap()).0.pages, 0);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_journal_that_kept_nothing_is_removed_with_the_run() {
+        let root = root("empty");
+        let j = Journal::open_in(&root, "http://x", "appX")
+            .unwrap()
+            .unwrap();
+        let dir = j.dir.clone();
+        j.table("http://x", "appX", "tblA", &["fldA"], 1)
+            .unwrap()
+            .range(0)
+            .unwrap();
+        let kept = j.table("http://x", "appX", "tblB", &["fldB"], 1).unwrap();
+        kept.range(0).unwrap().save(1, b"{}\n", 1, None).unwrap();
+        drop(j);
+        assert!(!dir.join("tblA").exists(), "no page: removed");
+        assert!(dir.join("tblB").exists(), "pages: kept for the next run");
+        let j = Journal::open_in(&root, "http://x", "appX")
+            .unwrap()
+            .unwrap();
+        j.remove();
+        drop(j);
+        let j = Journal::open_in(&root, "http://x", "appX")
+            .unwrap()
+            .unwrap();
+        drop(j);
+        assert!(!dir.exists(), "nothing kept, nothing left");
         std::fs::remove_dir_all(&root).unwrap();
     }
 
