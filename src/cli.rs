@@ -207,8 +207,20 @@ pub(crate) struct ExportArgs {
     #[arg(long, value_name = "SRC")]
     pub(crate) source: Option<String>,
     /// The directory to write the snapshot to (created; must not exist or be empty).
-    #[arg(long, value_name = "DIR")]
-    pub(crate) out: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "refresh")]
+    pub(crate) out: Option<PathBuf>,
+    /// Airtable: create a webhook before reading, so that `--refresh` can later bring the
+    /// snapshot up to date by reading only what changed.
+    #[arg(long, conflicts_with = "refresh")]
+    pub(crate) track_changes: bool,
+    /// Airtable: do not download attachment files into the snapshot (their URLs, which
+    /// expire after a couple of hours, stay in the cells).
+    #[arg(long)]
+    pub(crate) no_attachments: bool,
+    /// Bring the snapshot in DIR (exported with --track-changes) up to date with what was
+    /// created, changed and deleted in the base since, and write it in place.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "force"])]
+    pub(crate) refresh: Option<PathBuf>,
     /// Replace a non-empty --out directory and everything in it.
     #[arg(long)]
     pub(crate) force: bool,

@@ -77,7 +77,8 @@ async fn check(a: &CheckArgs, run: &mut Run, record: &Record) -> anyhow::Result<
     let m = mapping::load(&c.mapping)?;
     let spec = source_spec(&m, c.source.as_deref())?;
     run.source = Some(source_ref(&spec));
-    let (source, tables) = open_source(spec.clone(), c.from.open_options()).await?;
+    let (mut source, tables) = open_source(spec.clone(), c.from.open_options()).await?;
+    super::prepare::keep_attachments(&m, source.as_mut())?;
     let Some(target) = Target::open(c, notes).await? else {
         check_source_only(&m, &tables)?;
         let json = record.write(

@@ -88,8 +88,12 @@ async fn load(a: &LoadArgs, run: &mut Run, record: &Record) -> anyhow::Result<Ou
         .saturating_add(1000);
     let names = p.plan.tables.iter().map(|t| t.name.clone()).collect();
     let display = Arc::new(Display::new(notes, Work::Load { verify: a.verify }, names));
-    let (outcome, source) =
+    let (outcome, mut source) =
         load_with(p.source, &p.plan, &mut p.client, &opts, keep, &display).await?;
+    if outcome.failure.is_none() {
+        // Nothing fetched needs keeping for a re-run.
+        source.finished();
+    }
     let rejects = if a.rejects_with_rows && !outcome.rejects.is_empty() {
         super::rows::fill(source, &p.plan, outcome.rejects).await?
     } else {

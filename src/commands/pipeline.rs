@@ -109,9 +109,11 @@ pub(crate) async fn convert_only(
             converted.examples.extend(ex.rejects);
         }
     }
-    let (_, read) = reader
+    let (mut source, read) = reader
         .join()
         .map_err(|_| anyhow::anyhow!("the source reader crashed"))?;
     read?;
+    // Every record was read: nothing is kept for a re-run (a later load reads afresh).
+    source.finished();
     Ok(converted)
 }

@@ -41,6 +41,50 @@ pub(crate) async fn open_source(
     .context("opening the source")?
 }
 
+/// Tell the source which attachment fields the mapping keeps as files (`attachments`).
+/// A source field is read one way for every column: all its columns keep its attachments
+/// the same way, or none does.
+pub(crate) fn keep_attachments(m: &Mapping, source: &mut dyn Source) -> anyhow::Result<()> {
+    for t in &m.tables {
+        for c in &t.columns {
+            let mapping::Input::Field(f) = &c.input else {
+                continue;
+            };
+            if let Some(other) = t.columns.iter().find(|o| {
+                matches!(&o.input, mapping::Input::Field(g) if g == f)
+                    && o.attachments != c.attachments
+            }) && c.attachments.is_some()
+            {
+                return Err(usage(format!(
+                    "{}:{}: tables.{}.columns.{}: `attachments`: field `{f}` is also read by \
+                     column `{}` (line {}) with another `attachments` (or none); a field's \
+                     attachments are kept one way for all its columns",
+                    m.file.display(),
+                    c.line,
+                    t.name,
+                    c.name,
+                    other.name,
+                    other.line
+                )));
+            }
+        }
+        for c in &t.columns {
+            if let (Some(keep), mapping::Input::Field(f)) = (&c.attachments, &c.input) {
+                source.keep_attachments(&t.from, f, keep).map_err(|e| {
+                    usage(format!(
+                        "{}:{}: tables.{}.columns.{}: {e:#}",
+                        m.file.display(),
+                        c.line,
+                        t.name,
+                        c.name
+                    ))
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Everything a load or a verify starts from.
 pub(crate) struct Prepared {
     pub(crate) mapping: Mapping,
@@ -54,7 +98,8 @@ pub(crate) struct Prepared {
 pub(crate) async fn prepare(c: &Common, target: &Target) -> anyhow::Result<Prepared> {
     let mapping = mapping::load(&c.mapping)?;
     let spec = source_spec(&mapping, c.source.as_deref())?;
-    let (source, tables) = open_source(spec.clone(), c.from.open_options()).await?;
+    let (mut source, tables) = open_source(spec.clone(), c.from.open_options()).await?;
+    keep_attachments(&mapping, source.as_mut())?;
     let client = target.url.connect().await?;
     let cat = catalog::read(&client, &mapping.schema).await?;
     let plan = plan::bind(&mapping, &cat, &tables).map_err(|p| usage(p.to_string()))?;

@@ -119,7 +119,10 @@ pub(crate) async fn compare(
     };
     // Left-out rows are kept beyond `show`, so that they are counted by reason.
     let keep = show.saturating_add(1000);
-    let (outcome, _) = load_with(source, plan, client, &opts, keep, display).await?;
+    let (outcome, mut source) = load_with(source, plan, client, &opts, keep, display).await?;
+    if outcome.failure.is_none() {
+        source.finished();
+    }
     Ok(Verified {
         report: outcome.report,
         rejects: outcome.rejects,

@@ -113,6 +113,9 @@ pub(crate) struct ColumnMap {
     pub(crate) shape: Shape,
     /// This column's own conflict policy, when it differs from its table's.
     pub(crate) on_conflict: Option<OnConflict>,
+    /// An attachment field kept as the files' snapshot paths, bytes or URLs
+    /// (`attachments = { store = … }`).
+    pub(crate) attachments: Option<crate::source::snapshot::attachments::Keep>,
 }
 
 /// How a source field feeds a junction: one row per element of a link field's array. (The

@@ -9,6 +9,7 @@ use super::{
 use super::{KeyPolicy, OnConflict, OnDuplicate, Reference, Shape, TableMap, Triggers, suggest};
 use crate::convert::{Epoch, JsonMode, Rules, Step};
 use crate::source::SourceSpec;
+use crate::source::snapshot::attachments::Keep;
 use std::collections::HashMap;
 use std::path::Path;
 use toml::Spanned;
@@ -60,6 +61,7 @@ const COLUMN_KEYS: &[&str] = &[
     "path",
     "truncate",
     "on_conflict",
+    "attachments",
 ];
 
 /// Read mapping text into a mapping, with every problem found on the way (none if it is
@@ -442,6 +444,76 @@ impl Walker<'_> {
         )
     }
 
+    /// `attachments = { store = "path" | "bytes" | "url", url_prefix = "https://…/" }`.
+    fn attachments(&mut self, v: &Spanned<DeValue<'_>>, key: &str) -> Option<Keep> {
+        let DeValue::Table(t) = v.get_ref() else {
+            self.problem(
+                v.span().start,
+                key,
+                format!(
+                    "expected an inline table such as {{ store = \"path\" }}, found {}",
+                    v.get_ref().type_str()
+                ),
+            );
+            return None;
+        };
+        self.unknown_keys(t, &["store", "url_prefix"], key);
+        let Some(store) = t.get("store") else {
+            self.problem(
+                v.span().start,
+                key,
+                "missing `store`: \"path\" (the file's path in the snapshot), \"bytes\" (its \
+                 bytes, for a bytea column) or \"url\" (with `url_prefix`)",
+            );
+            return None;
+        };
+        let sk = join(key, "store");
+        let kind = self.choice(store, &sk, &[("path", 0u8), ("bytes", 1), ("url", 2)])?;
+        let prefix = t
+            .get("url_prefix")
+            .map(|p| (p, self.string(p, &join(key, "url_prefix"))));
+        match (kind, prefix) {
+            (0, None) => Some(Keep::Path),
+            (1, None) => Some(Keep::Bytes),
+            (2, Some((p, Some(text)))) => {
+                let ok = (text.starts_with("https://") || text.starts_with("http://"))
+                    && text.ends_with('/')
+                    && !text.chars().any(|c| c.is_whitespace() || c.is_control());
+                if !ok {
+                    self.problem(
+                        p.span().start,
+                        &join(key, "url_prefix"),
+                        format!(
+                            "`{text}` is not an http(s) URL ending in `/`, such as \
+                             \"https://cdn.example.com/\" (the file's snapshot path follows it)"
+                        ),
+                    );
+                    return None;
+                }
+                Some(Keep::Url(text))
+            }
+            (2, None) => {
+                self.problem(
+                    store.span().start,
+                    &sk,
+                    "store = \"url\" needs `url_prefix`, where the snapshot's attachments \
+                     directory is served (e.g. \"https://cdn.example.com/\")",
+                );
+                None
+            }
+            (2, Some((_, None))) => None,
+            (_, Some((p, _))) => {
+                self.problem(
+                    p.span().start,
+                    &join(key, "url_prefix"),
+                    "`url_prefix` only applies with store = \"url\"",
+                );
+                None
+            }
+            _ => None,
+        }
+    }
+
     fn column(
         &mut self,
         prefix: &str,
@@ -466,6 +538,7 @@ impl Walker<'_> {
                 reference: None,
                 shape: Shape::default(),
                 on_conflict: None,
+                attachments: None,
             });
         }
         let DeValue::Table(t) = v.get_ref() else {
@@ -672,6 +745,31 @@ impl Walker<'_> {
         let on_conflict = t
             .get("on_conflict")
             .and_then(|v| self.on_conflict(v, &join(&key, "on_conflict")));
+        let attachments = match t.get("attachments") {
+            None => None,
+            Some(a) => {
+                let keep = self.attachments(a, &join(&key, "attachments"));
+                let ak = join(&key, "attachments");
+                let clash = if matches!(input, Input::Const(_)) {
+                    Some("a source `field` (an attachment field), not a constant `value`")
+                } else if rules.path.is_some() {
+                    Some("no `path` (it picks from the attachment objects itself)")
+                } else if reference.is_some() || shape.explode {
+                    Some("no `references` or `explode`")
+                } else if keep == Some(Keep::Bytes) && rules.many == Many::First {
+                    Some(
+                        "one attachment per cell with store = \"bytes\" (`many = \"first\"` would \
+                         load a path as bytes): drop `many`, or store paths or URLs",
+                    )
+                } else {
+                    None
+                };
+                if let Some(why) = clash {
+                    self.problem(a.span().start, &ak, format!("`attachments` needs {why}"));
+                }
+                keep
+            }
+        };
         Some(ColumnMap {
             name: name.get_ref().to_string(),
             line,
@@ -680,6 +778,7 @@ impl Walker<'_> {
             reference,
             shape,
             on_conflict,
+            attachments,
         })
     }
 }

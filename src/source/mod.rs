@@ -148,6 +148,47 @@ pub trait Source: Send {
         let _ = wanted;
         Ok(())
     }
+    /// Files the records refer to that a snapshot must keep (Airtable attachments, whose
+    /// URLs expire): those of `tables`, each fetched into `store` unless `have` already holds
+    /// it. Called after `prepare`. Default: none.
+    fn attachments(
+        &mut self,
+        tables: &[String],
+        store: &std::sync::Arc<snapshot::attachments::Store>,
+        have: &std::sync::Arc<std::collections::HashMap<String, snapshot::AttachmentEntry>>,
+    ) -> anyhow::Result<Vec<snapshot::AttachmentEntry>> {
+        let _ = (tables, store, have);
+        Ok(Vec::new())
+    }
+    /// Give field `field` of `table` as the mapping's `attachments` asks (the kept files'
+    /// paths, bytes or URLs) instead of as the source holds it. Only a snapshot keeps files.
+    fn keep_attachments(
+        &mut self,
+        table: &str,
+        field: &str,
+        keep: &snapshot::attachments::Keep,
+    ) -> anyhow::Result<()> {
+        let _ = keep;
+        Err(crate::error::usage(format!(
+            "table `{table}`, field `{field}`: `attachments` reads the files kept in a \
+             snapshot, and this source is not one: write one with `cutover export` and load \
+             with --source snapshot:DIR"
+        )))
+    }
+    /// Airtable: start recording changes to the base (a webhook), before anything is read,
+    /// so that the snapshot written can later be refreshed. Default: not possible.
+    fn track_changes(&mut self) -> anyhow::Result<()> {
+        Err(crate::error::usage(
+            "--track-changes needs an Airtable source: only Airtable reports its changes",
+        ))
+    }
+    /// The change feed a snapshot of this source keeps (see `track_changes`).
+    fn change_feed(&self) -> Option<snapshot::ChangeFeed> {
+        None
+    }
+    /// The run that read this source succeeded: what a source kept so that a failed run's
+    /// re-run could resume (Airtable's fetched pages) can go. Default: nothing kept.
+    fn finished(&mut self) {}
     fn count(&self, table: &str) -> anyhow::Result<u64>;
     /// Call `each` for every record of `table`, with `fields` in that order. Returns the
     /// number of records read.
@@ -176,15 +217,16 @@ pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> anyhow::Result<Box<dyn Sou
         SourceSpec::Snapshot(dir) => Ok(Box::new(
             crate::source::snapshot::reader::SnapshotSource::open(dir)?,
         )),
-        SourceSpec::Airtable { base } => {
-            let mut options = airtable::AirtableOptions::default();
-            if let Some(rps) = opts.airtable_rps {
-                options.requests_per_second = rps;
-            }
-            let token = airtable::Token::from_env_or_file(opts.token_file.as_deref())?;
-            Ok(Box::new(airtable::AirtableSource::open(
-                base, token, options,
-            )?))
-        }
+        SourceSpec::Airtable { base } => Ok(Box::new(open_airtable(base, opts)?)),
     }
+}
+
+/// Open an Airtable base as [`open`] does.
+pub fn open_airtable(base: &str, opts: &OpenOptions) -> anyhow::Result<airtable::AirtableSource> {
+    let mut options = airtable::AirtableOptions::default();
+    if let Some(rps) = opts.airtable_rps {
+        options.requests_per_second = rps;
+    }
+    let token = airtable::Token::from_env_or_file(opts.token_file.as_deref())?;
+    airtable::AirtableSource::open(base, token, options)
 }

@@ -3,6 +3,7 @@ mod app;
 mod harness;
 
 mod airtable_load;
+mod airtable_snapshot;
 mod bad_input;
 mod cli_errors;
 mod connect;

@@ -8,7 +8,13 @@
 //! https://airtable.com/developers/web/api/rate-limits says; Airtable's error shapes; and
 //! fault injection (503s, 500/502/504 with HTML bodies, expired iterators, a malformed body,
 //! a dropped connection, latency, the billing limit, an offset that never advances, a body
-//! that never ends, a field renamed mid-run).
+//! that never ends, a field renamed mid-run, a 401 at a given page, offsets that expire after
+//! a while). Attachments are served at download URLs of their own (no token, outside the rate
+//! limit) that expire as Airtable's do (403 after `attachment_ttl`), a fresh one in every
+//! listing. The webhooks API (create, list payloads from a cursor, refresh) reports the
+//! records created, changed and deleted through [`FakeAirtable::change_record`],
+//! [`FakeAirtable::create_record`] and [`FakeAirtable::delete_record`], as
+//! https://airtable.com/developers/web/api/webhooks-overview describes.
 //!
 //! It is hand-rolled HTTP/1.1 on tokio (`wire`): a few hundred lines, no new dependency,
 //! and full control over the byte stream, which a "drop the connection mid-body" fault
@@ -74,6 +80,14 @@ pub struct Faults {
     /// end (a records array that never closes) until `.1` bytes are sent or the client
     /// hangs up; then close.
     pub huge_body_at: Option<(u64, u64)>,
+    /// Once, when this table (name) asks for this page (1 = the first), answer 401
+    /// AUTHENTICATION_REQUIRED, as when the token is revoked mid-run: nothing retries that.
+    pub fatal_at_page: Option<(String, u32)>,
+    /// Offsets older than this answer 422 LIST_RECORDS_ITERATOR_NOT_AVAILABLE, as Airtable's
+    /// do after a while (https://airtable.com/developers/web/api/list-records).
+    pub iterator_ttl: Option<Duration>,
+    /// Attachment ids whose download answers 404 (a file gone from the attachment host).
+    pub missing_downloads: Vec<String>,
 }
 
 /// What the fake serves.
@@ -98,6 +112,14 @@ pub struct FakeConfig {
     /// (`"TRUE()"` for all records).
     pub views: HashMap<String, Vec<FakeView>>,
     pub faults: Faults,
+    /// Attachment files by attachment id (`att…`). Records that hold these ids in an
+    /// attachment field are served with a fresh download URL for each, as Airtable does; the
+    /// URL answers the bytes, without a token, until it expires.
+    pub attachments: HashMap<String, Vec<u8>>,
+    /// How long a download URL works (Airtable: a couple of hours,
+    /// https://support.airtable.com/docs/airtable-attachment-url-behavior); after that it
+    /// answers 403.
+    pub attachment_ttl: Duration,
 }
 
 /// A view of a table, as far as listing records goes: which records it shows.
@@ -122,11 +144,14 @@ impl FakeConfig {
             latency: Latency::None,
             views: HashMap::new(),
             faults: Faults::default(),
+            attachments: HashMap::new(),
+            attachment_ttl: Duration::from_secs(2 * 3600),
         }
     }
 
     /// A recorded base: `meta.json` (the metadata response) and `{Table name}.json` (an
-    /// array of records) per table.
+    /// array of records) per table. Each attachment in the records is served as
+    /// [`file_bytes`] of its `size`.
     pub fn from_dir(dir: &Path, base: &str, token: &str) -> anyhow::Result<FakeConfig> {
         let read = |p: &Path| -> anyhow::Result<Json> {
             let text = std::fs::read_to_string(p)
@@ -146,6 +171,26 @@ impl FakeConfig {
                 .as_array()
                 .cloned()
                 .ok_or_else(|| anyhow::anyhow!("{name}.json is not an array of records"))?;
+            for r in &records {
+                for v in r
+                    .get("fields")
+                    .and_then(Json::as_object)
+                    .into_iter()
+                    .flat_map(|f| f.values())
+                {
+                    for a in v.as_array().into_iter().flatten() {
+                        if let Some(id) = a.get("id").and_then(Json::as_str)
+                            && id.starts_with("att")
+                            && a.get("url").is_some()
+                        {
+                            let size = a.get("size").and_then(Json::as_u64).unwrap_or(1024);
+                            config
+                                .attachments
+                                .insert(id.to_string(), file_bytes(id, size as usize));
+                        }
+                    }
+                }
+            }
             config = config.with_table(t.clone(), records);
         }
         Ok(config)
@@ -245,6 +290,24 @@ pub fn synthetic(table: &str, n: usize) -> (Json, Vec<Json>) {
     (meta, records)
 }
 
+/// The bytes the fake serves for a recorded attachment: `size` bytes derived from its id
+/// (the recording keeps the records, not the files).
+pub fn file_bytes(id: &str, size: usize) -> Vec<u8> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (0..size)
+        .map(|_| {
+            h ^= h << 13;
+            h ^= h >> 7;
+            h ^= h << 17;
+            (h >> 24) as u8
+        })
+        .collect()
+}
+
 /// A 17-character Airtable-style id (`prefix` + 14 letters/digits) derived from a seed.
 pub fn fake_id(prefix: &str, seed: &str, n: u64) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -272,7 +335,7 @@ pub struct FakeStats {
     pub rate_limited: u64,
     /// The most requests that arrived within any rolling second.
     pub max_per_second: u32,
-    /// List-records requests answered 200.
+    /// List-records requests answered 200 (and webhook payload pages).
     pub pages: u64,
     /// Requests answered with an injected fault (503, 422 expiry, malformed, dropped).
     pub faults: u64,
@@ -288,6 +351,13 @@ pub struct FakeStats {
     pub huge_body_sent: u64,
     /// The endless body ended: the client hung up, or all of it was sent.
     pub huge_body_ended: bool,
+    /// Attachment downloads answered with the file.
+    pub downloads: u64,
+    /// Attachment downloads refused because their URL had expired.
+    pub expired_downloads: u64,
+    /// Attachment downloads that carried an Authorization header (the token has no
+    /// business there).
+    pub downloads_with_token: u64,
 }
 
 struct State {
@@ -295,14 +365,22 @@ struct State {
     stats: FakeStats,
     window: VecDeque<Instant>,
     locked_until: Option<Instant>,
-    /// Live iterators: id → (table id, next index).
-    iterators: HashMap<String, (String, usize)>,
+    /// Live iterators: id → (table id, next index, when it was handed out).
+    iterators: HashMap<String, (String, usize, Instant)>,
+    fatal_done: bool,
     next_iterator: u64,
     burst_left: u32,
     html_left: VecDeque<u16>,
     expired_done: bool,
     repeats_done: u32,
     rng: u64,
+    /// Webhooks by id, each with every payload it collected (cursor n is payloads[n - 1]).
+    webhooks: Vec<(String, Vec<Json>)>,
+    transaction: u64,
+    /// When the server started: download URLs carry their issue time relative to it.
+    started: Instant,
+    /// `http://127.0.0.1:PORT`, for the download URLs it hands out.
+    url: String,
 }
 
 /// A running fake server; stops when dropped.
@@ -330,8 +408,13 @@ impl FakeAirtable {
             burst_left: 0,
             html_left: VecDeque::new(),
             expired_done: false,
+            fatal_done: false,
             repeats_done: 0,
             rng: 0x2545_F491_4F6C_DD1D,
+            webhooks: Vec::new(),
+            transaction: 1,
+            started: Instant::now(),
+            url: format!("http://{addr}"),
         }));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
@@ -384,6 +467,61 @@ impl FakeAirtable {
 
     pub fn stats(&self) -> FakeStats {
         self.lock().stats
+    }
+
+    /// Change fields of record `rec` of table `table_id` (`null` clears one), as a user
+    /// editing the base would; every webhook gets the change as a payload.
+    pub fn change_record(&self, table_id: &str, rec: &str, fields: Json) {
+        let mut st = self.lock();
+        let mut ids = HashMap::new();
+        if let Some(r) = st
+            .config
+            .records
+            .get_mut(table_id)
+            .and_then(|rs| rs.iter_mut().find(|r| r["id"] == rec))
+            && let (Some(f), Some(new)) = (r["fields"].as_object_mut(), fields.as_object())
+        {
+            for (k, v) in new {
+                if v.is_null() {
+                    f.remove(k);
+                } else {
+                    f.insert(k.clone(), v.clone());
+                }
+                ids.insert(k.clone(), v.clone());
+            }
+        }
+        let by_id = field_ids(&st.config, table_id, &ids);
+        let change =
+            json!({"changedRecordsById": {rec: {"current": {"cellValuesByFieldId": by_id}}}});
+        push_payload(&mut st, table_id, change);
+    }
+
+    /// Add a record (`{"id","createdTime","fields"}`) to table `table_id`.
+    pub fn create_record(&self, table_id: &str, record: Json) {
+        let mut st = self.lock();
+        let id = record["id"].as_str().unwrap_or_default().to_string();
+        let fields: HashMap<String, Json> = record["fields"]
+            .as_object()
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let by_id = field_ids(&st.config, table_id, &fields);
+        let change = json!({"createdRecordsById": {id: {
+            "createdTime": record["createdTime"], "cellValuesByFieldId": by_id}}});
+        st.config
+            .records
+            .entry(table_id.to_string())
+            .or_default()
+            .push(record);
+        push_payload(&mut st, table_id, change);
+    }
+
+    /// Delete record `rec` of table `table_id`.
+    pub fn delete_record(&self, table_id: &str, rec: &str) {
+        let mut st = self.lock();
+        if let Some(rs) = st.config.records.get_mut(table_id) {
+            rs.retain(|r| r["id"] != rec);
+        }
+        push_payload(&mut st, table_id, json!({"destroyedRecordIds": [rec]}));
     }
 
     /// Change the configuration (faults, lock, latency…) while running.
@@ -444,6 +582,13 @@ fn handle(st: &mut State, method: &str, target: &str, auth: Option<&str>, body: 
         Some((p, q)) => (p, q),
         None => (target, ""),
     };
+    // Attachment downloads are another host's (airtableusercontent.com): no token, no
+    // base rate limit.
+    if let Some(rest) = path.strip_prefix("/dl/") {
+        st.stats.requests -= 1;
+        st.window.pop_back();
+        return download(st, rest, auth.is_some());
+    }
     let segments: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
@@ -500,6 +645,17 @@ fn handle(st: &mut State, method: &str, target: &str, auth: Option<&str>, body: 
                 );
             }
             Reply::Json(200, json!({"tables": st.config.tables}), None)
+        }
+        (_, ["v0", "bases", base, "webhooks", rest @ ..]) => {
+            if *base != st.config.base {
+                return err(
+                    403,
+                    "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND",
+                    "Invalid permissions, or the requested model was not found.",
+                );
+            }
+            let rest: Vec<&str> = rest.to_vec();
+            webhooks(st, method, &rest, query)
         }
         ("GET", ["v0", base, table]) | ("POST", ["v0", base, table, "listRecords"]) => {
             if *base != st.config.base {
@@ -635,6 +791,137 @@ fn rename_field(config: &mut FakeConfig, table: &str, field_id: &str, to: &str) 
     }
 }
 
+/// Field values by field id, as webhook payloads give them.
+fn field_ids(config: &FakeConfig, table_id: &str, fields: &HashMap<String, Json>) -> Json {
+    let meta = config.tables.iter().find(|t| t["id"] == table_id);
+    let mut out = serde_json::Map::new();
+    for (name, v) in fields {
+        let id = meta
+            .and_then(|m| m["fields"].as_array())
+            .and_then(|fs| fs.iter().find(|f| f["name"] == name.as_str()))
+            .and_then(|f| f["id"].as_str())
+            .unwrap_or(name);
+        out.insert(id.to_string(), v.clone());
+    }
+    Json::Object(out)
+}
+
+/// One payload (one transaction touching `table_id`) for every webhook, in the documented
+/// shape (https://airtable.com/developers/web/api/model/webhooks-payload).
+fn push_payload(st: &mut State, table_id: &str, change: Json) {
+    st.transaction += 1;
+    let payload = json!({
+        "timestamp": "2024-05-01T10:00:00.000Z",
+        "baseTransactionNumber": st.transaction,
+        "actionMetadata": {"source": "client", "sourceMetadata": {}},
+        "payloadFormat": "v0",
+        "changedTablesById": {table_id: change},
+    });
+    for (_, payloads) in &mut st.webhooks {
+        payloads.push(payload.clone());
+    }
+}
+
+/// The webhooks API (https://airtable.com/developers/web/api/webhooks-overview): create a
+/// webhook (no notificationUrl: polled), list its payloads from a cursor (at most 50 a
+/// page), refresh it.
+fn webhooks(st: &mut State, method: &str, rest: &[&str], query: &str) -> Reply {
+    match (method, rest) {
+        ("POST", []) => {
+            let id = fake_id("ach", &st.config.base, st.webhooks.len() as u64);
+            st.webhooks.push((id.clone(), Vec::new()));
+            Reply::Json(
+                200,
+                json!({"id": id, "macSecretBase64": "c2VjcmV0", "expirationTime": "2024-05-08T10:00:00.000Z"}),
+                None,
+            )
+        }
+        ("POST", [id, "refresh"]) if st.webhooks.iter().any(|(w, _)| w == id) => Reply::Json(
+            200,
+            json!({"expirationTime": "2024-05-08T10:00:00.000Z"}),
+            None,
+        ),
+        ("GET", [id, "payloads"]) => {
+            let Some((_, payloads)) = st.webhooks.iter().find(|(w, _)| w == id) else {
+                return err(404, "NOT_FOUND", "Could not find webhook");
+            };
+            let mut cursor = 1usize;
+            let mut limit = 50usize;
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                match k {
+                    "cursor" => cursor = v.parse().unwrap_or(1),
+                    "limit" => limit = v.parse().unwrap_or(50).clamp(1, 50),
+                    _ => {}
+                }
+            }
+            let start = cursor.max(1) - 1;
+            let page: Vec<Json> = payloads.iter().skip(start).take(limit).cloned().collect();
+            let next = start + page.len() + 1;
+            st.stats.pages += 1;
+            Reply::Json(
+                200,
+                json!({"payloads": page, "cursor": next, "mightHaveMore": next <= payloads.len()}),
+                None,
+            )
+        }
+        _ => err(404, "NOT_FOUND", "Could not find webhook"),
+    }
+}
+
+/// `/dl/{issued ms}/{att id}/{file name}`: the file while the URL is fresh, else 403.
+fn download(st: &mut State, rest: &str, with_token: bool) -> Reply {
+    if with_token {
+        st.stats.downloads_with_token += 1;
+    }
+    let mut parts = rest.splitn(3, '/');
+    let issued: Option<u64> = parts.next().and_then(|t| t.parse().ok());
+    let id = parts.next().unwrap_or_default();
+    let gone = st.config.faults.missing_downloads.iter().any(|m| m == id);
+    let (Some(issued), Some(bytes), false) = (issued, st.config.attachments.get(id), gone) else {
+        return Reply::Html(404, "<Error><Code>NoSuchKey</Code></Error>".to_string());
+    };
+    let age = (st.started.elapsed().as_millis() as u64).saturating_sub(issued);
+    if age > st.config.attachment_ttl.as_millis() as u64 {
+        st.stats.expired_downloads += 1;
+        return Reply::Html(
+            403,
+            "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+                .to_string(),
+        );
+    }
+    st.stats.downloads += 1;
+    Reply::Raw(200, bytes.clone())
+}
+
+/// A cell value as served: attachments the fake holds get a fresh download URL.
+fn with_fresh_urls(st: &State, v: &Json) -> Json {
+    let Some(items) = v.as_array() else {
+        return v.clone();
+    };
+    let now = st.started.elapsed().as_millis();
+    Json::Array(
+        items
+            .iter()
+            .map(|a| {
+                let mut a = a.clone();
+                let id = a.get("id").and_then(Json::as_str).map(str::to_string);
+                if let Some(id) = id
+                    && st.config.attachments.contains_key(&id)
+                {
+                    let name = a
+                        .get("filename")
+                        .and_then(Json::as_str)
+                        .unwrap_or("file")
+                        .replace(['/', '?', '#', '%', ' '], "_");
+                    a["url"] = json!(format!("{}/dl/{now}/{id}/{name}", st.url));
+                }
+                a
+            })
+            .collect(),
+    )
+}
+
 fn list(st: &mut State, n: u64, table: &str, params: Params) -> Reply {
     let Some(meta) = st
         .config
@@ -758,8 +1045,17 @@ fn list(st: &mut State, n: u64, table: &str, params: Params) -> Reply {
         None => 0,
         Some(o) => {
             let itr = o.split('/').next().unwrap_or_default();
+            let ttl = st.config.faults.iterator_ttl;
             match st.iterators.get(itr) {
-                Some((t, i)) if *t == table_id => *i,
+                Some((t, _, at)) if *t == table_id && ttl.is_some_and(|d| at.elapsed() > d) => {
+                    st.stats.faults += 1;
+                    return err(
+                        422,
+                        "LIST_RECORDS_ITERATOR_NOT_AVAILABLE",
+                        "The iterator is not available. Restart the listing from the first page.",
+                    );
+                }
+                Some((t, i, _)) if *t == table_id => *i,
                 _ => {
                     return err(
                         422,
@@ -789,6 +1085,15 @@ fn list(st: &mut State, n: u64, table: &str, params: Params) -> Reply {
             "LIST_RECORDS_ITERATOR_NOT_AVAILABLE",
             "The iterator is not available. Restart the listing from the first page.",
         );
+    }
+    if let Some((ref t, k)) = faults.fatal_at_page
+        && !st.fatal_done
+        && *t == table_name
+        && page_number == k
+    {
+        st.fatal_done = true;
+        st.stats.faults += 1;
+        return err(401, "AUTHENTICATION_REQUIRED", "Authentication required");
     }
     if let Some((at, count)) = faults.burst_503
         && n == at
@@ -881,7 +1186,7 @@ fn list(st: &mut State, n: u64, table: &str, params: Params) -> Reply {
                     continue;
                 }
                 let key = if by_field_id { id_of(k) } else { k.clone() };
-                f.insert(key, v.clone());
+                f.insert(key, with_fresh_urls(st, v));
             }
         }
         out.insert("fields".to_string(), Json::Object(f));
@@ -899,7 +1204,8 @@ fn list(st: &mut State, n: u64, table: &str, params: Params) -> Reply {
     } else if end < limit {
         let itr = format!("itr{:014}", st.next_iterator);
         st.next_iterator += 1;
-        st.iterators.insert(itr.clone(), (table_id.clone(), end));
+        st.iterators
+            .insert(itr.clone(), (table_id.clone(), end, Instant::now()));
         body["offset"] = json!(format!("{itr}/{next_id}"));
     }
     st.stats.pages += 1;

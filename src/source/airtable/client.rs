@@ -334,13 +334,34 @@ impl Client {
         query: &[(&str, &str)],
         what: &str,
     ) -> Result<Json, CallError> {
+        self.request(path, query, None, what).await
+    }
+
+    /// POST `body` (JSON) to `{api}{path}`, paced and retried as [`Client::get`] (the
+    /// webhooks API, `delta`).
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        body: &Json,
+        what: &str,
+    ) -> Result<Json, CallError> {
+        self.request(path, &[], Some(body), what).await
+    }
+
+    async fn request(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Json>,
+        what: &str,
+    ) -> Result<Json, CallError> {
         let url = format!("{}{}", self.api, path);
         let mut rate_tries = 0u32;
         let mut fail_tries = 0u32;
         loop {
             let turn = self.wait_turn().await.map_err(CallError::Fatal)?;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
-            let sent = self.once(&url, query).await;
+            let sent = self.once(&url, query, body).await;
             self.settle(&turn, matches!(sent, Sent::Answer(200, _, _)))
                 .map_err(CallError::Fatal)?;
             let transient: String = match sent {
@@ -406,10 +427,12 @@ impl Client {
     }
 
     /// One request, its body read up to the bound.
-    async fn once(&self, url: &str, query: &[(&str, &str)]) -> Sent {
-        let mut resp = match self
-            .http
-            .get(url)
+    async fn once(&self, url: &str, query: &[(&str, &str)], body: Option<&Json>) -> Sent {
+        let req = match body {
+            None => self.http.get(url),
+            Some(b) => self.http.post(url).json(b),
+        };
+        let mut resp = match req
             .bearer_auth(self.token.secret())
             .query(query)
             .send()
@@ -631,7 +654,7 @@ fn describe_failure(what: &str, status: u16, body: &Json) -> String {
 }
 
 /// rustls with the ring provider (the one the PostgreSQL side uses) and the Mozilla roots.
-fn tls_config() -> anyhow::Result<rustls::ClientConfig> {
+pub(super) fn tls_config() -> anyhow::Result<rustls::ClientConfig> {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),

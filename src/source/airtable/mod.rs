@@ -12,7 +12,10 @@
 //! The source is used from a blocking thread; it owns a small tokio runtime and waits on it
 //! with a plain channel, so it works whether or not the caller is inside another runtime.
 
+mod attachments;
 pub(crate) mod client;
+pub(crate) mod delta;
+mod journal;
 pub(crate) mod meta;
 mod pace;
 pub(crate) mod ranges;
@@ -50,8 +53,12 @@ pub struct AirtableSource {
     client: Arc<Client>,
     runtime: Option<tokio::runtime::Runtime>,
     spool: Spool,
+    /// Pages fetched, kept for a re-run until a run succeeds (`None`: another run holds it).
+    journal: Option<Arc<journal::Journal>>,
     /// Per table name: what was extracted.
     tables: HashMap<String, Extracted>,
+    /// The webhook recording changes for the snapshot being written (`track_changes`).
+    feed: Option<crate::source::snapshot::ChangeFeed>,
     stats: Stats,
 }
 
@@ -93,7 +100,9 @@ impl AirtableSource {
             client,
             runtime: Some(runtime),
             spool,
+            journal: None,
             tables: HashMap::new(),
+            feed: None,
             stats: Stats::default(),
         };
         let c = source.client.clone();
@@ -112,6 +121,7 @@ impl AirtableSource {
             })?;
         source.schema = BaseSchema::parse(&json, &format!("Airtable base {base}"))?;
         source.meta_json = serde_json::to_string_pretty(&json).unwrap_or_default();
+        source.journal = journal::open_or_note(source.client.api(), base, &source.meta_json);
         Ok(source)
     }
 
@@ -226,13 +236,15 @@ impl AirtableSource {
         let client = self.client.clone();
         let max_restarts = self.client.max_restarts();
         let tasks = planned.clone();
+        let journal = self.journal.clone();
         let results = self.block_on(async move {
             let handles: Vec<_> = tasks
                 .into_iter()
                 .map(|(t, fields, file)| {
                     let client = client.clone();
+                    let journal = journal.clone();
                     tokio::spawn(async move {
-                        extract_table(client, t, fields, file, max_restarts).await
+                        extract_table(client, t, fields, file, max_restarts, journal).await
                     })
                 })
                 .collect();
@@ -303,6 +315,39 @@ impl AirtableSource {
     }
 }
 
+impl AirtableSource {
+    /// The attachments of `records` (of `table`, fields by id), fetched into `store` unless
+    /// `have` holds them (`delta`: the records changed since a snapshot).
+    pub(crate) fn attachments_of(
+        &mut self,
+        table: &str,
+        records: Vec<Json>,
+        store: &Arc<crate::source::snapshot::attachments::Store>,
+        have: &Arc<HashMap<String, crate::source::snapshot::AttachmentEntry>>,
+    ) -> anyhow::Result<Vec<crate::source::snapshot::AttachmentEntry>> {
+        let t = self.table_schema(table)?.clone();
+        let fields: Vec<(String, String)> = t
+            .fields
+            .iter()
+            .filter(|f| f.field_type == "multipleAttachments")
+            .map(|f| (f.id.clone(), f.name.clone()))
+            .collect();
+        if fields.is_empty() || records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let job = attachments::Job {
+            client: self.client.clone(),
+            table_id: t.id.clone(),
+            table_name: t.name.clone(),
+            fields,
+            files: Vec::new(),
+            store: store.clone(),
+            have: have.clone(),
+        };
+        self.block_on(attachments::fetch(job, Some(records)))?
+    }
+}
+
 impl Drop for AirtableSource {
     fn drop(&mut self) {
         if let Some(rt) = self.runtime.take() {
@@ -319,16 +364,30 @@ async fn extract_table(
     fields: Vec<String>,
     file: PathBuf,
     max_restarts: u32,
+    journal: Option<Arc<journal::Journal>>,
 ) -> anyhow::Result<(u64, Vec<PathBuf>)> {
-    let split = ranges::split(client.parallelism());
+    // A table resumed from the journal is split as it was then.
+    let tj = journal::for_table(journal.as_deref(), &client, &table, &fields)?;
+    let split = ranges::split(tj.as_ref().map_or(client.parallelism(), |t| t.ranges));
     let of = split.len();
     let mut set = tokio::task::JoinSet::new();
     for (i, range) in split.into_iter().enumerate() {
         let (client, table, fields, file) =
             (client.clone(), table.clone(), fields.clone(), file.clone());
+        let rj = tj.as_ref().map(|t| t.range(i)).transpose()?;
         set.spawn(async move {
             let label = (of > 1).then(|| format!("range {} of {of}", i + 1));
-            page_range(&client, &table, &fields, &file, range, label, max_restarts).await
+            page_range(
+                &client,
+                &table,
+                &fields,
+                &file,
+                range,
+                label,
+                max_restarts,
+                rj,
+            )
+            .await
         });
     }
     let mut count = 0;
@@ -358,7 +417,8 @@ async fn extract_table(
 }
 
 /// Page through one range of a table (the whole table when it has no formula) into its
-/// class files; returns the record count and the classes written.
+/// class files, resuming from its journal; returns the record count and the classes written.
+#[allow(clippy::too_many_arguments)]
 async fn page_range(
     client: &Client,
     table: &TableSchema,
@@ -367,6 +427,7 @@ async fn page_range(
     range: ranges::Range,
     label: Option<String>,
     max_restarts: u32,
+    journal: Option<journal::RangeJournal>,
 ) -> anyhow::Result<(u64, Vec<usize>)> {
     let path = format!("/v0/{}/{}", client.base, table.id);
     // Fields are asked for and answered by their ids (`returnFieldsByFieldId`), which a
@@ -386,6 +447,9 @@ async fn page_range(
         if restarts > 0 {
             // The records of the expired listing: this pass writes them again.
             out.reset();
+            if let Some(j) = &journal {
+                j.clear();
+            }
         }
         let mut count = 0u64;
         let mut offset: Option<String> = None;
@@ -394,6 +458,23 @@ async fn page_range(
         let mut seen: HashSet<String> = HashSet::new();
         let mut empty_pages = 0u32;
         let mut page = 0u64;
+        // The pages a run before this one fetched, written again from the journal.
+        let mut resumed_at = None;
+        if let Some(j) = &journal {
+            let r = journal::replay(j, &mut out)?;
+            if r.pages > 0 {
+                count = r.records;
+                page = r.pages;
+                seen.extend(r.offsets);
+                match r.next {
+                    None => return Ok((count, out.finish()?)),
+                    Some(next) => {
+                        resumed_at = Some(page + 1);
+                        offset = Some(next);
+                    }
+                }
+            }
+        }
         loop {
             page += 1;
             let what = match &label {
@@ -432,7 +513,17 @@ async fn page_range(
                     }
                     continue 'table;
                 }
-                Err(CallError::Fatal(e)) => return Err(e),
+                Err(CallError::Fatal(e)) => {
+                    if resumed_at == Some(page)
+                        && format!("{e:#}").contains("INVALID_OFFSET_VALUE")
+                        && let Some(j) = &journal
+                    {
+                        // The kept offset was refused as unknown (not as expired): the next
+                        // run starts this listing afresh.
+                        j.clear();
+                    }
+                    return Err(e);
+                }
             };
             client.counters.pages.fetch_add(1, Ordering::Relaxed);
             let (records, next) = validate_page(&body).map_err(|why| {
@@ -440,6 +531,7 @@ async fn page_range(
                     "{what}: the response is not a list of records as documented: {why}"
                 ))
             })?;
+            let mut kept = Vec::new();
             for r in records {
                 let id = r.get("id").and_then(Json::as_str).unwrap_or_default();
                 let line = serde_json::to_vec(r)
@@ -450,7 +542,15 @@ async fn page_range(
                         formula.as_deref().unwrap_or("none")
                     ))
                 })?;
+                if journal.is_some() {
+                    kept.extend_from_slice(&line);
+                    kept.push(b'\n');
+                }
                 count += 1;
+            }
+            if let Some(j) = &journal {
+                j.save(page, &kept, records.len() as u64, next.as_deref())
+                    .map_err(|e| anyhow::anyhow!("{what}: {e:#}"))?;
             }
             let Some(next) = next else { break };
             empty_pages = if records.is_empty() {
@@ -592,6 +692,55 @@ impl Source for AirtableSource {
             );
         }
         Ok(())
+    }
+
+    fn attachments(
+        &mut self,
+        tables: &[String],
+        store: &Arc<crate::source::snapshot::attachments::Store>,
+        have: &Arc<HashMap<String, crate::source::snapshot::AttachmentEntry>>,
+    ) -> anyhow::Result<Vec<crate::source::snapshot::AttachmentEntry>> {
+        let mut out = Vec::new();
+        for name in tables {
+            let t = self.table_schema(name)?.clone();
+            let fields: Vec<(String, String)> = t
+                .fields
+                .iter()
+                .filter(|f| f.field_type == "multipleAttachments")
+                .map(|f| (f.id.clone(), f.name.clone()))
+                .collect();
+            if fields.is_empty() {
+                continue;
+            }
+            let names: Vec<String> = fields.iter().map(|(_, n)| n.clone()).collect();
+            let files = self.ensure(name, &names)?.files.clone();
+            let job = attachments::Job {
+                client: self.client.clone(),
+                table_id: t.id.clone(),
+                table_name: t.name.clone(),
+                fields,
+                files,
+                store: store.clone(),
+                have: have.clone(),
+            };
+            out.extend(self.block_on(attachments::fetch(job, None))??);
+        }
+        Ok(out)
+    }
+
+    fn track_changes(&mut self) -> anyhow::Result<()> {
+        self.feed = Some(self.create_change_feed()?);
+        Ok(())
+    }
+
+    fn change_feed(&self) -> Option<crate::source::snapshot::ChangeFeed> {
+        self.feed.clone()
+    }
+
+    fn finished(&mut self) {
+        if let Some(j) = self.journal.take() {
+            j.remove();
+        }
     }
 
     fn count(&self, table: &str) -> anyhow::Result<u64> {

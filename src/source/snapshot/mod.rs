@@ -7,6 +7,7 @@
 //! `format` is the cell encoding that makes the round trip lossless. The manifest defined
 //! here ties them together; README.md, "Snapshots", documents the format.
 
+pub(crate) mod attachments;
 pub(crate) mod format;
 pub(crate) mod reader;
 pub(crate) mod writer;
@@ -36,6 +37,30 @@ pub struct Manifest {
     /// Files kept beside the tables, such as Airtable's metadata (`airtable-meta.json`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra: Vec<ExtraEntry>,
+    /// Attachment files kept in the snapshot (see [`attachments`]), by attachment id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentEntry>,
+    /// The Airtable webhook that records changes since this snapshot (`export
+    /// --track-changes`), for `export --refresh`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub airtable_changes: Option<ChangeFeed>,
+}
+
+/// An Airtable webhook and the cursor of the first payload not yet applied to the snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeFeed {
+    pub webhook: String,
+    pub cursor: u64,
+}
+
+/// An attachment file in the snapshot: the attachment's id (`att…`), its file
+/// (`attachments/sha256/ab/cdef…`), SHA-256 and size in bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttachmentEntry {
+    pub id: String,
+    pub file: String,
+    pub sha256: String,
+    pub size: u64,
 }
 
 /// A file beside the tables: its name and SHA-256.

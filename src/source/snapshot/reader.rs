@@ -12,6 +12,7 @@
 //! `/dev/zero`, which never ends) and never a FIFO or a device (opening a FIFO blocks until
 //! someone writes to it).
 
+use super::attachments::{self, Keep, Kept};
 use super::format::{self, Cell, ColumnType};
 use super::{FORMAT, FORMAT_VERSION, HashReader, MANIFEST, Manifest, TableEntry};
 use crate::error::unavailable;
@@ -26,6 +27,10 @@ use std::path::{Path, PathBuf};
 pub struct SnapshotSource {
     dir: PathBuf,
     manifest: Manifest,
+    /// The attachment files by attachment id.
+    attachments: std::collections::HashMap<String, super::AttachmentEntry>,
+    /// (table, field) → what the mapping keeps of its attachments.
+    keep: std::collections::HashMap<(String, String), Keep>,
 }
 
 /// What to do about a damaged snapshot, appended to every such error.
@@ -88,10 +93,13 @@ impl SnapshotSource {
                 path.display()
             ))
         })?;
-        let source = SnapshotSource {
+        let mut source = SnapshotSource {
             dir: dir.to_path_buf(),
             manifest,
+            attachments: std::collections::HashMap::new(),
+            keep: std::collections::HashMap::new(),
         };
+        source.check_attachments()?;
         let mut names = std::collections::HashSet::new();
         for t in &source.manifest.tables {
             if !super::safe_file_name(&t.file) || !names.insert(t.file.as_str()) {
@@ -138,6 +146,68 @@ impl SnapshotSource {
         Ok(source)
     }
 
+    /// Every attachment file the manifest lists: named by its checksum, reached without a
+    /// link, a regular file of its size and SHA-256.
+    fn check_attachments(&mut self) -> anyhow::Result<()> {
+        let manifest = self.dir.join(MANIFEST);
+        for a in &self.manifest.attachments {
+            if !attachments::is_file_name(&a.file, &a.sha256) {
+                return Err(unavailable(format!(
+                    "{}: attachment {} names file `{}`, which is not its checksum's file in the \
+                     snapshot; {REMEDY}",
+                    manifest.display(),
+                    a.id,
+                    a.file
+                )));
+            }
+            let path = self.dir.join(&a.file);
+            // The directories on the way must be directories, not links.
+            let mut at = self.dir.clone();
+            let parts: Vec<_> = Path::new(&a.file).components().collect();
+            for part in &parts[..parts.len().saturating_sub(1)] {
+                at.push(part);
+                if !std::fs::symlink_metadata(&at).is_ok_and(|m| m.is_dir()) {
+                    return Err(unavailable(format!(
+                        "{}: not a directory of the snapshot (missing, or a link); {REMEDY}",
+                        at.display()
+                    )));
+                }
+            }
+            let f = open_regular(&path).map_err(|why| {
+                unavailable(format!(
+                    "attachment file {} (attachment {}) {}; {REMEDY}",
+                    path.display(),
+                    a.id,
+                    why.describe()
+                ))
+            })?;
+            let mut hashing = HashReader {
+                inner: f,
+                hash: Sha256::new(),
+            };
+            let size = std::io::copy(&mut hashing, &mut std::io::sink())
+                .map_err(|e| unavailable(format!("cannot read {}: {e}", path.display())))?;
+            if size != a.size || super::hex_digest(hashing.hash) != a.sha256 {
+                return Err(unavailable(format!(
+                    "attachment file {} (attachment {}) does not match the manifest's size and \
+                     SHA-256; {REMEDY}",
+                    path.display(),
+                    a.id
+                )));
+            }
+            self.attachments.insert(a.id.clone(), a.clone());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn entry(&self, table: &str) -> anyhow::Result<&TableEntry> {
         self.manifest
             .tables
@@ -172,7 +242,8 @@ impl SnapshotSource {
             )));
         }
         let all: Vec<usize> = (0..t.columns.len()).collect();
-        self.read(t, &all, &mut |_| Ok(())).map(|_| ())
+        let none = vec![None; all.len()];
+        self.read(t, &all, &none, &mut |_| Ok(())).map(|_| ())
     }
 
     fn open_file(&self, t: &TableEntry, path: &Path) -> anyhow::Result<File> {
@@ -191,6 +262,7 @@ impl SnapshotSource {
         &self,
         t: &TableEntry,
         cols: &[usize],
+        keep: &[Option<&Keep>],
         each: &mut dyn FnMut(&dyn Record) -> anyhow::Result<()>,
     ) -> anyhow::Result<u64> {
         let path = self.dir.join(&t.file);
@@ -238,15 +310,33 @@ impl SnapshotSource {
                     )));
                 }
                 let mut cells = Vec::with_capacity(cols.len());
-                for &c in cols {
+                for (i, &c) in cols.iter().enumerate() {
                     let ty = t.columns.get(c).map_or(ColumnType::Text, |c| c.ty);
                     let raw = rec.get(c).unwrap_or_default();
-                    let cell = format::decode(raw, ty).map_err(|why| {
-                        damaged(format!(
-                            "data row {n}, column `{}`: {why}",
-                            t.columns.get(c).map_or("?", |c| c.name.as_str())
-                        ))
-                    })?;
+                    let name = t.columns.get(c).map_or("?", |c| c.name.as_str());
+                    let cell = format::decode(raw, ty)
+                        .map_err(|why| damaged(format!("data row {n}, column `{name}`: {why}")))?;
+                    let cell = match keep.get(i).copied().flatten() {
+                        None => cell,
+                        Some(k) => {
+                            let json = match &cell {
+                                Cell::Json(j) => Some(j),
+                                _ => None,
+                            };
+                            match attachments::keep(json, k, &self.attachments, &self.dir) {
+                                Ok(Kept::Null) => Cell::Null,
+                                Ok(Kept::Strings(j)) => Cell::Json(j),
+                                Ok(Kept::Bytes(b)) => Cell::Blob(b),
+                                Err(why) => {
+                                    return Err(unavailable(format!(
+                                        "snapshot {}, table `{}`, row {n}, field `{name}`: {why}",
+                                        self.dir.display(),
+                                        t.name
+                                    )));
+                                }
+                            }
+                        }
+                    };
                     cells.push(cell);
                 }
                 each(&SnapshotRecord { cells, ordinal: n })
@@ -404,7 +494,24 @@ impl Source for SnapshotSource {
                 }
             }
         }
-        self.read(t, &cols, each)
+        let keep: Vec<Option<&Keep>> = fields
+            .iter()
+            .map(|f| self.keep.get(&(table.to_string(), f.clone())))
+            .collect();
+        self.read(t, &cols, &keep, each)
+    }
+
+    fn keep_attachments(&mut self, table: &str, field: &str, keep: &Keep) -> anyhow::Result<()> {
+        let t = self.entry(table)?;
+        if !t.columns.iter().any(|c| c.name == field) {
+            return Err(unavailable(format!(
+                "the snapshot {} has no field `{field}` in table `{table}`",
+                self.dir.display()
+            )));
+        }
+        self.keep
+            .insert((table.to_string(), field.to_string()), keep.clone());
+        Ok(())
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Options {
     pub force: bool,
     /// No progress bars or per-table notes.
     pub quiet: bool,
+    /// Keep no attachment files (their URLs stay in the cells, and expire).
+    pub no_attachments: bool,
 }
 
 /// Kind and location of a source for the manifest. A spec's text form never holds a
@@ -105,6 +107,9 @@ pub fn check_out(out: &Path, force: bool, source: &SourceInfo) -> anyhow::Result
     listed.extend(manifest.tables.iter().map(|t| t.file.as_str()));
     listed.extend(manifest.extra.iter().map(|x| x.file.as_str()));
     for (name, is_file) in &names {
+        if name == super::attachments::DIR && !manifest.attachments.is_empty() {
+            continue;
+        }
         if !listed.contains(&name.as_str()) {
             return Err(not_snapshot(format!(
                 "it holds `{name}`, which its manifest does not list"
@@ -201,6 +206,14 @@ pub fn write(
             .with_context(|| format!("exporting source table `{}`", t.name))?;
         entries.push(entry);
     }
+    let attachments = if opts.no_attachments {
+        Kept {
+            kept: Vec::new(),
+            staging: parent.join(format!(".{name}.cutover-attachments")),
+        }
+    } else {
+        keep_attachments(source, tables, &parent, &name, &tmp.path)?
+    };
     // The source's own schema description (Airtable: the metadata response), kept beside.
     let mut extra = Vec::new();
     if let Some((file, text)) = source.metadata() {
@@ -224,6 +237,8 @@ pub fn write(
         source: info.clone(),
         tables: entries,
         extra,
+        attachments: attachments.kept,
+        airtable_changes: source.change_feed(),
     };
     let path = tmp.path.join(MANIFEST);
     let io = |e: std::io::Error| unavailable(format!("writing {}: {e}", path.display()));
@@ -237,7 +252,68 @@ pub fn write(
     install(&tmp.path, out, &parent, &name)?;
     let mut tmp = tmp;
     tmp.keep = true;
+    // Every file is in the snapshot now: what a failed run would have resumed from goes.
+    let _ = std::fs::remove_dir_all(&attachments.staging);
     Ok(manifest)
+}
+
+/// The attachment files a snapshot keeps, moved into the snapshot being written, and the
+/// private directory beside `--out` where they were downloaded (`.NAME.cutover-attachments`,
+/// kept when the export fails, so the next run fetches only the files it lacks).
+struct Kept {
+    kept: Vec<super::AttachmentEntry>,
+    staging: PathBuf,
+}
+
+fn keep_attachments(
+    source: &mut dyn Source,
+    tables: &[SourceTable],
+    parent: &Path,
+    name: &str,
+    tmp: &Path,
+) -> anyhow::Result<Kept> {
+    use super::attachments::{Store, install};
+    let staging = parent.join(format!(".{name}.cutover-attachments"));
+    match files::create_dir(&staging) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let m = std::fs::symlink_metadata(&staging)
+                .map_err(|e| unavailable(format!("{}: {e}", staging.display())))?;
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let me = unsafe { libc::geteuid() };
+            if !m.is_dir() || m.uid() != me || m.permissions().mode() & 0o077 != 0 {
+                return Err(unavailable(format!(
+                    "{} is not a private directory of this user (a link, another user's, or \
+                     open to others); cutover downloads attachments there: remove it",
+                    staging.display()
+                )));
+            }
+        }
+        Err(e) => {
+            return Err(unavailable(format!(
+                "cannot create {} for the attachments: {e}",
+                staging.display()
+            )));
+        }
+    }
+    let (store, have) = Store::open(&staging);
+    let store = std::sync::Arc::new(store);
+    let names: Vec<String> = tables.iter().map(|t| t.name.clone()).collect();
+    let mut kept = source.attachments(&names, &store, &std::sync::Arc::new(have))?;
+    kept.sort_by(|a, b| a.id.cmp(&b.id));
+    kept.dedup_by(|a, b| a.id == b.id);
+    store.finish();
+    install(&store, &kept, tmp).map_err(|e| {
+        unavailable(format!(
+            "cannot move the attachments from {} into the snapshot: {e}",
+            staging.display()
+        ))
+    })?;
+    if kept.is_empty() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    Ok(Kept { kept, staging })
 }
 
 /// Make a directory's entries (new files, renames) durable.
@@ -479,13 +555,19 @@ mod tests {
                 source: info.clone(),
                 tables: Vec::new(),
                 extra: Vec::new(),
+                attachments: Vec::new(),
+                airtable_changes: None,
             })
             .unwrap();
             if force {
                 std::fs::create_dir_all(&out).unwrap();
                 std::fs::write(out.join(MANIFEST), &old).unwrap();
             }
-            let opts = Options { force, quiet: true };
+            let opts = Options {
+                force,
+                quiet: true,
+                no_attachments: false,
+            };
             let err = write(&mut Failing, &info, &tables, &out, opts).unwrap_err();
             let text = format!("{err:#}");
             assert!(

@@ -59,6 +59,12 @@ struct Args {
     /// processes on one base, one big table at high latency.
     #[arg(long)]
     only_airtable: bool,
+    /// Records in the base of the delta refresh scenario (run with --only-airtable).
+    #[arg(long, default_value_t = 100_000)]
+    refresh_records: usize,
+    /// With --only-airtable: the delta refresh scenario alone.
+    #[arg(long, requires = "only_airtable")]
+    only_refresh: bool,
     /// Kill a contender that takes longer than this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
@@ -77,6 +83,17 @@ struct Args {
 fn only_airtable(cutover: &Path, dir: &Path, args: &Args) -> Result<()> {
     use bench::airtable::{Scenario, measure_scenario};
     let mut all = Vec::new();
+    let timeout = Duration::from_secs(args.timeout);
+    eprintln!("Airtable: delta refresh ...");
+    let r = bench::delta::measure_refresh(cutover, dir, args.refresh_records, timeout)?;
+    println!("{}", r.line());
+    std::fs::write(
+        dir.join("airtable-refresh.json"),
+        serde_json::to_vec_pretty(&r)?,
+    )?;
+    if args.only_refresh {
+        return Ok(());
+    }
     for s in Scenario::ALL {
         let records = match s {
             Scenario::BigTable => 30_000,

@@ -3,6 +3,7 @@
 //! slow-statement lines. The contenders live in `pgloader.rs` and `floor.rs`.
 
 pub mod airtable;
+pub mod delta;
 pub mod duckdb;
 pub mod floor;
 pub mod pgloader;
