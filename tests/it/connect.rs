@@ -15,7 +15,8 @@ const PW: &str = "c0nn-Pa55w0rd";
 /// A password-authenticated superuser for TCP (roles are cluster-wide: created once).
 fn tcp_role(db: &Db) -> &'static str {
     db.sql(&format!(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'conn_tcp') THEN CREATE ROLE conn_tcp LOGIN SUPERUSER PASSWORD '{PW}'; END IF; END $$;"
+        // Tests run at once: another may create the role between the check and the CREATE.
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'conn_tcp') THEN CREATE ROLE conn_tcp LOGIN SUPERUSER PASSWORD '{PW}'; END IF; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;"
     ));
     "conn_tcp"
 }
