@@ -167,6 +167,8 @@ pub(crate) struct Base {
     /// Only the rows of source rows found changed (or without a fingerprint) were uploaded;
     /// those of the rows found unchanged (`taken` here) stay in the file.
     partly: Option<Known>,
+    /// Its rows, when they were read from the file: all of them had a fingerprint.
+    all_fingerprinted: bool,
 }
 
 impl Base {
@@ -220,7 +222,12 @@ impl Uploaded {
         if base.uploaded {
             return Ok(());
         }
-        if needed {
+        // Every recorded row was matched by an unchanged source row: none to upload.
+        let none_left = base.all_fingerprinted
+            && same
+                .as_ref()
+                .is_some_and(|k| k.taken() == k.len());
+        if needed && !none_left {
             base.partly = same;
             upload_rows(tx, table, base, path).await?;
         } else {
@@ -328,26 +335,26 @@ async fn target_keys(
     Ok(row.get(0))
 }
 
-/// The fingerprints (the last column) of the binary COPY rows at `rows` in the record file;
-/// None when there are more than `room`.
+/// The fingerprints (the last column) of the binary COPY rows at `rows` in the record file,
+/// and whether every row had one; None when there are more than `room`.
 fn fingerprints_in(
     path: &Path,
     rows: (u64, u64),
     room: usize,
-) -> std::io::Result<Option<Vec<u64>>> {
+) -> std::io::Result<Option<(Vec<u64>, bool)>> {
     let mut f = File::open(path)?;
     f.seek(SeekFrom::Start(rows.0))?;
     let mut rows = CopyRows::new(f.take(rows.1))?;
     let mut out = Vec::new();
+    let mut all = true;
     while let Some((_, fp)) = rows.next()? {
-        if let Some(fp) = fp {
-            if out.len() == room {
-                return Ok(None);
-            }
-            out.push(fp);
+        match fp {
+            Some(_) if out.len() == room => return Ok(None),
+            Some(fp) => out.push(fp),
+            None => all = false,
         }
     }
-    Ok(Some(out))
+    Ok(Some((out, all)))
 }
 
 /// Signature, flags and header-extension length of the binary COPY data cutover writes.
@@ -535,6 +542,7 @@ pub(crate) async fn upload(
             uploaded: false,
             keys_now: None,
             partly: None,
+            all_fingerprinted: false,
         };
         let mut known_rows = None;
         let skipping = section.fingerprints && skip_same.get(index) == Some(&true);
@@ -545,8 +553,12 @@ pub(crate) async fn upload(
             // are uploaded now, to tell which are still there.
             let now = target_keys(tx, table).await?;
             if section.target_keys.as_deref() == Some(now.as_str()) {
-                known_rows =
+                let read =
                     fingerprints_in(path, base.rows, room).map_err(|e| corrupt(e.to_string()))?;
+                known_rows = read.map(|(fps, all)| {
+                    base.all_fingerprinted = all;
+                    fps
+                });
             } else {
                 upload_rows(tx, table, &base, path).await?;
                 base.uploaded = true;
@@ -934,7 +946,7 @@ mod tests {
         let at = (6, rows.len() as u64);
         assert_eq!(
             fingerprints_in(&path, at, 10).unwrap(),
-            Some(vec![11, u64::MAX])
+            Some((vec![11, u64::MAX], false))
         );
         assert_eq!(
             fingerprints_in(&path, at, 1).unwrap(),

@@ -75,6 +75,11 @@ impl Known {
         self.sorted.len()
     }
 
+    /// How many were matched by a source row.
+    pub(crate) fn taken(&self) -> usize {
+        self.taken.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
     /// Whether `fp` was matched by a source row.
     pub(crate) fn is_taken(&self, fp: u64) -> bool {
         self.sorted
