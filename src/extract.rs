@@ -95,6 +95,8 @@ pub(crate) fn run(
         let entity = !table.is_junction();
         let seed = fingerprint::seed(table);
         let mut same = known.table(index).filter(|k| entity && k.len() > 0);
+        // A junction's links summed up: how many, and the wrapping sum of their fingerprints.
+        let mut links = (0u64, 0u64);
         let mut failed: Option<anyhow::Error> = None;
         let explode = table.stage.iter().position(|c| c.shape.explode);
         // What the mapping's policies changed, per stage column: of the row being encoded,
@@ -133,13 +135,13 @@ pub(crate) fn run(
                     ) {
                         Ok(identity) => {
                             seen.add(identity);
-                            if entity {
-                                let fp = fingerprint::of(seed, &out[row + ROW_PREFIX..]);
-                                Staging::set_fingerprint(out, row, fp);
-                                if same.as_mut().is_some_and(|k| k.take(fp)) {
-                                    staging.make_same(out, row);
-                                    ex.same += 1;
-                                }
+                            let fp = fingerprint::of(seed, &out[row + ROW_PREFIX..]);
+                            Staging::set_fingerprint(out, row, fp);
+                            if !entity {
+                                links = (links.0 + 1, links.1.wrapping_add(fp));
+                            } else if same.as_mut().is_some_and(|k| k.take(fp)) {
+                                staging.make_same(out, row);
+                                ex.same += 1;
                             }
                             for (a, total) in adjusted.iter_mut() {
                                 total.add(*a);
@@ -191,6 +193,9 @@ pub(crate) fn run(
                 ..a
             })
             .collect();
+        if !entity && ex.rejected == 0 && ex.skipped == 0 {
+            ex.digest = Some(links);
+        }
         ex.distinct = seen.distinct();
         ex.repeated = seen.repeated;
         drop(seen);

@@ -87,7 +87,12 @@ impl Loading<'_> {
         let mut failure = None;
         for (index, staging) in self.staging.iter().enumerate() {
             let expected = merge::expected(&self.tx, staging).await?;
-            let found = merge::loaded(&self.tx, staging, self.empty[index]).await?;
+            // A junction found as the last load left it holds what it held then: every link.
+            let found = if self.settled[index] {
+                expected
+            } else {
+                merge::loaded(&self.tx, staging, self.empty[index]).await?
+            };
             self.report.tables[index].target = found;
             if expected != found && failure.is_none() {
                 failure = Some(data(format!(

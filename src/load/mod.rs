@@ -155,6 +155,10 @@ struct Loading<'a> {
     staging: Vec<Staging<'a>>,
     /// Per table: empty when the load started, so bulk loaded.
     empty: Vec<bool>,
+    /// Per junction that left no link out: its staged links summed up, for the record.
+    digests: Vec<Option<(u64, u64)>>,
+    /// Per table: found as the last load left it, so neither resolved nor written.
+    settled: Vec<bool>,
     /// The constraints set aside for the bulk load, to rebuild before anything is deleted.
     set_aside: bulk::SetAside,
     report: Report,
@@ -247,8 +251,7 @@ async fn load(
                     &load.tx,
                     &load.staging,
                     &load.base,
-                    &load.empty,
-                    &unchanged,
+                    (&load.empty, &unchanged, &load.digests),
                     path,
                     &at.target,
                 )

@@ -16,6 +16,10 @@
 //! unchanged source row by its legacy id alone. A row whose value the application changed
 //! has none, so it is compared again on every run.
 //!
+//! A junction has no rows in the record, only a digest of its staged links and of the links
+//! the target held after the load (when no link was left out): when both are the same on a
+//! re-run, the junction is as the last load left it, and is neither resolved nor written.
+//!
 //! Layout: the line `cutover-record 2`, then a JSON header (u32 big-endian length first:
 //! the database's oid, the target), then per table a JSON section header (length-prefixed
 //! likewise: table name, its oid, its legacy column, the hashed columns, whether a
@@ -144,9 +148,13 @@ struct Section {
     /// Each row ends with the fingerprint `f` (absent in the first layout).
     #[serde(default)]
     fingerprints: bool,
-    /// The target's legacy ids ([`target_keys`]) when the record was written.
+    /// The target's legacy ids ([`target_keys`]) when the record was written; for a
+    /// junction, its links.
     #[serde(default)]
     target_keys: Option<String>,
+    /// A junction's staged links, as the convert stage summed them up (`Extracted::digest`).
+    #[serde(default)]
+    digest: Option<String>,
 }
 
 /// A table's record as uploaded for this run: the temporary table `b` is joined on, and the
@@ -194,6 +202,8 @@ impl Base {
 #[derive(Debug, Default)]
 pub(crate) struct Uploaded {
     pub(crate) bases: Vec<Option<Base>>,
+    /// Per junction: its staged links and target links as the last load left them.
+    junctions: Vec<Option<(String, String)>>,
     /// The record file they were read from.
     path: Option<PathBuf>,
 }
@@ -201,6 +211,21 @@ pub(crate) struct Uploaded {
 impl Uploaded {
     pub(crate) fn base(&self, index: usize) -> Option<&Base> {
         self.bases.get(index).and_then(Option::as_ref)
+    }
+
+    /// Whether the `index`-th table, a junction whose links were staged as `digest`, is as
+    /// the last load left it: the same links staged, and the same links in the target.
+    pub(crate) async fn junction_unchanged(
+        &self,
+        tx: &Transaction<'_>,
+        table: &crate::plan::TablePlan,
+        index: usize,
+        digest: Option<(u64, u64)>,
+    ) -> anyhow::Result<bool> {
+        let (Some(Some((was, links))), Some(now)) = (self.junctions.get(index), digest) else {
+            return Ok(false);
+        };
+        Ok(*was == digest_text(now) && *links == target_keys(tx, table).await?)
     }
 
     /// Upload the `index`-th table's recorded rows if they are still only in the file: when
@@ -223,10 +248,8 @@ impl Uploaded {
             return Ok(());
         }
         // Every recorded row was matched by an unchanged source row: none to upload.
-        let none_left = base.all_fingerprinted
-            && same
-                .as_ref()
-                .is_some_and(|k| k.taken() == k.len());
+        let none_left =
+            base.all_fingerprinted && same.as_ref().is_some_and(|k| k.taken() == k.len());
         if needed && !none_left {
             base.partly = same;
             upload_rows(tx, table, base, path).await?;
@@ -252,6 +275,11 @@ impl Base {
         ddl.push_str(") ON COMMIT DROP");
         ddl
     }
+}
+
+/// A junction's digest as the record keeps it.
+fn digest_text((links, sum): (u64, u64)) -> String {
+    format!("{links} {sum}")
 }
 
 /// Copy `base`'s rows from the record file at `path` into its temporary table.
@@ -318,14 +346,25 @@ async fn target_keys(
     tx: &Transaction<'_>,
     table: &crate::plan::TablePlan,
 ) -> anyhow::Result<String> {
-    let TableKind::Entity { match_column } = &table.kind else {
-        return Ok(String::new());
+    let (value, filter) = match &table.kind {
+        TableKind::Entity { match_column } => {
+            let m = ident(match_column);
+            (format!("t.{m}::text"), format!(" WHERE t.{m} IS NOT NULL"))
+        }
+        // A link is its row.
+        TableKind::Junction { .. } => {
+            let cols: Vec<String> = table
+                .stage
+                .iter()
+                .map(|c| format!("t.{}", ident(&c.target)))
+                .collect();
+            (format!("ROW({})::text", cols.join(", ")), String::new())
+        }
     };
-    let m = ident(match_column);
     let row = tx
         .query_one(
             &format!(
-                "SELECT count(*)::text || ' ' || coalesce(sum(pg_catalog.hashtextextended(t.{m}::text, 0)::numeric), 0)::text FROM {} t WHERE t.{m} IS NOT NULL",
+                "SELECT count(*)::text || ' ' || coalesce(sum(pg_catalog.hashtextextended({value}, 0)::numeric), 0)::text FROM {} t{filter}",
                 table.qualified
             ),
             &[],
@@ -454,6 +493,7 @@ pub(crate) async fn upload(
 ) -> anyhow::Result<(Uploaded, Option<String>)> {
     let mut up = Uploaded {
         bases: vec![None; plan.tables.len()],
+        junctions: vec![None; plan.tables.len()],
         path: Some(path.to_path_buf()),
     };
     let unknown = "values that differ from the source are kept as the target holds them and reported as conflicts (on_conflict = \"overwrite\" takes the source's)";
@@ -514,6 +554,20 @@ pub(crate) async fn upload(
         let mut len = [0u8; 8];
         r.read_exact(&mut len).map_err(|e| corrupt(e.to_string()))?;
         let len = u64::from_be_bytes(len);
+        if let Some(digest) = &section.digest {
+            let index = plan
+                .tables
+                .iter()
+                .position(|t| t.name == section.table && t.is_junction());
+            if let (Some(i), Some(links)) = (index, &section.target_keys)
+                && table_oid(tx, &plan.tables[i].qualified).await? == section.oid
+            {
+                up.junctions[i] = Some((digest.clone(), links.clone()));
+            }
+            r.seek_relative(len as i64)
+                .map_err(|e| corrupt(e.to_string()))?;
+            continue;
+        }
         let index = plan.tables.iter().position(|t| {
             t.name == section.table
                 && matches!(&t.kind, TableKind::Entity { match_column } if *match_column == section.key)
@@ -686,8 +740,7 @@ pub(crate) async fn save(
     tx: &Transaction<'_>,
     staging: &[Staging<'_>],
     uploaded: &Uploaded,
-    empty: &[bool],
-    unchanged: &[bool],
+    (empty, unchanged, digests): (&[bool], &[bool], &[Option<(u64, u64)>]),
     path: &Path,
     target: &str,
 ) -> anyhow::Result<Pending> {
@@ -727,6 +780,24 @@ pub(crate) async fn save(
     .map_err(failed)?;
     for (index, s) in staging.iter().enumerate() {
         let table = s.table();
+        if let (TableKind::Junction { .. }, Some(Some(digest))) = (&table.kind, digests.get(index))
+        {
+            write_json(
+                &mut w,
+                &Section {
+                    table: table.name.clone(),
+                    oid: table_oid(tx, &table.qualified).await?,
+                    key: String::new(),
+                    columns: Vec::new(),
+                    fingerprints: false,
+                    target_keys: Some(target_keys(tx, table).await?),
+                    digest: Some(digest_text(*digest)),
+                },
+            )
+            .map_err(failed)?;
+            w.write_all(&0u64.to_be_bytes()).map_err(failed)?;
+            continue;
+        }
         let TableKind::Entity { match_column } = &table.kind else {
             continue;
         };
@@ -830,6 +901,7 @@ pub(crate) async fn save(
                 columns: cols,
                 fingerprints,
                 target_keys,
+                digest: None,
             },
         )
         .map_err(failed)?;
@@ -969,6 +1041,7 @@ mod tests {
                 columns: vec!["email".into()],
                 fingerprints: true,
                 target_keys: Some("3 12".into()),
+                digest: None,
             },
         )
         .unwrap();

@@ -79,6 +79,8 @@ impl<'a> Loading<'a> {
             opts,
             staging: Staging::all(plan),
             empty: vec![false; plan.tables.len()],
+            digests: vec![None; plan.tables.len()],
+            settled: vec![false; plan.tables.len()],
             set_aside: bulk::SetAside::default(),
             base: Default::default(),
             report: Report {

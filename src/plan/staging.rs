@@ -40,6 +40,9 @@ pub(crate) struct Extracted {
     pub(crate) same: u64,
     /// The fingerprints the table was handed, with those its rows matched.
     pub(crate) known: Option<super::fingerprint::Known>,
+    /// A junction's links as staged, summed up: their count and the wrapping sum of their
+    /// fingerprints — None when a link was left out.
+    pub(crate) digest: Option<(u64, u64)>,
     /// The first rejects (and skips) in detail (bounded by the convert stage's limits).
     pub(crate) rejects: Vec<RejectRow>,
     /// Per column, the loaded values the mapping's policies changed (`truncate`, `on_error`).

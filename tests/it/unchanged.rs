@@ -98,6 +98,9 @@ fn a_rerun_sends_only_the_rows_the_source_changed() {
     assert_eq!(count(&again, "events", "unchanged_in_source"), 2);
     assert_eq!(count(&again, "users", "unchanged"), 3);
     assert_eq!(count(&again, "users", "target"), 3, "exact counts");
+    // The junction too, as a whole: its links and the target's are as the last load left them.
+    assert_eq!(count(&again, "attendees", "unchanged_in_source"), 3);
+    assert_eq!(count(&again, "attendees", "target"), 3);
 
     // One user renamed, one link dropped for an event that did not change.
     app.edit_source(
@@ -109,6 +112,7 @@ fn a_rerun_sends_only_the_rows_the_source_changed() {
     assert_eq!(count(&changed, "users", "updated"), 1);
     assert_eq!(count(&changed, "events", "unchanged_in_source"), 2);
     assert_eq!(count(&changed, "attendees", "deleted"), 1);
+    assert_eq!(count(&changed, "attendees", "unchanged_in_source"), 0);
     assert_eq!(
         rows(
             &app.db,
@@ -170,4 +174,28 @@ fn a_changed_mapping_compares_every_row_again() {
     assert_eq!(count(&again, "users", "unchanged_in_source"), 0);
     assert_eq!(count(&again, "users", "unchanged"), 3);
     assert_eq!(count(&again, "events", "unchanged_in_source"), 2);
+}
+
+#[test]
+fn a_link_added_in_the_target_makes_the_junction_compared_in_full() {
+    let app = App::new("unchanged_links", SCHEMA, LEGACY, MAPPING);
+    load(&app);
+    let (_, again) = load(&app);
+    assert_eq!(count(&again, "attendees", "unchanged_in_source"), 3);
+    // A link between two legacy rows the source does not have: the junction is compared in
+    // full, and the link removed, as the source has the say over links between its rows.
+    app.db.sql(
+        "INSERT INTO attendees SELECT e.id, u.id FROM events e, users u WHERE e.legacy_id = '10' AND u.legacy_id = '3'",
+    );
+    let (_, after) = load(&app);
+    assert_eq!(count(&after, "attendees", "unchanged_in_source"), 0);
+    assert_eq!(count(&after, "attendees", "deleted"), 1);
+    assert_eq!(app.db.one("SELECT count(*) FROM attendees"), "3");
+    let (_, settled) = load(&app);
+    assert_eq!(count(&settled, "attendees", "unchanged_in_source"), 3);
+    // A junction whose row a link points at was rejected this run is compared in full.
+    app.edit_source("UPDATE users SET email = NULL WHERE id = 1;");
+    let (_, rejected) = load_with(&app, &["--max-rejects", "1"]);
+    assert_eq!(count(&rejected, "users", "rejected"), 1);
+    assert_eq!(count(&rejected, "attendees", "unchanged_in_source"), 0);
 }
