@@ -90,13 +90,14 @@ pub(crate) fn draft(shapes: &[TableShape], airtable: bool) -> Draft {
             if Some(&f.name) == s.id_field.as_ref() {
                 continue;
             }
-            let why = match &f.id {
-                Some(id) => format!("{}, {id}", f.kind),
-                None => f.kind.clone(),
-            };
+            // The field's id is not repeated here: the draft names the field by it.
+            let why = f.kind.clone();
             match &f.link {
                 _ if f.computed && f.name != "@createdTime" => {
-                    computed.push(format!("`{}` ({why})", f.name));
+                    computed.push(match &f.id {
+                        Some(id) => format!("`{}` ({why}, {id})", f.name),
+                        None => format!("`{}` ({why})", f.name),
+                    });
                 }
                 None => t
                     .columns
