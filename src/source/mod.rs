@@ -58,10 +58,40 @@ impl fmt::Display for SourceSpec {
 }
 
 /// A source table and its fields.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SourceTable {
     pub name: String,
     pub fields: Vec<String>,
+    /// The source's own id for the table (Airtable `tbl…`), which survives a rename: a
+    /// mapping may name the table by it.
+    pub id: Option<String>,
+    /// Per field of `fields`, its own id (Airtable `fld…`), which a mapping may name it by;
+    /// empty for a source without ids.
+    pub field_ids: Vec<Option<String>>,
+    /// Names the table had when the source was last read, and no longer has.
+    pub former_names: Vec<String>,
+    /// Renamed fields: (a name the field had when the source was last read, index into
+    /// `fields`).
+    pub former_fields: Vec<(String, usize)>,
+}
+
+impl SourceTable {
+    /// Is this the table a mapping names `name_or_id`?
+    pub fn is(&self, name_or_id: &str) -> bool {
+        self.name == name_or_id || self.id.as_deref() == Some(name_or_id)
+    }
+
+    /// The index of the field a mapping names `name_or_id` (its name, or its own id).
+    pub fn field(&self, name_or_id: &str) -> Option<usize> {
+        self.fields
+            .iter()
+            .position(|f| f == name_or_id)
+            .or_else(|| {
+                self.field_ids
+                    .iter()
+                    .position(|id| id.as_deref() == Some(name_or_id))
+            })
+    }
 }
 
 /// A source table as `inspect` shows it and `--emit-mapping` drafts a mapping from it.

@@ -2,6 +2,7 @@
 mod app;
 mod harness;
 
+mod airtable_ids;
 mod airtable_load;
 mod bad_input;
 mod cli_errors;

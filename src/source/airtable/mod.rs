@@ -14,6 +14,7 @@
 
 pub(crate) mod client;
 pub(crate) mod meta;
+mod names;
 mod pace;
 pub(crate) mod ranges;
 mod shared;
@@ -53,11 +54,14 @@ pub struct AirtableSource {
     /// Per table name: what was extracted.
     tables: HashMap<String, Extracted>,
     stats: Stats,
+    /// Names tables and fields had when this base was last read, and no longer have.
+    former: names::Former,
 }
 
 struct Extracted {
     /// The table's spool files, in the order its records are read (see `ranges`).
     files: Vec<PathBuf>,
+    /// The `fld…` ids extracted.
     fields: Vec<String>,
     count: u64,
 }
@@ -81,6 +85,7 @@ impl AirtableSource {
             .enable_all()
             .build()
             .map_err(|e| anyhow::anyhow!("cannot start the Airtable I/O runtime: {e}"))?;
+        let memo_dir = options.pace_dir.clone().or_else(shared::default_dir);
         let client = {
             let _guard = runtime.enter();
             Arc::new(Client::new(base, token, options)?)
@@ -95,6 +100,7 @@ impl AirtableSource {
             spool,
             tables: HashMap::new(),
             stats: Stats::default(),
+            former: names::Former::default(),
         };
         let c = source.client.clone();
         let what = format!(
@@ -112,6 +118,10 @@ impl AirtableSource {
             })?;
         source.schema = BaseSchema::parse(&json, &format!("Airtable base {base}"))?;
         source.meta_json = serde_json::to_string_pretty(&json).unwrap_or_default();
+        if let Some(dir) = memo_dir {
+            let path = dir.join(names::file_name(base, source.client.api()));
+            source.former = names::remember(&path, &source.schema);
+        }
         Ok(source)
     }
 
@@ -196,7 +206,7 @@ impl AirtableSource {
                 .fields
                 .iter()
                 .filter(|f| *f != ID_FIELD && *f != CREATED_TIME_FIELD)
-                .filter_map(|f| t.field(f).map(|x| x.name.clone()))
+                .filter_map(|f| t.field(f).map(|x| x.id.clone()))
                 .collect();
             match jobs.iter_mut().find(|(j, _)| j.id == t.id) {
                 Some((_, have)) => {
@@ -276,12 +286,17 @@ impl AirtableSource {
     /// The extracted table, extracting it now if `prepare` did not ask for it (or for all
     /// of these fields).
     fn ensure(&mut self, table: &str, fields: &[String]) -> anyhow::Result<&Extracted> {
-        let name = self.table_schema(table)?.name.clone();
+        let schema = self.table_schema(table)?;
+        let name = schema.name.clone();
+        // Extracted fields are kept by id; the mapping may name them by name or by id.
+        let ids: Vec<&str> = fields
+            .iter()
+            .filter(|f| *f != ID_FIELD && *f != CREATED_TIME_FIELD)
+            .map(|f| schema.field(f).map_or(f.as_str(), |x| x.id.as_str()))
+            .collect();
         let missing = match self.tables.get(&name) {
             None => true,
-            Some(x) => fields.iter().any(|f| {
-                f != ID_FIELD && f != CREATED_TIME_FIELD && !x.fields.iter().any(|have| have == f)
-            }),
+            Some(x) => ids.iter().any(|f| !x.fields.iter().any(|have| have == f)),
         };
         if missing {
             let mut all: Vec<String> = fields.to_vec();
@@ -524,12 +539,34 @@ impl Source for AirtableSource {
             .schema
             .tables
             .iter()
-            .map(|t| SourceTable {
-                name: t.name.clone(),
-                fields: [ID_FIELD.to_string(), CREATED_TIME_FIELD.to_string()]
+            .map(|t| {
+                let fields: Vec<String> = [ID_FIELD.to_string(), CREATED_TIME_FIELD.to_string()]
                     .into_iter()
                     .chain(t.fields.iter().map(|f| f.name.clone()))
-                    .collect(),
+                    .collect();
+                let field_ids = [None, None]
+                    .into_iter()
+                    .chain(t.fields.iter().map(|f| Some(f.id.clone())))
+                    .collect();
+                let former_fields = self
+                    .former
+                    .fields
+                    .get(&t.id)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(old, id)| {
+                        let i = t.fields.iter().position(|f| f.id == *id)?;
+                        Some((old.clone(), i + 2))
+                    })
+                    .collect();
+                SourceTable {
+                    name: t.name.clone(),
+                    fields,
+                    id: Some(t.id.clone()),
+                    field_ids,
+                    former_names: self.former.tables.get(&t.id).cloned().unwrap_or_default(),
+                    former_fields,
+                }
             })
             .collect())
     }
