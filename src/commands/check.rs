@@ -77,7 +77,8 @@ async fn check(a: &CheckArgs, run: &mut Run, record: &Record) -> anyhow::Result<
     let m = mapping::load(&c.mapping)?;
     let spec = source_spec(&m, c.source.as_deref())?;
     run.source = Some(source_ref(&spec));
-    let (source, tables) = open_source(spec.clone(), c.from.open_options()).await?;
+    let open = super::prepare::open_options(c.from.open_options(), &m, &spec)?;
+    let (source, tables) = open_source(spec.clone(), open).await?;
     let Some(target) = Target::open(c, notes).await? else {
         check_source_only(&m, &tables)?;
         let json = record.write(

@@ -37,7 +37,8 @@ pub(crate) async fn command(a: ExportArgs) -> anyhow::Result<Outcome> {
     check_out(&a.out, opts.force, &source_info(&spec))?;
     Notes::unless_quiet(opts.quiet).note(format_args!("export: {spec} -> {}", a.out.display()));
     let out = a.out.clone();
-    let open = a.from.open_options();
+    // The records the mapping selects (`view`, `filter`) are the ones exported.
+    let open = super::prepare::open_options(a.from.open_options(), &m, &spec)?;
     let manifest = tokio::task::spawn_blocking(move || {
         let mut src = source::open(&spec, &open)?;
         let all = src.tables()?;

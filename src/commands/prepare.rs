@@ -26,6 +26,30 @@ pub(crate) fn source_spec(m: &Mapping, given: Option<&str>) -> anyhow::Result<So
     }
 }
 
+/// How to open the source for mapping `m`: `base` (from the command line) with the records
+/// the mapping selects (`view`, `filter`), refused at their lines on a source that cannot
+/// select them.
+pub(crate) fn open_options(
+    base: source::OpenOptions,
+    m: &Mapping,
+    spec: &SourceSpec,
+) -> anyhow::Result<source::OpenOptions> {
+    let problems = m.selection_problems(spec);
+    if !problems.is_empty() {
+        return Err(usage(
+            mapping::Problems {
+                file: m.file.clone(),
+                list: problems,
+            }
+            .to_string(),
+        ));
+    }
+    Ok(source::OpenOptions {
+        selections: m.selections(),
+        ..base
+    })
+}
+
 /// Open the source and list its tables, off the async threads (it may block on files or
 /// the network).
 pub(crate) async fn open_source(
@@ -54,7 +78,8 @@ pub(crate) struct Prepared {
 pub(crate) async fn prepare(c: &Common, target: &Target) -> anyhow::Result<Prepared> {
     let mapping = mapping::load(&c.mapping)?;
     let spec = source_spec(&mapping, c.source.as_deref())?;
-    let (source, tables) = open_source(spec.clone(), c.from.open_options()).await?;
+    let open = open_options(c.from.open_options(), &mapping, &spec)?;
+    let (source, tables) = open_source(spec.clone(), open).await?;
     let client = target.url.connect().await?;
     let cat = catalog::read(&client, &mapping.schema).await?;
     let plan = plan::bind(&mapping, &cat, &tables).map_err(|p| usage(p.to_string()))?;

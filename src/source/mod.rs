@@ -94,6 +94,22 @@ impl SourceTable {
     }
 }
 
+/// Which of an Airtable table's records to read (the mapping's `view` and `filter`): those
+/// a view shows (by name or `viw…` id) and a formula (`filterByFormula`) is true for, both
+/// applied as the list-records API applies them
+/// (https://airtable.com/developers/web/api/list-records). None: every record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    pub view: Option<String>,
+    pub filter: Option<String>,
+}
+
+impl Selection {
+    pub fn is_all(&self) -> bool {
+        self.view.is_none() && self.filter.is_none()
+    }
+}
+
 /// A source table as `inspect` shows it and `--emit-mapping` drafts a mapping from it.
 #[derive(Debug, Clone, Default)]
 pub struct TableShape {
@@ -196,6 +212,8 @@ pub struct OpenOptions {
     pub token_file: Option<PathBuf>,
     /// Airtable requests per second for the base (default 5, the API's limit).
     pub airtable_rps: Option<f64>,
+    /// Per source table (a name or an id, as the mapping names it): which records to read.
+    pub selections: Vec<(String, Selection)>,
 }
 
 /// Open a source for reading. For SQLite this also starts the read transaction that every
@@ -211,6 +229,7 @@ pub fn open(spec: &SourceSpec, opts: &OpenOptions) -> anyhow::Result<Box<dyn Sou
             if let Some(rps) = opts.airtable_rps {
                 options.requests_per_second = rps;
             }
+            options.selections = opts.selections.clone();
             let token = airtable::Token::from_env_or_file(opts.token_file.as_deref())?;
             Ok(Box::new(airtable::AirtableSource::open(
                 base, token, options,

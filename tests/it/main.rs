@@ -4,6 +4,7 @@ mod harness;
 
 mod airtable_ids;
 mod airtable_load;
+mod airtable_select;
 mod bad_input;
 mod cli_errors;
 mod connect;

@@ -112,6 +112,9 @@ pub struct AirtableOptions {
     pub connect_timeout: Duration,
     /// Times one table may be restarted after its iterator expired.
     pub max_restarts: u32,
+    /// Per table (name or `tbl…` id): which records to list (the mapping's `view` and
+    /// `filter`).
+    pub selections: Vec<(String, crate::source::Selection)>,
     /// The most one response body may be. A page is at most 100 records (Airtable's
     /// `pageSize` limit), a few hundred kilobytes in practice, and a base's metadata a few
     /// megabytes.
@@ -133,6 +136,7 @@ impl Default for AirtableOptions {
             request_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(15),
             max_restarts: 3,
+            selections: Vec::new(),
             max_response_bytes: 64 << 20,
         }
     }
@@ -617,6 +621,14 @@ fn describe_failure(what: &str, status: u16, body: &Json) -> String {
         (422, "UNKNOWN_FIELD_NAME") => {
             "a mapped field does not exist in this table (check its spelling and that it was \
              not renamed)"
+        }
+        (422, "VIEW_NAME_NOT_FOUND") => {
+            "the mapping's `view` names no view of this table (a view's name, or its viw… id \
+             from the view's URL)"
+        }
+        (422, "INVALID_FILTER_BY_FORMULA") => {
+            "the mapping's `filter` is not a formula Airtable accepts (see \
+             https://support.airtable.com/docs/formula-field-reference)"
         }
         (422, "INVALID_OFFSET_VALUE") => {
             "the server rejected the page offset it gave out; run again"

@@ -23,7 +23,7 @@ mod spool;
 pub use client::{AirtableOptions, Stats, Token};
 pub use meta::{BaseSchema, TableSchema};
 
-use super::{Record, Source, SourceTable, Wanted};
+use super::{Record, Selection, Source, SourceTable, Wanted};
 use crate::value::Value;
 use client::{CallError, Client};
 use serde_json::Value as Json;
@@ -56,6 +56,8 @@ pub struct AirtableSource {
     stats: Stats,
     /// Names tables and fields had when this base was last read, and no longer have.
     former: names::Former,
+    /// Per table as the mapping names it: which records to read.
+    selections: Vec<(String, Selection)>,
 }
 
 struct Extracted {
@@ -71,7 +73,7 @@ impl AirtableSource {
     pub fn open(
         base: &str,
         token: Token,
-        options: AirtableOptions,
+        mut options: AirtableOptions,
     ) -> anyhow::Result<AirtableSource> {
         if !is_base_id(base) {
             return Err(crate::error::usage(format!(
@@ -86,6 +88,7 @@ impl AirtableSource {
             .build()
             .map_err(|e| anyhow::anyhow!("cannot start the Airtable I/O runtime: {e}"))?;
         let memo_dir = options.pace_dir.clone().or_else(shared::default_dir);
+        let selections = std::mem::take(&mut options.selections);
         let client = {
             let _guard = runtime.enter();
             Arc::new(Client::new(base, token, options)?)
@@ -101,6 +104,7 @@ impl AirtableSource {
             tables: HashMap::new(),
             stats: Stats::default(),
             former: names::Former::default(),
+            selections,
         };
         let c = source.client.clone();
         let what = format!(
@@ -184,12 +188,36 @@ impl AirtableSource {
         })
     }
 
+    /// Which records of `t` to read: the selection the mapping gives it, by its name or
+    /// its id (the same if given both ways).
+    fn selection(&self, t: &TableSchema) -> anyhow::Result<Selection> {
+        let mut found: Option<&Selection> = None;
+        for (key, s) in &self.selections {
+            if *key != t.name && *key != t.id {
+                continue;
+            }
+            match found {
+                Some(f) if f != s => {
+                    return Err(crate::error::usage(format!(
+                        "Airtable base {}, table {:?}: the mapping reads it with two different \
+                         `view`/`filter` selections (by its name and by its id {}); give every \
+                         table mapped from it the same ones",
+                        self.base, t.name, t.id
+                    )));
+                }
+                _ => found = Some(s),
+            }
+        }
+        Ok(found.cloned().unwrap_or_default())
+    }
+
     /// Extract `wanted` concurrently into the spool.
     fn extract(&mut self, wanted: &[Wanted]) -> anyhow::Result<()> {
         // One job per table, with the union of the fields asked for.
         let mut jobs: Vec<(TableSchema, Vec<String>)> = Vec::new();
         for w in wanted {
             let t = self.table_schema(&w.table)?.clone();
+            self.selection(&t)?;
             for f in &w.fields {
                 if f != ID_FIELD && f != CREATED_TIME_FIELD && t.field(f).is_none() {
                     let names: Vec<&str> = t.fields.iter().map(|f| f.name.as_str()).collect();
@@ -231,7 +259,8 @@ impl AirtableSource {
         let mut planned = Vec::new();
         for (t, fields) in jobs {
             let file = self.spool.next_file(&t.id);
-            planned.push((t, fields, file));
+            let selection = self.selection(&t)?;
+            planned.push((t, fields, file, selection));
         }
         let client = self.client.clone();
         let max_restarts = self.client.max_restarts();
@@ -239,10 +268,10 @@ impl AirtableSource {
         let results = self.block_on(async move {
             let handles: Vec<_> = tasks
                 .into_iter()
-                .map(|(t, fields, file)| {
+                .map(|(t, fields, file, selection)| {
                     let client = client.clone();
                     tokio::spawn(async move {
-                        extract_table(client, t, fields, file, max_restarts).await
+                        extract_table(client, t, fields, file, selection, max_restarts).await
                     })
                 })
                 .collect();
@@ -256,7 +285,7 @@ impl AirtableSource {
             out
         })?;
         let mut first_err = None;
-        for ((t, fields, _), r) in planned.into_iter().zip(results) {
+        for ((t, fields, _, _), r) in planned.into_iter().zip(results) {
             match r {
                 Ok((count, files)) => {
                     self.stats.records += count;
@@ -333,17 +362,29 @@ async fn extract_table(
     table: TableSchema,
     fields: Vec<String>,
     file: PathBuf,
+    selection: Selection,
     max_restarts: u32,
 ) -> anyhow::Result<(u64, Vec<PathBuf>)> {
     let split = ranges::split(client.parallelism());
     let of = split.len();
     let mut set = tokio::task::JoinSet::new();
     for (i, range) in split.into_iter().enumerate() {
-        let (client, table, fields, file) =
-            (client.clone(), table.clone(), fields.clone(), file.clone());
+        let (client, table, fields, file, selection) = (
+            client.clone(),
+            table.clone(),
+            fields.clone(),
+            file.clone(),
+            selection.clone(),
+        );
         set.spawn(async move {
             let label = (of > 1).then(|| format!("range {} of {of}", i + 1));
-            page_range(&client, &table, &fields, &file, range, label, max_restarts).await
+            let to = Listing {
+                file: &file,
+                range,
+                label,
+                selection: &selection,
+            };
+            page_range(&client, &table, &fields, to, max_restarts).await
         });
     }
     let mut count = 0;
@@ -372,17 +413,30 @@ async fn extract_table(
     Ok((count, files))
 }
 
+/// One listing of a table: its range of record ids, the records the mapping selects, and
+/// the spool files it writes.
+struct Listing<'a> {
+    file: &'a Path,
+    range: ranges::Range,
+    label: Option<String>,
+    selection: &'a Selection,
+}
+
 /// Page through one range of a table (the whole table when it has no formula) into its
 /// class files; returns the record count and the classes written.
 async fn page_range(
     client: &Client,
     table: &TableSchema,
     fields: &[String],
-    file: &Path,
-    range: ranges::Range,
-    label: Option<String>,
+    to: Listing<'_>,
     max_restarts: u32,
 ) -> anyhow::Result<(u64, Vec<usize>)> {
+    let Listing {
+        file,
+        range,
+        label,
+        selection,
+    } = to;
     let path = format!("/v0/{}/{}", client.base, table.id);
     // Fields are asked for and answered by their ids (`returnFieldsByFieldId`), which a
     // rename in the base while this runs does not change; names are for people.
@@ -394,7 +448,9 @@ async fn page_range(
     // limit is 16,000 characters): then ask for all of them.
     let encoded: usize = field_ids.iter().map(|f| f.len() * 3 + 12).sum();
     let ask_fields = encoded < 12_000;
-    let formula = range.formula.clone();
+    // The mapping's `filter` and this range's, both sent on every page; the view too.
+    let formula = ranges::combine(selection.filter.as_deref(), range.formula.as_deref());
+    let view = selection.view.clone();
     let mut restarts = 0u32;
     let mut out = ranges::ClassFiles::new(file, range.classes.clone());
     'table: loop {
@@ -425,6 +481,9 @@ async fn page_range(
                 vec![("pageSize", "100"), ("returnFieldsByFieldId", "true")];
             if let Some(o) = &offset {
                 query.push(("offset", o));
+            }
+            if let Some(v) = &view {
+                query.push(("view", v));
             }
             if let Some(f) = &formula {
                 query.push(("filterByFormula", f));

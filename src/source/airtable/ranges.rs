@@ -74,6 +74,16 @@ pub(super) fn split(k: usize) -> Vec<Range> {
         .collect()
 }
 
+/// The formula a range of a table is listed with when the mapping selects records by
+/// `filter` too: both must hold, `AND(<filter>, <range>)`.
+pub(super) fn combine(user: Option<&str>, range: Option<&str>) -> Option<String> {
+    match (user, range) {
+        (None, r) => r.map(str::to_string),
+        (Some(u), None) => Some(u.to_string()),
+        (Some(u), Some(r)) => Some(format!("AND({u}, {r})")),
+    }
+}
+
 /// The spool file of class `class` for a table whose spool name is `base`.
 pub(crate) fn class_path(base: &Path, class: usize) -> PathBuf {
     let mut name = base.file_name().unwrap_or_default().to_os_string();
@@ -142,6 +152,19 @@ impl ClassFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_filter_and_a_range_must_both_hold() {
+        assert_eq!(combine(None, None), None);
+        assert_eq!(combine(Some("{A}"), None).as_deref(), Some("{A}"));
+        let r = split(2);
+        let f = r[0].formula.as_deref();
+        assert_eq!(combine(None, f).as_deref(), f);
+        assert_eq!(
+            combine(Some("OR({A}, {B} > 1)"), f).unwrap(),
+            format!("AND(OR({{A}}, {{B}} > 1), {})", f.unwrap())
+        );
+    }
 
     #[test]
     fn ranges_cover_every_class_once() {
