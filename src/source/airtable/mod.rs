@@ -12,6 +12,7 @@
 //! The source is used from a blocking thread; it owns a small tokio runtime and waits on it
 //! with a plain channel, so it works whether or not the caller is inside another runtime.
 
+mod allowance;
 pub(crate) mod client;
 pub(crate) mod meta;
 mod names;
@@ -265,13 +266,15 @@ impl AirtableSource {
         let client = self.client.clone();
         let max_restarts = self.client.max_restarts();
         let tasks = planned.clone();
+        let tables = tasks.len();
         let results = self.block_on(async move {
             let handles: Vec<_> = tasks
                 .into_iter()
                 .map(|(t, fields, file, selection)| {
                     let client = client.clone();
                     tokio::spawn(async move {
-                        extract_table(client, t, fields, file, selection, max_restarts).await
+                        extract_table(client, t, fields, file, selection, tables, max_restarts)
+                            .await
                     })
                 })
                 .collect();
@@ -363,9 +366,10 @@ async fn extract_table(
     fields: Vec<String>,
     file: PathBuf,
     selection: Selection,
+    tables: usize,
     max_restarts: u32,
 ) -> anyhow::Result<(u64, Vec<PathBuf>)> {
-    let split = ranges::split(client.parallelism());
+    let split = ranges::split(client.parallelism(tables));
     let of = split.len();
     let mut set = tokio::task::JoinSet::new();
     for (i, range) in split.into_iter().enumerate() {
