@@ -44,7 +44,7 @@ pub(crate) async fn command(a: ExportArgs) -> anyhow::Result<Outcome> {
         let all = src.tables()?;
         let mut tables = Vec::with_capacity(from.len());
         for name in &from {
-            match all.iter().find(|t| &t.name == name) {
+            match all.iter().find(|t| t.is(name)) {
                 Some(t) => tables.push(t.clone()),
                 None => {
                     return Err(usage(format!(

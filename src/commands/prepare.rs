@@ -58,11 +58,45 @@ pub(crate) async fn open_source(
 ) -> anyhow::Result<(Box<dyn Source>, Vec<SourceTable>)> {
     tokio::task::spawn_blocking(move || {
         let s = source::open(&spec, &opts)?;
-        let tables = s.tables()?;
+        let mut tables = s.tables()?;
+        if let SourceSpec::Snapshot(dir) = &spec {
+            airtable_ids(dir, &mut tables);
+        }
         Ok::<_, anyhow::Error>((s, tables))
     })
     .await
     .context("opening the source")?
+}
+
+/// A snapshot of an Airtable base keeps the base's metadata beside its tables
+/// (`airtable-meta.json`): its tables and fields get their `tbl…` and `fld…` ids from it,
+/// so a mapping that names them by id reads the snapshot as it reads the base.
+fn airtable_ids(dir: &std::path::Path, tables: &mut [SourceTable]) {
+    let Ok(text) = std::fs::read_to_string(dir.join("airtable-meta.json")) else {
+        return;
+    };
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return;
+    };
+    let Ok(schema) = source::airtable::BaseSchema::parse(&json, "the snapshot's metadata") else {
+        return;
+    };
+    for t in tables.iter_mut() {
+        let Some(ts) = schema.tables.iter().find(|s| s.name == t.name) else {
+            continue;
+        };
+        t.id = Some(ts.id.clone());
+        t.field_ids = t
+            .fields
+            .iter()
+            .map(|f| {
+                ts.fields
+                    .iter()
+                    .find(|x| x.name == *f)
+                    .map(|x| x.id.clone())
+            })
+            .collect();
+    }
 }
 
 /// Everything a load or a verify starts from.

@@ -258,15 +258,23 @@ fn bind_table(
     let key = |rest: &str| format!("tables.{}.{rest}", t.name);
     let mut fields: Vec<String> = Vec::new();
     let mut field = |name: &str, line: usize, k: String, problems: &mut Vec<Problem>| -> usize {
-        if let Some(s) = src
-            && s.field(name).is_none()
-        {
-            problems.push(Problem {
-                line,
-                key: k,
-                message: source::missing_field(s, name),
-            });
-        }
+        // A field the mapping names by its id is read by the name the source gave it when
+        // it was opened (the Airtable source keeps asking for it by id), so a snapshot
+        // written by name reads it too.
+        let name = match src {
+            Some(s) => match s.field(name) {
+                Some(i) => s.fields[i].as_str(),
+                None => {
+                    problems.push(Problem {
+                        line,
+                        key: k,
+                        message: source::missing_field(s, name),
+                    });
+                    name
+                }
+            },
+            None => name,
+        };
         match fields.iter().position(|f| f == name) {
             Some(i) => i,
             None => {

@@ -160,6 +160,42 @@ fn a_mapping_by_ids_loads_what_the_mapping_by_names_loads_through_renames() {
     r.ok();
     assert_eq!(db.dump(), expected, "{}", r.all());
     cutover(&server, &mapping, &db, "verify", &db.dir).ok();
+
+    // Snapshotted, then loaded from the snapshot by the same mapping: its metadata gives the
+    // snapshot's tables and fields their ids.
+    let out = db.dir.join("snap");
+    let url = server.url();
+    run_env(
+        &[
+            "export",
+            "-m",
+            mapping.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[
+            ("AIRTABLE_API_URL", url.as_str()),
+            ("AIRTABLE_TOKEN", TOKEN),
+            ("XDG_RUNTIME_DIR", db.dir.to_str().unwrap()),
+        ],
+    )
+    .ok();
+    let again = Db::new("airtable_ids_snapshot");
+    let source = format!("snapshot:{}", out.display());
+    run_env(
+        &[
+            "load",
+            "-m",
+            mapping.to_str().unwrap(),
+            "--source",
+            &source,
+            "--target",
+            again.url.as_str(),
+        ],
+        &[],
+    )
+    .ok();
+    assert_eq!(again.dump(), expected);
 }
 
 #[test]
