@@ -282,6 +282,7 @@ impl SourceArgs {
         crate::source::OpenOptions {
             token_file: self.token_file.clone(),
             airtable_rps: self.airtable_rps,
+            selections: Vec::new(),
         }
     }
 }

@@ -77,7 +77,8 @@ async fn check(a: &CheckArgs, run: &mut Run, record: &Record) -> anyhow::Result<
     let m = mapping::load(&c.mapping)?;
     let spec = source_spec(&m, c.source.as_deref())?;
     run.source = Some(source_ref(&spec));
-    let (mut source, tables) = open_source(spec.clone(), c.from.open_options()).await?;
+    let open = super::prepare::open_options(c.from.open_options(), &m, &spec)?;
+    let (mut source, tables) = open_source(spec.clone(), open).await?;
     super::prepare::keep_attachments(&m, source.as_mut())?;
     let Some(target) = Target::open(c, notes).await? else {
         check_source_only(&m, &tables)?;
@@ -275,29 +276,21 @@ fn render_adjusted(c: &Converted) -> String {
 fn check_source_only(m: &Mapping, tables: &[SourceTable]) -> anyhow::Result<()> {
     let mut problems = Vec::new();
     for t in &m.tables {
-        match tables.iter().find(|s| s.name == t.from) {
+        match crate::plan::source::table(tables, &t.from) {
             None => problems.push(mapping::Problem {
                 line: t.line,
                 key: format!("tables.{}.from", t.name),
-                message: format!(
-                    "source table `{}` does not exist{}",
-                    t.from,
-                    mapping::suggest::hint(&t.from, tables.iter().map(|s| s.name.as_str()))
-                ),
+                message: crate::plan::source::missing_table(tables, &t.from),
             }),
             Some(s) => {
                 for c in &t.columns {
                     if let mapping::Input::Field(f) = &c.input
-                        && !s.fields.contains(f)
+                        && s.field(f).is_none()
                     {
                         problems.push(mapping::Problem {
                             line: c.line,
                             key: format!("tables.{}.columns.{}.field", t.name, c.name),
-                            message: format!(
-                                "source table `{}` has no field `{f}`{}",
-                                s.name,
-                                mapping::suggest::hint(f, s.fields.iter().map(String::as_str))
-                            ),
+                            message: crate::plan::source::missing_field(s, f),
                         });
                     }
                 }

@@ -49,7 +49,8 @@ pub(crate) async fn command(a: ExportArgs) -> anyhow::Result<Outcome> {
     check_out(&out_dir, opts.force, &source_info(&spec))?;
     Notes::unless_quiet(opts.quiet).note(format_args!("export: {spec} -> {}", out_dir.display()));
     let out = out_dir.clone();
-    let open = a.from.open_options();
+    // The records the mapping selects (`view`, `filter`) are the ones exported.
+    let open = super::prepare::open_options(a.from.open_options(), &m, &spec)?;
     let track = a.track_changes;
     let manifest = tokio::task::spawn_blocking(move || {
         let mut src = source::open(&spec, &open)?;
@@ -60,7 +61,7 @@ pub(crate) async fn command(a: ExportArgs) -> anyhow::Result<Outcome> {
         let all = src.tables()?;
         let mut tables = Vec::with_capacity(from.len());
         for name in &from {
-            match all.iter().find(|t| &t.name == name) {
+            match all.iter().find(|t| t.is(name)) {
                 Some(t) => tables.push(t.clone()),
                 None => {
                     return Err(usage(format!(

@@ -74,20 +74,22 @@ impl PlanView {
         let mut tables = Vec::new();
         for (i, t) in plan.tables.iter().enumerate() {
             // A source field is unmapped when no table of the plan reads it.
-            let read_by_any = |f: &String| {
-                plan.tables
-                    .iter()
-                    .filter(|p| p.from == t.from)
-                    .any(|p| p.fields.contains(f))
-            };
             let unmapped_source_fields: Vec<String> = source
                 .iter()
                 .find(|s| s.name == t.from)
                 .map(|s| {
+                    // A plan reads a field by its name or by its id.
+                    let read_by_any = |i: usize| {
+                        plan.tables
+                            .iter()
+                            .filter(|p| p.from == t.from)
+                            .any(|p| p.fields.iter().any(|f| s.field(f) == Some(i)))
+                    };
                     s.fields
                         .iter()
-                        .filter(|f| !read_by_any(f))
-                        .cloned()
+                        .enumerate()
+                        .filter(|(i, _)| !read_by_any(*i))
+                        .map(|(_, f)| f.clone())
                         .collect()
                 })
                 .unwrap_or_default();

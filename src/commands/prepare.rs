@@ -26,6 +26,30 @@ pub(crate) fn source_spec(m: &Mapping, given: Option<&str>) -> anyhow::Result<So
     }
 }
 
+/// How to open the source for mapping `m`: `base` (from the command line) with the records
+/// the mapping selects (`view`, `filter`), refused at their lines on a source that cannot
+/// select them.
+pub(crate) fn open_options(
+    base: source::OpenOptions,
+    m: &Mapping,
+    spec: &SourceSpec,
+) -> anyhow::Result<source::OpenOptions> {
+    let problems = m.selection_problems(spec);
+    if !problems.is_empty() {
+        return Err(usage(
+            mapping::Problems {
+                file: m.file.clone(),
+                list: problems,
+            }
+            .to_string(),
+        ));
+    }
+    Ok(source::OpenOptions {
+        selections: m.selections(),
+        ..base
+    })
+}
+
 /// Open the source and list its tables, off the async threads (it may block on files or
 /// the network).
 pub(crate) async fn open_source(
@@ -34,7 +58,10 @@ pub(crate) async fn open_source(
 ) -> anyhow::Result<(Box<dyn Source>, Vec<SourceTable>)> {
     tokio::task::spawn_blocking(move || {
         let s = source::open(&spec, &opts)?;
-        let tables = s.tables()?;
+        let mut tables = s.tables()?;
+        if let SourceSpec::Snapshot(dir) = &spec {
+            airtable_ids(dir, &mut tables);
+        }
         Ok::<_, anyhow::Error>((s, tables))
     })
     .await
@@ -85,6 +112,37 @@ pub(crate) fn keep_attachments(m: &Mapping, source: &mut dyn Source) -> anyhow::
     Ok(())
 }
 
+/// A snapshot of an Airtable base keeps the base's metadata beside its tables
+/// (`airtable-meta.json`): its tables and fields get their `tbl…` and `fld…` ids from it,
+/// so a mapping that names them by id reads the snapshot as it reads the base.
+fn airtable_ids(dir: &std::path::Path, tables: &mut [SourceTable]) {
+    let Ok(text) = std::fs::read_to_string(dir.join("airtable-meta.json")) else {
+        return;
+    };
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return;
+    };
+    let Ok(schema) = source::airtable::BaseSchema::parse(&json, "the snapshot's metadata") else {
+        return;
+    };
+    for t in tables.iter_mut() {
+        let Some(ts) = schema.tables.iter().find(|s| s.name == t.name) else {
+            continue;
+        };
+        t.id = Some(ts.id.clone());
+        t.field_ids = t
+            .fields
+            .iter()
+            .map(|f| {
+                ts.fields
+                    .iter()
+                    .find(|x| x.name == *f)
+                    .map(|x| x.id.clone())
+            })
+            .collect();
+    }
+}
+
 /// Everything a load or a verify starts from.
 pub(crate) struct Prepared {
     pub(crate) mapping: Mapping,
@@ -98,7 +156,8 @@ pub(crate) struct Prepared {
 pub(crate) async fn prepare(c: &Common, target: &Target) -> anyhow::Result<Prepared> {
     let mapping = mapping::load(&c.mapping)?;
     let spec = source_spec(&mapping, c.source.as_deref())?;
-    let (mut source, tables) = open_source(spec.clone(), c.from.open_options()).await?;
+    let open = open_options(c.from.open_options(), &mapping, &spec)?;
+    let (mut source, tables) = open_source(spec.clone(), open).await?;
     keep_attachments(&mapping, source.as_mut())?;
     let client = target.url.connect().await?;
     let cat = catalog::read(&client, &mapping.schema).await?;

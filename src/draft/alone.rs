@@ -5,7 +5,7 @@
 //! the target will confirm or correct.
 
 use super::model::{Draft, DraftColumn, DraftTable, Identity};
-use super::names::snake;
+use super::names::{singular, snake};
 use crate::source::TableShape;
 use std::collections::HashSet;
 
@@ -17,6 +17,19 @@ fn id_column(field: &str) -> String {
     } else {
         format!("{s}_id")
     }
+}
+
+/// The column of a junction that points at a record of `table`: `Users` -> `user_id`,
+/// `Categories` -> `category_id`, as a schema names it.
+fn record_column(table: &str) -> String {
+    let mut w = snake(table)
+        .split('_')
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    if let Some(last) = w.last_mut() {
+        *last = singular(last);
+    }
+    id_column(&w.join("_"))
 }
 
 /// A table of links and nothing with an id of its own: a junction.
@@ -90,13 +103,14 @@ pub(crate) fn draft(shapes: &[TableShape], airtable: bool) -> Draft {
             if Some(&f.name) == s.id_field.as_ref() {
                 continue;
             }
-            let why = match &f.id {
-                Some(id) => format!("{}, {id}", f.kind),
-                None => f.kind.clone(),
-            };
+            // The field's id is not repeated here: the draft names the field by it.
+            let why = f.kind.clone();
             match &f.link {
                 _ if f.computed && f.name != "@createdTime" => {
-                    computed.push(format!("`{}` ({why})", f.name));
+                    computed.push(match &f.id {
+                        Some(id) => format!("`{}` ({why}, {id})", f.name),
+                        None => format!("`{}` ({why})", f.name),
+                    });
                 }
                 None => t
                     .columns
@@ -139,8 +153,8 @@ pub(crate) fn draft(shapes: &[TableShape], airtable: bool) -> Draft {
                     let jname = format!("{name}_{}", snake(&f.name));
                     t.notes
                         .push(format!("`{}`: see the junction {jname} below", f.name));
-                    let own = id_column(&s.name);
-                    let other = id_column(&l.table);
+                    let own = record_column(&s.name);
+                    let other = record_column(&l.table);
                     let other = if other == own {
                         format!("linked_{other}")
                     } else {
@@ -188,5 +202,18 @@ pub(crate) fn draft(shapes: &[TableShape], airtable: bool) -> Draft {
         ],
         tables,
         todos: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_junction_column_names_one_record() {
+        assert_eq!(record_column("Users"), "user_id");
+        assert_eq!(record_column("Event Categories"), "event_category_id");
+        assert_eq!(record_column("Status"), "status_id");
+        assert_eq!(record_column("person_id"), "person_id");
     }
 }

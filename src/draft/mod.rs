@@ -107,10 +107,29 @@ pub(crate) fn draft_mapping(
         None => alone::draft(shapes, airtable),
     };
     draft.revision = revision;
+    name_by_ids(&mut draft, shapes);
     let written = validate::settle(&mut draft, spec, "public", path, target);
     Drafted {
         draft,
         text: written.text,
+    }
+}
+
+/// Give each drafted column the source's id of its field, when the source has ids
+/// (Airtable's `fld…`): the draft is written naming fields by id, which a rename in the base
+/// does not change, with their names beside them as comments.
+fn name_by_ids(draft: &mut Draft, shapes: &[TableShape]) {
+    for t in &mut draft.tables {
+        let Some(s) = shapes.iter().find(|s| s.name == t.from) else {
+            continue;
+        };
+        for c in &mut t.columns {
+            c.field_id = c
+                .field
+                .as_ref()
+                .and_then(|f| s.fields.iter().find(|x| &x.name == f))
+                .and_then(|x| x.id.clone());
+        }
     }
 }
 

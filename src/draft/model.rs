@@ -63,6 +63,10 @@ pub(crate) struct DraftColumn {
     /// The source field; None for a constant.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) field: Option<String>,
+    /// The source's id of that field (Airtable `fld…`): the draft names the field by it, so
+    /// a rename in the base does not break the mapping, with the name as a comment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) field_id: Option<String>,
     /// A constant instead of a field (a proposed policy for a NOT NULL column).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) value: Option<toml::Value>,
@@ -70,7 +74,7 @@ pub(crate) struct DraftColumn {
     pub(crate) references: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub(crate) explode: bool,
-    /// Why: the source field's type and id, how it was paired.
+    /// Why: the source field's type, how it was paired.
     pub(crate) comment: String,
     /// Written as a comment, with this TODO, for a person to settle.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,6 +86,7 @@ impl DraftColumn {
         DraftColumn {
             name: name.to_string(),
             field: Some(field.to_string()),
+            field_id: None,
             value: None,
             references: None,
             explode: false,

@@ -101,17 +101,12 @@ fn placeholder(c: &ColumnInfo) -> Option<toml::Value> {
 
 /// What a source field is, for the comment beside the column it feeds.
 fn describe_field(f: &FieldShape) -> String {
+    // The field's id is not repeated here: the draft names the field by it.
     let mut s = if f.kind.is_empty() && f.id.is_none() && f.link.is_none() {
         "no declared type".to_string()
     } else {
         f.kind.clone()
     };
-    if let Some(id) = &f.id {
-        if !s.is_empty() {
-            s.push_str(", ");
-        }
-        s.push_str(id);
-    }
     if let Some(l) = &f.link {
         s.push_str(&format!(
             "{}link to {}{}",
@@ -735,7 +730,10 @@ fn entity(
             continue;
         }
         if f.computed || never_paired(f) {
-            computed.push(format!("`{}` ({})", f.name, describe_field(f)));
+            computed.push(match &f.id {
+                Some(id) => format!("`{}` ({}, {id})", f.name, describe_field(f)),
+                None => format!("`{}` ({})", f.name, describe_field(f)),
+            });
             continue;
         }
         todos.push(format!(

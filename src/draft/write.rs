@@ -154,12 +154,15 @@ fn table(o: &mut Out, ti: usize, t: &DraftTable) {
         format!("   # TODO: {}", all.join("; "))
     };
     o.line(at, &format!("{hash}[tables.{}]{todo}", key(&t.name)));
-    let id = t
-        .from_id
-        .as_deref()
-        .map(|id| format!("   # {}", comment(id)))
-        .unwrap_or_default();
-    o.line(at, &format!("{hash}from = {}{id}", string(&t.from)));
+    // By the source's id when it has one (a rename in the base does not change it), with
+    // the name beside it.
+    match &t.from_id {
+        Some(id) => o.line(
+            at,
+            &format!("{hash}from = {}   # {}", string(id), comment(&t.from)),
+        ),
+        None => o.line(at, &format!("{hash}from = {}", string(&t.from))),
+    }
     match &t.identity {
         Identity::Entity {
             legacy_id,
@@ -189,10 +192,13 @@ fn table(o: &mut Out, ti: usize, t: &DraftTable) {
     for (ci, c) in t.columns.iter().enumerate() {
         let at = Line::Column(ti, ci);
         let body = column(c);
-        let why = if c.comment.is_empty() {
-            String::new()
-        } else {
-            format!("   # {}", comment(&c.comment))
+        let why = match (&c.field_id, &c.field) {
+            (Some(_), Some(name)) if c.comment.is_empty() => format!("   # {}", comment(name)),
+            (Some(_), Some(name)) => {
+                format!("   # {} ({})", comment(name), comment(&c.comment))
+            }
+            _ if c.comment.is_empty() => String::new(),
+            _ => format!("   # {}", comment(&c.comment)),
         };
         match (&c.todo, off) {
             (Some(todo), _) => {
@@ -208,7 +214,8 @@ fn table(o: &mut Out, ti: usize, t: &DraftTable) {
 /// `name = "field"` or `name = { field = …, references = … }`.
 fn column(c: &DraftColumn) -> String {
     let mut parts: Vec<String> = Vec::new();
-    if let Some(f) = &c.field {
+    let field = c.field_id.as_ref().or(c.field.as_ref());
+    if let Some(f) = field {
         parts.push(format!("field = {}", string(f)));
     }
     if let Some(v) = &c.value {
@@ -224,7 +231,7 @@ fn column(c: &DraftColumn) -> String {
     if c.explode {
         parts.push("explode = true".to_string());
     }
-    match (&c.field, parts.len()) {
+    match (field, parts.len()) {
         (Some(f), 1) => format!("{} = {}", key(&c.name), string(f)),
         _ => format!("{} = {{ {} }}", key(&c.name), parts.join(", ")),
     }

@@ -277,6 +277,10 @@ impl Base {
     }
 }
 
+/// Per table of the plan, what [`save`] is told: whether it was empty at the start, whether
+/// its record is left unchanged, and for a junction its links' digest.
+pub(crate) type PerTable<'a> = (&'a [bool], &'a [bool], &'a [Option<(u64, u64)>]);
+
 /// A junction's digest as the record keeps it.
 fn digest_text((links, sum): (u64, u64)) -> String {
     format!("{links} {sum}")
@@ -740,7 +744,7 @@ pub(crate) async fn save(
     tx: &Transaction<'_>,
     staging: &[Staging<'_>],
     uploaded: &Uploaded,
-    (empty, unchanged, digests): (&[bool], &[bool], &[Option<(u64, u64)>]),
+    (empty, unchanged, digests): PerTable<'_>,
     path: &Path,
     target: &str,
 ) -> anyhow::Result<Pending> {

@@ -5,6 +5,37 @@
 
 use super::{Mapping, Problem, suggest};
 
+/// The tables read from one source table read the same records: the source lists a table
+/// once, so a `view` or `filter` must be the same on every table mapped from it.
+pub(super) fn selections(m: &Mapping, problems: &mut Vec<Problem>) {
+    for (i, t) in m.tables.iter().enumerate() {
+        let Some(first) = m.tables[..i].iter().find(|o| o.from == t.from) else {
+            continue;
+        };
+        if first.selection != t.selection {
+            let say = |s: &crate::source::Selection| match (&s.view, &s.filter) {
+                (None, None) => "every record".to_string(),
+                (Some(v), None) => format!("view = {v:?}"),
+                (None, Some(f)) => format!("filter = {f:?}"),
+                (Some(v), Some(f)) => format!("view = {v:?}, filter = {f:?}"),
+            };
+            problems.push(Problem {
+                line: t.selection_line,
+                key: format!("tables.{}", t.name),
+                message: format!(
+                    "`{}` reads source table `{}` with {}, but `{}` (line {}) reads it with {}: cutover lists a source table once, so give every table mapped from it the same `view` and `filter`",
+                    t.name,
+                    t.from,
+                    say(&t.selection),
+                    first.name,
+                    first.selection_line,
+                    say(&first.selection)
+                ),
+            });
+        }
+    }
+}
+
 /// Checks across tables: references name mapped entity tables.
 pub(super) fn references(m: &Mapping, problems: &mut Vec<Problem>) {
     let names: Vec<&str> = m.tables.iter().map(|t| t.name.as_str()).collect();

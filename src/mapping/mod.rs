@@ -36,6 +36,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Mapping, Problems> {
     let (mapping, mut problems) = parse::document(path, text);
     if let Some(m) = &mapping {
         check::references(m, &mut problems);
+        check::selections(m, &mut problems);
     }
     match mapping {
         Some(m) if problems.is_empty() => Ok(m),

@@ -4,7 +4,7 @@
 
 use crate::convert::Rules;
 pub(crate) use crate::convert::{GenerateId, Many, OnError};
-use crate::source::SourceSpec;
+use crate::source::{Selection, SourceSpec};
 use std::path::PathBuf;
 
 /// A parsed, self-consistent mapping.
@@ -27,6 +27,10 @@ pub(crate) struct TableMap {
     /// Source table name.
     pub(crate) from: String,
     pub(crate) line: usize,
+    /// Which of the source table's records to read (Airtable's `view` and `filter`).
+    pub(crate) selection: Selection,
+    /// The line of the first of `view`/`filter` (the table's line without them).
+    pub(crate) selection_line: usize,
     pub(crate) identity: Identity,
     pub(crate) columns: Vec<ColumnMap>,
     /// Values the application changed since cutover wrote them, which the source changed too.
@@ -179,5 +183,40 @@ impl TableMap {
 impl Mapping {
     pub(crate) fn table(&self, name: &str) -> Option<&TableMap> {
         self.tables.iter().find(|t| t.name == name)
+    }
+
+    /// Per source table a `view` or `filter` selects records of, that selection: what the
+    /// source is opened with.
+    pub(crate) fn selections(&self) -> Vec<(String, Selection)> {
+        let mut out: Vec<(String, Selection)> = Vec::new();
+        for t in self.tables.iter().filter(|t| !t.selection.is_all()) {
+            if !out.iter().any(|(from, _)| *from == t.from) {
+                out.push((t.from.clone(), t.selection.clone()));
+            }
+        }
+        out
+    }
+
+    /// A `view` or `filter` on a source other than Airtable's (or a snapshot exported from
+    /// it, which holds the records its export selected) is a problem at its line.
+    pub(crate) fn selection_problems(&self, source: &SourceSpec) -> Vec<super::Problem> {
+        if !matches!(source, SourceSpec::Sqlite(_)) {
+            return Vec::new();
+        }
+        self.tables
+            .iter()
+            .filter(|t| !t.selection.is_all())
+            .map(|t| super::Problem {
+                line: t.selection_line,
+                key: format!(
+                    "tables.{}.{}",
+                    t.name,
+                    if t.selection.view.is_some() { "view" } else { "filter" }
+                ),
+                message: format!(
+                    "`view` and `filter` choose the records Airtable lists, and the source is {source}: remove them, or read the records with a SQLite view (a `from` that names it)"
+                ),
+            })
+            .collect()
     }
 }

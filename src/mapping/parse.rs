@@ -34,6 +34,8 @@ const TABLE_KEYS: &[&str] = &[
     "set_by_triggers",
     "on_duplicate",
     "on_duplicate_key",
+    "view",
+    "filter",
 ];
 const ON_DUPLICATE: &[(&str, OnDuplicate)] = &[
     ("error", OnDuplicate::Error),
@@ -126,8 +128,13 @@ impl Walker<'_> {
                     for (name, value) in t.iter() {
                         let key = format!("tables.{}", name.get_ref());
                         if let Some(body) = self.table_of((name, value), &key)
-                            && let Some(tm) =
-                                self.table(name.get_ref(), name.span().start, body, timezone)
+                            && let Some(tm) = self.table(
+                                name.get_ref(),
+                                name.span().start,
+                                body,
+                                timezone,
+                                source.as_ref(),
+                            )
                         {
                             tables.push(tm);
                         }
@@ -225,10 +232,33 @@ impl Walker<'_> {
         at: usize,
         t: &DeTable<'_>,
         tz: chrono_tz::Tz,
+        source: Option<&SourceSpec>,
     ) -> Option<TableMap> {
         let prefix = format!("tables.{name}");
         self.unknown_keys(t, TABLE_KEYS, &prefix);
         let line = self.line(at);
+        // Which records to read: Airtable's view and formula, sent with every list request.
+        let mut selection = crate::source::Selection::default();
+        let mut selection_line = line;
+        for key in ["view", "filter"] {
+            let Some(v) = t.get(key) else { continue };
+            let k = join(&prefix, key);
+            if selection.is_all() {
+                selection_line = self.line(v.span().start);
+            }
+            let value = self.string(v, &k);
+            if let Some(SourceSpec::Sqlite(_) | SourceSpec::Snapshot(_)) = source {
+                self.problem(
+                    v.span().start,
+                    &k,
+                    "`view` and `filter` choose the records Airtable lists, and this mapping's source is not Airtable: remove them",
+                );
+            }
+            match key {
+                "view" => selection.view = value,
+                _ => selection.filter = value,
+            }
+        }
         let from = match t.get("from") {
             Some(v) => self.string(v, &join(&prefix, "from")),
             None => Some(name.to_string()),
@@ -423,6 +453,8 @@ impl Walker<'_> {
             name: name.to_string(),
             from: from?,
             line,
+            selection,
+            selection_line,
             identity,
             columns,
             triggers,

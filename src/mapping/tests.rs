@@ -289,3 +289,87 @@ other_id = { field = "o", references = "users" }
         "{out}"
     );
 }
+
+const SELECTED: &str = r#"
+[source]
+kind = "airtable"
+base = "appAbCdEfGh123456"
+
+[tables.teams]
+from = "Teams"
+legacy_id = "@id"
+legacy_column = "airtable_id"
+view = "Active teams"
+filter = "{Members} > 0"
+[tables.teams.columns]
+name = "Name"
+
+[tables.team_members]
+from = "Teams"
+junction = true
+view = "Active teams"
+filter = "{Members} > 0"
+[tables.team_members.columns]
+team_id = { field = "@id", references = "teams" }
+person_id = { field = "Members", references = "teams", explode = true }
+"#;
+
+#[test]
+fn view_and_filter_select_an_airtable_tables_records() {
+    let m = parse_str(SELECTED).unwrap();
+    let t = &m.tables[0];
+    assert_eq!(t.selection.view.as_deref(), Some("Active teams"));
+    assert_eq!(t.selection.filter.as_deref(), Some("{Members} > 0"));
+    assert_eq!(t.selection_line, 10);
+    // One selection per source table, however many tables read it.
+    assert_eq!(
+        m.selections(),
+        vec![("Teams".to_string(), t.selection.clone())]
+    );
+    assert!(m.selections()[0].1.view.is_some());
+    // On a SQLite source given instead (--source), refused at the key's line.
+    let p = m.selection_problems(&SourceSpec::Sqlite("x.db".into()));
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert_eq!((p[0].line, p[0].key.as_str()), (10, "tables.teams.view"));
+    assert!(p[0].message.contains("sqlite:x.db"), "{}", p[0].message);
+    // A snapshot holds the records its export selected.
+    assert!(
+        m.selection_problems(&SourceSpec::Snapshot("s".into()))
+            .is_empty()
+    );
+}
+
+#[test]
+fn view_and_filter_on_a_sqlite_mapping_are_refused_at_their_line() {
+    let text = GOOD.replace(
+        "from = \"people\"\n",
+        "from = \"people\"\nfilter = \"{Active}\"\n",
+    );
+    let e = parse_str(&text).unwrap_err();
+    let p = e
+        .list
+        .iter()
+        .find(|p| p.key == "tables.users.filter")
+        .unwrap();
+    assert_eq!(p.line, 12);
+    assert!(p.message.contains("not Airtable"), "{}", p.message);
+}
+
+#[test]
+fn tables_read_from_one_source_table_need_the_same_selection() {
+    let text = SELECTED.replacen(
+        "view = \"Active teams\"\nfilter = \"{Members} > 0\"\n[tables.team_members.columns]",
+        "[tables.team_members.columns]",
+        1,
+    );
+    let e = parse_str(&text).unwrap_err();
+    assert_eq!(e.list.len(), 1, "{e}");
+    let p = &e.list[0];
+    assert_eq!(p.key, "tables.team_members");
+    assert!(
+        p.message.contains("reads source table `Teams` with every record")
+            && p.message.contains("`teams` (line 10) reads it with view = \"Active teams\", filter = \"{Members} > 0\""),
+        "{}",
+        p.message
+    );
+}

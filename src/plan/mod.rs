@@ -22,6 +22,7 @@ use crate::source::SourceTable;
 
 pub(crate) mod fingerprint;
 pub(crate) mod keys;
+pub(crate) mod source;
 pub(crate) mod staging;
 
 use crate::graph::{find_cycle, order};
@@ -41,7 +42,7 @@ pub(crate) struct Plan {
 #[derive(Debug, Clone)]
 pub(crate) struct TablePlan {
     pub(crate) name: String,
-    /// The source table.
+    /// The source table, by its name (the mapping may have named it by its id).
     pub(crate) from: String,
     /// `"schema"."table"`.
     pub(crate) qualified: String,
@@ -205,16 +206,12 @@ pub(crate) fn bind(
                 continue;
             }
         };
-        let src = source.iter().find(|s| s.name == t.from);
+        let src = source::table(source, &t.from);
         if src.is_none() {
             problems.push(Problem {
                 line: t.line,
                 key: format!("tables.{}.from", t.name),
-                message: format!(
-                    "source table `{}` does not exist{}",
-                    t.from,
-                    suggest::hint(&t.from, source.iter().map(|s| s.name.as_str()))
-                ),
+                message: source::missing_table(source, &t.from),
             });
         }
         let later: Vec<&str> = deferred
@@ -265,19 +262,23 @@ fn bind_table(
     let key = |rest: &str| format!("tables.{}.{rest}", t.name);
     let mut fields: Vec<String> = Vec::new();
     let mut field = |name: &str, line: usize, k: String, problems: &mut Vec<Problem>| -> usize {
-        if let Some(s) = src
-            && !s.fields.iter().any(|f| f == name)
-        {
-            problems.push(Problem {
-                line,
-                key: k,
-                message: format!(
-                    "source table `{}` has no field `{name}`{}",
-                    s.name,
-                    suggest::hint(name, s.fields.iter().map(String::as_str))
-                ),
-            });
-        }
+        // A field the mapping names by its id is read by the name the source gave it when
+        // it was opened (the Airtable source keeps asking for it by id), so a snapshot
+        // written by name reads it too.
+        let name = match src {
+            Some(s) => match s.field(name) {
+                Some(i) => s.fields[i].as_str(),
+                None => {
+                    problems.push(Problem {
+                        line,
+                        key: k,
+                        message: source::missing_field(s, name),
+                    });
+                    name
+                }
+            },
+            None => name,
+        };
         match fields.iter().position(|f| f == name) {
             Some(i) => i,
             None => {
@@ -595,7 +596,8 @@ fn bind_table(
     let on_duplicate = keys::bind(t, info, problems);
     Some(TablePlan {
         name: t.name.clone(),
-        from: t.from.clone(),
+        // The table as the source names it now, also when the mapping gave its id.
+        from: src.map_or_else(|| t.from.clone(), |s| s.name.clone()),
         qualified: qualified(&m.schema, &t.name),
         kind,
         fields,

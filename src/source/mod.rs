@@ -58,10 +58,56 @@ impl fmt::Display for SourceSpec {
 }
 
 /// A source table and its fields.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SourceTable {
     pub name: String,
     pub fields: Vec<String>,
+    /// The source's own id for the table (Airtable `tbl…`), which survives a rename: a
+    /// mapping may name the table by it.
+    pub id: Option<String>,
+    /// Per field of `fields`, its own id (Airtable `fld…`), which a mapping may name it by;
+    /// empty for a source without ids.
+    pub field_ids: Vec<Option<String>>,
+    /// Names the table had when the source was last read, and no longer has.
+    pub former_names: Vec<String>,
+    /// Renamed fields: (a name the field had when the source was last read, index into
+    /// `fields`).
+    pub former_fields: Vec<(String, usize)>,
+}
+
+impl SourceTable {
+    /// Is this the table a mapping names `name_or_id`?
+    pub fn is(&self, name_or_id: &str) -> bool {
+        self.name == name_or_id || self.id.as_deref() == Some(name_or_id)
+    }
+
+    /// The index of the field a mapping names `name_or_id` (its name, or its own id).
+    pub fn field(&self, name_or_id: &str) -> Option<usize> {
+        self.fields
+            .iter()
+            .position(|f| f == name_or_id)
+            .or_else(|| {
+                self.field_ids
+                    .iter()
+                    .position(|id| id.as_deref() == Some(name_or_id))
+            })
+    }
+}
+
+/// Which of an Airtable table's records to read (the mapping's `view` and `filter`): those
+/// a view shows (by name or `viw…` id) and a formula (`filterByFormula`) is true for, both
+/// applied as the list-records API applies them
+/// (https://airtable.com/developers/web/api/list-records). None: every record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    pub view: Option<String>,
+    pub filter: Option<String>,
+}
+
+impl Selection {
+    pub fn is_all(&self) -> bool {
+        self.view.is_none() && self.filter.is_none()
+    }
 }
 
 /// A source table as `inspect` shows it and `--emit-mapping` drafts a mapping from it.
@@ -207,6 +253,8 @@ pub struct OpenOptions {
     pub token_file: Option<PathBuf>,
     /// Airtable requests per second for the base (default 5, the API's limit).
     pub airtable_rps: Option<f64>,
+    /// Per source table (a name or an id, as the mapping names it): which records to read.
+    pub selections: Vec<(String, Selection)>,
 }
 
 /// Open a source for reading. For SQLite this also starts the read transaction that every
@@ -227,6 +275,7 @@ pub fn open_airtable(base: &str, opts: &OpenOptions) -> anyhow::Result<airtable:
     if let Some(rps) = opts.airtable_rps {
         options.requests_per_second = rps;
     }
+    options.selections = opts.selections.clone();
     let token = airtable::Token::from_env_or_file(opts.token_file.as_deref())?;
     airtable::AirtableSource::open(base, token, options)
 }

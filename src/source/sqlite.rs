@@ -123,7 +123,11 @@ impl Source for SqliteSource {
                     return Err(self.error(e, &format!("reading the columns of `{name}`")));
                 }
             };
-            out.push(SourceTable { name, fields });
+            out.push(SourceTable {
+                name,
+                fields,
+                ..SourceTable::default()
+            });
         }
         Ok(out)
     }

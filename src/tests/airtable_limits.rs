@@ -209,8 +209,9 @@ fn two_sources_on_one_base_share_its_limit() {
     let seen = fake.stats();
     assert_eq!(seen.locks, 0, "{seen:?}");
     assert!(seen.max_per_second <= 5, "{seen:?}");
-    // 26 requests shared out at the base's 5 per second, not 5 each.
-    assert!(took > 26.0 / 5.0 - 0.5, "{took:.1} s");
+    // 26 requests shared out at the base's 5 per second, not 5 each: the first five leave
+    // at once, the others 5 per second.
+    assert!(took > 21.0 / 5.0 - 0.3, "{took:.1} s");
     assert!(took < 26.0 / 4.0 + 1.0, "{took:.1} s");
 }
 

@@ -4,6 +4,7 @@
 //! they came from, and the SQLite source against damaged write-ahead logs.
 
 mod airtable_limits;
+mod airtable_select;
 mod airtable_source;
 mod properties;
 mod snapshot_values;

@@ -183,6 +183,20 @@ fn inspect_drafts_an_airtable_mapping_from_metadata() {
         "{junctions:?}"
     );
     assert!(!junctions.contains(&"events_attendees"), "{junctions:?}");
+    // Its columns name one record each, as a schema does.
+    let attending = doc["tables"]["users_events_attending"]["columns"]
+        .as_table()
+        .unwrap();
+    assert_eq!(
+        attending.keys().collect::<Vec<_>>(),
+        ["user_id", "event_id"],
+        "{text}"
+    );
+    assert_eq!(
+        doc["tables"]["users_events_attending"]["owner"].as_str(),
+        Some("user_id"),
+        "{text}"
+    );
     assert!(!r.all().contains(TOKEN));
 }
 

@@ -2,7 +2,9 @@
 mod app;
 mod harness;
 
+mod airtable_ids;
 mod airtable_load;
+mod airtable_select;
 mod airtable_snapshot;
 mod bad_input;
 mod cli_errors;

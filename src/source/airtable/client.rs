@@ -10,6 +10,7 @@
 //! base for 30 s; and requests sent evenly still arrive bunched when the network delays some
 //! more than others (see `pace`).
 
+use super::allowance::Allowance;
 use super::pace::{self, Limit};
 use super::shared::{self, Shared};
 use serde_json::Value as Json;
@@ -112,6 +113,9 @@ pub struct AirtableOptions {
     pub connect_timeout: Duration,
     /// Times one table may be restarted after its iterator expired.
     pub max_restarts: u32,
+    /// Per table (name or `tbl…` id): which records to list (the mapping's `view` and
+    /// `filter`).
+    pub selections: Vec<(String, crate::source::Selection)>,
     /// The most one response body may be. A page is at most 100 records (Airtable's
     /// `pageSize` limit), a few hundred kilobytes in practice, and a base's metadata a few
     /// megabytes.
@@ -133,6 +137,7 @@ impl Default for AirtableOptions {
             request_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(15),
             max_restarts: 3,
+            selections: Vec::new(),
             max_response_bytes: 64 << 20,
         }
     }
@@ -227,6 +232,8 @@ pub(crate) struct Client {
     token_limit: Limit,
     /// The fastest round trip seen (seconds), for how many listings to run at once.
     fastest: Mutex<f64>,
+    /// How late a request may arrive, from the round trips seen.
+    allowance: Mutex<Allowance>,
     /// Woken whenever an answer comes back: a waiting request may go sooner.
     answered: tokio::sync::Notify,
     opts: AirtableOptions,
@@ -299,6 +306,7 @@ impl Client {
             token_pace,
             token_limit,
             fastest: Mutex::new(f64::INFINITY),
+            allowance: Mutex::new(Allowance::default()),
             answered: tokio::sync::Notify::new(),
             opts,
             counters: Counters::default(),
@@ -314,16 +322,16 @@ impl Client {
         self.opts.max_restarts
     }
 
-    /// How many requests to one table should be in flight at once to keep the base's rate:
-    /// the rate times the fastest round trip seen, with room for slower ones (1 when answers
-    /// come back well within the spacing; at most 8).
-    pub(crate) fn parallelism(&self) -> usize {
+    /// How many requests to each of `tables` tables listed at once should be in flight to
+    /// keep the base's rate: the rate times the fastest round trip seen, with room for
+    /// slower ones, shared among the tables (1 when they are enough; at most 8). A range
+    /// more than needed costs a request of its own (its last page is a partial one).
+    pub(crate) fn parallelism(&self, tables: usize) -> usize {
         let fastest = *self.fastest.lock().unwrap_or_else(|p| p.into_inner());
         if !fastest.is_finite() {
             return 1;
         }
-        let wanted = (self.base_limit.max_rate * fastest * 1.5).ceil();
-        wanted.clamp(1.0, 8.0) as usize
+        super::ranges::per_table(self.base_limit.max_rate, fastest, tables)
     }
 
     /// GET `{api}{path}` with `query`, retried per the rules; `what` names the request for
@@ -484,6 +492,11 @@ impl Client {
             tokio::pin!(answered);
             answered.as_mut().enable();
             let now = pace::now();
+            let allowance = self
+                .allowance
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(bl.jitter);
             let turn = self.token_pace.with(|token| {
                 self.base_pace.with(|base| {
                     let mut t = base.earliest(bl, now, now);
@@ -498,8 +511,8 @@ impl Client {
                         return Err(t);
                     }
                     Ok(Turn {
-                        base: base.book(bl, now, now),
-                        token: token.book(tl, now, now),
+                        base: base.book(now, now, allowance),
+                        token: token.book(now, now, allowance),
                         sent: now,
                     })
                 })
@@ -533,6 +546,12 @@ impl Client {
             let mut g = self.fastest.lock().unwrap_or_else(|p| p.into_inner());
             *g = g.min((done - turn.sent).max(0.0));
         }
+        if answered {
+            self.allowance
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .observe(done - turn.sent);
+        }
         let by = done.max(turn.sent);
         self.token_pace.with(|l| l.arrived(turn.token, by))?;
         let limit = &self.base_limit;
@@ -550,6 +569,10 @@ impl Client {
     fn rate_limited(&self, turn: &Turn, wait: Duration) -> anyhow::Result<()> {
         let until = pace::now() + wait.as_secs_f64();
         let limit = &self.base_limit;
+        self.allowance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .widen(limit.jitter, turn.sent, until);
         self.base_pace
             .with(|l| l.rate_limited(limit, until, turn.sent))
     }
@@ -640,6 +663,14 @@ fn describe_failure(what: &str, status: u16, body: &Json) -> String {
         (422, "UNKNOWN_FIELD_NAME") => {
             "a mapped field does not exist in this table (check its spelling and that it was \
              not renamed)"
+        }
+        (422, "VIEW_NAME_NOT_FOUND") => {
+            "the mapping's `view` names no view of this table (a view's name, or its viw… id \
+             from the view's URL)"
+        }
+        (422, "INVALID_FILTER_BY_FORMULA") => {
+            "the mapping's `filter` is not a formula Airtable accepts (see \
+             https://support.airtable.com/docs/formula-field-reference)"
         }
         (422, "INVALID_OFFSET_VALUE") => {
             "the server rejected the page offset it gave out; run again"

@@ -414,33 +414,35 @@ pub(super) fn open_or_note(api: &str, base: &str, meta: &str) -> Option<std::syn
     }
 }
 
-/// The journal of `table` listed for `fields` (names), when the base has one.
+/// The journal of `table` listed for `fields` (names) and the mapping's `selection` of its
+/// records, split into `parallelism` ranges when new, when the base has one.
 pub(super) fn for_table(
     journal: Option<&Journal>,
     client: &super::Client,
     table: &super::TableSchema,
     fields: &[String],
+    selection: &crate::source::Selection,
+    parallelism: usize,
 ) -> anyhow::Result<Option<TableJournal>> {
     let Some(j) = journal else { return Ok(None) };
-    let ids: Vec<&str> = fields
+    let mut ids: Vec<&str> = fields
         .iter()
         .map(|f| table.field(f).map_or(f.as_str(), |x| x.id.as_str()))
         .collect();
-    j.table(
-        client.api(),
-        &client.base,
-        &table.id,
-        &ids,
-        client.parallelism(),
-    )
-    .map(Some)
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "Airtable base {}, table {:?}: resume journal: {e:#}",
-            client.base,
-            table.name
-        )
-    })
+    // Pages listed for another view or filter are other records: part of what is matched.
+    let view = selection.view.as_ref().map(|v| format!("view:{v}"));
+    let filter = selection.filter.as_ref().map(|f| format!("filter:{f}"));
+    ids.extend(view.as_deref());
+    ids.extend(filter.as_deref());
+    j.table(client.api(), &client.base, &table.id, &ids, parallelism)
+        .map(Some)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "Airtable base {}, table {:?}: resume journal: {e:#}",
+                client.base,
+                table.name
+            )
+        })
 }
 
 /// Write the kept pages of a range into its spool files again.

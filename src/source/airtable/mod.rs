@@ -12,11 +12,13 @@
 //! The source is used from a blocking thread; it owns a small tokio runtime and waits on it
 //! with a plain channel, so it works whether or not the caller is inside another runtime.
 
+mod allowance;
 mod attachments;
 pub(crate) mod client;
 pub(crate) mod delta;
 mod journal;
 pub(crate) mod meta;
+mod names;
 mod pace;
 pub(crate) mod ranges;
 mod shared;
@@ -25,7 +27,7 @@ mod spool;
 pub use client::{AirtableOptions, Stats, Token};
 pub use meta::{BaseSchema, TableSchema};
 
-use super::{Record, Source, SourceTable, Wanted};
+use super::{Record, Selection, Source, SourceTable, Wanted};
 use crate::value::Value;
 use client::{CallError, Client};
 use serde_json::Value as Json;
@@ -60,11 +62,16 @@ pub struct AirtableSource {
     /// The webhook recording changes for the snapshot being written (`track_changes`).
     feed: Option<crate::source::snapshot::ChangeFeed>,
     stats: Stats,
+    /// Names tables and fields had when this base was last read, and no longer have.
+    former: names::Former,
+    /// Per table as the mapping names it: which records to read.
+    selections: Vec<(String, Selection)>,
 }
 
 struct Extracted {
     /// The table's spool files, in the order its records are read (see `ranges`).
     files: Vec<PathBuf>,
+    /// The `fld…` ids extracted.
     fields: Vec<String>,
     count: u64,
 }
@@ -74,7 +81,7 @@ impl AirtableSource {
     pub fn open(
         base: &str,
         token: Token,
-        options: AirtableOptions,
+        mut options: AirtableOptions,
     ) -> anyhow::Result<AirtableSource> {
         if !is_base_id(base) {
             return Err(crate::error::usage(format!(
@@ -88,6 +95,8 @@ impl AirtableSource {
             .enable_all()
             .build()
             .map_err(|e| anyhow::anyhow!("cannot start the Airtable I/O runtime: {e}"))?;
+        let memo_dir = options.pace_dir.clone().or_else(shared::default_dir);
+        let selections = std::mem::take(&mut options.selections);
         let client = {
             let _guard = runtime.enter();
             Arc::new(Client::new(base, token, options)?)
@@ -104,6 +113,8 @@ impl AirtableSource {
             tables: HashMap::new(),
             feed: None,
             stats: Stats::default(),
+            former: names::Former::default(),
+            selections,
         };
         let c = source.client.clone();
         let what = format!(
@@ -122,6 +133,10 @@ impl AirtableSource {
         source.schema = BaseSchema::parse(&json, &format!("Airtable base {base}"))?;
         source.meta_json = serde_json::to_string_pretty(&json).unwrap_or_default();
         source.journal = journal::open_or_note(source.client.api(), base, &source.meta_json);
+        if let Some(dir) = memo_dir {
+            let path = dir.join(names::file_name(base, source.client.api()));
+            source.former = names::remember(&path, &source.schema);
+        }
         Ok(source)
     }
 
@@ -184,12 +199,36 @@ impl AirtableSource {
         })
     }
 
+    /// Which records of `t` to read: the selection the mapping gives it, by its name or
+    /// its id (the same if given both ways).
+    fn selection(&self, t: &TableSchema) -> anyhow::Result<Selection> {
+        let mut found: Option<&Selection> = None;
+        for (key, s) in &self.selections {
+            if *key != t.name && *key != t.id {
+                continue;
+            }
+            match found {
+                Some(f) if f != s => {
+                    return Err(crate::error::usage(format!(
+                        "Airtable base {}, table {:?}: the mapping reads it with two different \
+                         `view`/`filter` selections (by its name and by its id {}); give every \
+                         table mapped from it the same ones",
+                        self.base, t.name, t.id
+                    )));
+                }
+                _ => found = Some(s),
+            }
+        }
+        Ok(found.cloned().unwrap_or_default())
+    }
+
     /// Extract `wanted` concurrently into the spool.
     fn extract(&mut self, wanted: &[Wanted]) -> anyhow::Result<()> {
         // One job per table, with the union of the fields asked for.
         let mut jobs: Vec<(TableSchema, Vec<String>)> = Vec::new();
         for w in wanted {
             let t = self.table_schema(&w.table)?.clone();
+            self.selection(&t)?;
             for f in &w.fields {
                 if f != ID_FIELD && f != CREATED_TIME_FIELD && t.field(f).is_none() {
                     let names: Vec<&str> = t.fields.iter().map(|f| f.name.as_str()).collect();
@@ -206,7 +245,7 @@ impl AirtableSource {
                 .fields
                 .iter()
                 .filter(|f| *f != ID_FIELD && *f != CREATED_TIME_FIELD)
-                .filter_map(|f| t.field(f).map(|x| x.name.clone()))
+                .filter_map(|f| t.field(f).map(|x| x.id.clone()))
                 .collect();
             match jobs.iter_mut().find(|(j, _)| j.id == t.id) {
                 Some((_, have)) => {
@@ -231,20 +270,32 @@ impl AirtableSource {
         let mut planned = Vec::new();
         for (t, fields) in jobs {
             let file = self.spool.next_file(&t.id);
-            planned.push((t, fields, file));
+            let selection = self.selection(&t)?;
+            planned.push((t, fields, file, selection));
         }
         let client = self.client.clone();
         let max_restarts = self.client.max_restarts();
         let tasks = planned.clone();
         let journal = self.journal.clone();
+        let tables = tasks.len();
         let results = self.block_on(async move {
             let handles: Vec<_> = tasks
                 .into_iter()
-                .map(|(t, fields, file)| {
+                .map(|(t, fields, file, selection)| {
                     let client = client.clone();
                     let journal = journal.clone();
                     tokio::spawn(async move {
-                        extract_table(client, t, fields, file, max_restarts, journal).await
+                        extract_table(
+                            client,
+                            t,
+                            fields,
+                            file,
+                            selection,
+                            tables,
+                            max_restarts,
+                            journal,
+                        )
+                        .await
                     })
                 })
                 .collect();
@@ -258,7 +309,7 @@ impl AirtableSource {
             out
         })?;
         let mut first_err = None;
-        for ((t, fields, _), r) in planned.into_iter().zip(results) {
+        for ((t, fields, _, _), r) in planned.into_iter().zip(results) {
             match r {
                 Ok((count, files)) => {
                     self.stats.records += count;
@@ -288,12 +339,17 @@ impl AirtableSource {
     /// The extracted table, extracting it now if `prepare` did not ask for it (or for all
     /// of these fields).
     fn ensure(&mut self, table: &str, fields: &[String]) -> anyhow::Result<&Extracted> {
-        let name = self.table_schema(table)?.name.clone();
+        let schema = self.table_schema(table)?;
+        let name = schema.name.clone();
+        // Extracted fields are kept by id; the mapping may name them by name or by id.
+        let ids: Vec<&str> = fields
+            .iter()
+            .filter(|f| *f != ID_FIELD && *f != CREATED_TIME_FIELD)
+            .map(|f| schema.field(f).map_or(f.as_str(), |x| x.id.as_str()))
+            .collect();
         let missing = match self.tables.get(&name) {
             None => true,
-            Some(x) => fields.iter().any(|f| {
-                f != ID_FIELD && f != CREATED_TIME_FIELD && !x.fields.iter().any(|have| have == f)
-            }),
+            Some(x) => ids.iter().any(|f| !x.fields.iter().any(|have| have == f)),
         };
         if missing {
             let mut all: Vec<String> = fields.to_vec();
@@ -358,36 +414,47 @@ impl Drop for AirtableSource {
 
 /// Page through one table into its spool files (named after `file`), in as many ranges at
 /// once as the round trip needs; returns the record count and the files in reading order.
+#[allow(clippy::too_many_arguments)]
 async fn extract_table(
     client: Arc<Client>,
     table: TableSchema,
     fields: Vec<String>,
     file: PathBuf,
+    selection: Selection,
+    tables: usize,
     max_restarts: u32,
     journal: Option<Arc<journal::Journal>>,
 ) -> anyhow::Result<(u64, Vec<PathBuf>)> {
     // A table resumed from the journal is split as it was then.
-    let tj = journal::for_table(journal.as_deref(), &client, &table, &fields)?;
-    let split = ranges::split(tj.as_ref().map_or(client.parallelism(), |t| t.ranges));
+    let tj = journal::for_table(
+        journal.as_deref(),
+        &client,
+        &table,
+        &fields,
+        &selection,
+        client.parallelism(tables),
+    )?;
+    let split = ranges::split(tj.as_ref().map_or(client.parallelism(tables), |t| t.ranges));
     let of = split.len();
     let mut set = tokio::task::JoinSet::new();
     for (i, range) in split.into_iter().enumerate() {
-        let (client, table, fields, file) =
-            (client.clone(), table.clone(), fields.clone(), file.clone());
+        let (client, table, fields, file, selection) = (
+            client.clone(),
+            table.clone(),
+            fields.clone(),
+            file.clone(),
+            selection.clone(),
+        );
         let rj = tj.as_ref().map(|t| t.range(i)).transpose()?;
         set.spawn(async move {
             let label = (of > 1).then(|| format!("range {} of {of}", i + 1));
-            page_range(
-                &client,
-                &table,
-                &fields,
-                &file,
+            let to = Listing {
+                file: &file,
                 range,
                 label,
-                max_restarts,
-                rj,
-            )
-            .await
+                selection: &selection,
+            };
+            page_range(&client, &table, &fields, to, max_restarts, rj).await
         });
     }
     let mut count = 0;
@@ -416,6 +483,15 @@ async fn extract_table(
     Ok((count, files))
 }
 
+/// One listing of a table: its range of record ids, the records the mapping selects, and
+/// the spool files it writes.
+struct Listing<'a> {
+    file: &'a Path,
+    range: ranges::Range,
+    label: Option<String>,
+    selection: &'a Selection,
+}
+
 /// Page through one range of a table (the whole table when it has no formula) into its
 /// class files, resuming from its journal; returns the record count and the classes written.
 #[allow(clippy::too_many_arguments)]
@@ -423,12 +499,16 @@ async fn page_range(
     client: &Client,
     table: &TableSchema,
     fields: &[String],
-    file: &Path,
-    range: ranges::Range,
-    label: Option<String>,
+    to: Listing<'_>,
     max_restarts: u32,
     journal: Option<journal::RangeJournal>,
 ) -> anyhow::Result<(u64, Vec<usize>)> {
+    let Listing {
+        file,
+        range,
+        label,
+        selection,
+    } = to;
     let path = format!("/v0/{}/{}", client.base, table.id);
     // Fields are asked for and answered by their ids (`returnFieldsByFieldId`), which a
     // rename in the base while this runs does not change; names are for people.
@@ -440,7 +520,9 @@ async fn page_range(
     // limit is 16,000 characters): then ask for all of them.
     let encoded: usize = field_ids.iter().map(|f| f.len() * 3 + 12).sum();
     let ask_fields = encoded < 12_000;
-    let formula = range.formula.clone();
+    // The mapping's `filter` and this range's, both sent on every page; the view too.
+    let formula = ranges::combine(selection.filter.as_deref(), range.formula.as_deref());
+    let view = selection.view.clone();
     let mut restarts = 0u32;
     let mut out = ranges::ClassFiles::new(file, range.classes.clone());
     'table: loop {
@@ -491,6 +573,9 @@ async fn page_range(
                 vec![("pageSize", "100"), ("returnFieldsByFieldId", "true")];
             if let Some(o) = &offset {
                 query.push(("offset", o));
+            }
+            if let Some(v) = &view {
+                query.push(("view", v));
             }
             if let Some(f) = &formula {
                 query.push(("filterByFormula", f));
@@ -624,12 +709,34 @@ impl Source for AirtableSource {
             .schema
             .tables
             .iter()
-            .map(|t| SourceTable {
-                name: t.name.clone(),
-                fields: [ID_FIELD.to_string(), CREATED_TIME_FIELD.to_string()]
+            .map(|t| {
+                let fields: Vec<String> = [ID_FIELD.to_string(), CREATED_TIME_FIELD.to_string()]
                     .into_iter()
                     .chain(t.fields.iter().map(|f| f.name.clone()))
-                    .collect(),
+                    .collect();
+                let field_ids = [None, None]
+                    .into_iter()
+                    .chain(t.fields.iter().map(|f| Some(f.id.clone())))
+                    .collect();
+                let former_fields = self
+                    .former
+                    .fields
+                    .get(&t.id)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(old, id)| {
+                        let i = t.fields.iter().position(|f| f.id == *id)?;
+                        Some((old.clone(), i + 2))
+                    })
+                    .collect();
+                SourceTable {
+                    name: t.name.clone(),
+                    fields,
+                    id: Some(t.id.clone()),
+                    field_ids,
+                    former_names: self.former.tables.get(&t.id).cloned().unwrap_or_default(),
+                    former_fields,
+                }
             })
             .collect())
     }

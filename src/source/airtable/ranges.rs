@@ -39,6 +39,19 @@ pub(super) struct Range {
     pub formula: Option<String>,
 }
 
+/// How many ranges each of `tables` tables listed at once is split into, at `rate` requests
+/// per second and answers `round_trip` seconds after a request leaves: enough listings that
+/// the rate is kept while each waits for its answer (the rate times the round trip, with
+/// room for slower ones), shared among the tables, at most 8 per table. No more: each range
+/// ends with a partial page, a request the whole table would not have needed.
+pub(super) fn per_table(rate: f64, round_trip: f64, tables: usize) -> usize {
+    if !round_trip.is_finite() || !rate.is_finite() {
+        return 1;
+    }
+    let listings = (rate * round_trip.max(0.0) * 1.5).ceil().max(1.0);
+    (listings / tables.max(1) as f64).ceil().clamp(1.0, 8.0) as usize
+}
+
 /// `k` ranges covering every class, in order.
 pub(super) fn split(k: usize) -> Vec<Range> {
     let k = k.clamp(1, ID_CHARS.len());
@@ -72,6 +85,16 @@ pub(super) fn split(k: usize) -> Vec<Range> {
             }
         })
         .collect()
+}
+
+/// The formula a range of a table is listed with when the mapping selects records by
+/// `filter` too: both must hold, `AND(<filter>, <range>)`.
+pub(super) fn combine(user: Option<&str>, range: Option<&str>) -> Option<String> {
+    match (user, range) {
+        (None, r) => r.map(str::to_string),
+        (Some(u), None) => Some(u.to_string()),
+        (Some(u), Some(r)) => Some(format!("AND({u}, {r})")),
+    }
 }
 
 /// The spool file of class `class` for a table whose spool name is `base`.
@@ -142,6 +165,32 @@ impl ClassFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_listed_together_share_the_listings_needed() {
+        // 500 ms answers: 4 listings keep 5 requests per second going.
+        assert_eq!(per_table(5.0, 0.5, 1), 4);
+        assert_eq!(per_table(5.0, 0.5, 2), 2);
+        // 100-300 ms: four tables are enough listings on their own.
+        assert_eq!(per_table(5.0, 0.2, 4), 1);
+        assert_eq!(per_table(5.0, 0.2, 1), 2);
+        assert_eq!(per_table(5.0, 0.01, 1), 1);
+        assert_eq!(per_table(5.0, 5.0, 1), 8);
+        assert_eq!(per_table(5.0, f64::INFINITY, 1), 1);
+    }
+
+    #[test]
+    fn a_filter_and_a_range_must_both_hold() {
+        assert_eq!(combine(None, None), None);
+        assert_eq!(combine(Some("{A}"), None).as_deref(), Some("{A}"));
+        let r = split(2);
+        let f = r[0].formula.as_deref();
+        assert_eq!(combine(None, f).as_deref(), f);
+        assert_eq!(
+            combine(Some("OR({A}, {B} > 1)"), f).unwrap(),
+            format!("AND(OR({{A}}, {{B}} > 1), {})", f.unwrap())
+        );
+    }
 
     #[test]
     fn ranges_cover_every_class_once() {

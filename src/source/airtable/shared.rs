@@ -202,7 +202,7 @@ fn sweep(dir: &Path) {
 
 /// Make `dir` (and its parent, for `~/.cache`) if missing, and check it is a private
 /// directory of this user, not a link.
-fn private_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn private_dir(dir: &Path) -> anyhow::Result<()> {
     if let Some(parent) = dir.parent()
         && !parent.exists()
     {

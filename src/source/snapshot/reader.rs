@@ -467,6 +467,7 @@ impl Source for SnapshotSource {
             .map(|t| SourceTable {
                 name: t.name.clone(),
                 fields: t.columns.iter().map(|c| c.name.clone()).collect(),
+                ..SourceTable::default()
             })
             .collect())
     }

@@ -507,6 +507,7 @@ mod tests {
                 .map(|n| SourceTable {
                     name: n.to_string(),
                     fields: vec!["id".into(), "v".into()],
+                    ..SourceTable::default()
                 })
                 .collect())
         }
