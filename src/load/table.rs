@@ -1,7 +1,10 @@
 //! One table of the load, in plan order: stage its rows, resolve them, then merge them into
 //! the target — or, when only verifying, compare them with it. A table that was empty at the
 //! start and whose ids are not drawn from a sequence is written by `fresh`, which judges
-//! references only when some do not resolve.
+//! references only when some do not resolve. On a re-run, the rows the convert stage found
+//! exactly as the last load wrote them arrive as legacy ids alone (`plan/fingerprint.rs`),
+//! and a junction the last load left as it is — the same links staged, the same links in
+//! the target (`record.rs`) — is neither resolved nor written.
 
 use super::bulk::SetAside;
 use super::phase::{Clock, Durations};
