@@ -120,9 +120,28 @@ fn a_429_storm() {
             retry_after: Some(1),
             ..Faults::default()
         },
-        // The first 429 pauses every request to the base: none is sent into the lock.
-        "1 rate-limited",
+        // The first 429 pauses every request to the base: only those already on their way
+        // (at most one second's worth, five) meet the lock.
+        "rate-limited (429)",
     );
+    let db = Db::new("f_at_429_count");
+    let (r, _) = load(
+        &db,
+        Faults {
+            force_429_at: Some(2),
+            retry_after: Some(1),
+            ..Faults::default()
+        },
+    );
+    r.ok();
+    let limited: u32 = r
+        .stderr
+        .split(" rate-limited (429)")
+        .next()
+        .and_then(|before| before.rsplit(", ").next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count of 429s:\n{}", r.all()));
+    assert!((1..=5).contains(&limited), "{limited} × 429:\n{}", r.all());
 }
 
 #[test]
