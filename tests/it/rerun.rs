@@ -7,7 +7,8 @@
 use crate::app::App;
 use crate::harness::cell;
 
-const SCHEMA: &str = "
+/// The application schema both re-run suites load into.
+pub(crate) const SCHEMA: &str = "
     CREATE TABLE users (id bigserial PRIMARY KEY, legacy_id text UNIQUE, email text NOT NULL, name text);
     CREATE TABLE events (id bigserial PRIMARY KEY, legacy_id text UNIQUE, title text,
                          owner_id bigint NOT NULL REFERENCES users (id));

@@ -6,14 +6,7 @@
 
 use crate::app::App;
 use crate::harness::{Db, Run};
-
-const SCHEMA: &str = "
-    CREATE TABLE users (id bigserial PRIMARY KEY, legacy_id text UNIQUE, email text NOT NULL, name text);
-    CREATE TABLE events (id bigserial PRIMARY KEY, legacy_id text UNIQUE, title text,
-                         owner_id bigint NOT NULL REFERENCES users (id));
-    CREATE TABLE attendees (event_id bigint NOT NULL REFERENCES events (id),
-                            user_id bigint NOT NULL REFERENCES users (id),
-                            PRIMARY KEY (event_id, user_id));";
+use crate::rerun::SCHEMA;
 
 // No primary key on the legacy users: a record can be repeated, as exports often are.
 const LEGACY: &str = "
