@@ -360,13 +360,34 @@ pub struct FakeStats {
     pub downloads_with_token: u64,
 }
 
+/// A listing under way, as an offset names it.
+struct Listing {
+    table_id: String,
+    /// Index into `selection` of the next page's first record.
+    next: usize,
+    /// When it was handed out.
+    at: Instant,
+    /// The positions (in the table's records) the listing's view and formula selected, and
+    /// the `generation` they were selected in. Later pages reuse them rather than filter the
+    /// whole table again, so that the fake's own work per page does not grow with the table
+    /// (it would add a delay that varies with the load, which the real service does not
+    /// show and which would hide what a test measures).
+    selection: std::sync::Arc<Vec<usize>>,
+    generation: u64,
+    /// The view and formula the selection is for.
+    filters: (Option<String>, Option<String>),
+}
+
 struct State {
     config: FakeConfig,
     stats: FakeStats,
     window: VecDeque<Instant>,
     locked_until: Option<Instant>,
-    /// Live iterators: id → (table id, next index, when it was handed out).
-    iterators: HashMap<String, (String, usize, Instant)>,
+    /// Live iterators by id.
+    iterators: HashMap<String, Listing>,
+    /// Bumped by every change to the records or the configuration: a listing's selection
+    /// is reused only while this has not moved.
+    generation: u64,
     fatal_done: bool,
     next_iterator: u64,
     burst_left: u32,
@@ -404,6 +425,7 @@ impl FakeAirtable {
             window: VecDeque::new(),
             locked_until: None,
             iterators: HashMap::new(),
+            generation: 0,
             next_iterator: 1,
             burst_left: 0,
             html_left: VecDeque::new(),
@@ -473,6 +495,7 @@ impl FakeAirtable {
     /// editing the base would; every webhook gets the change as a payload.
     pub fn change_record(&self, table_id: &str, rec: &str, fields: Json) {
         let mut st = self.lock();
+        st.generation += 1;
         let mut ids = HashMap::new();
         if let Some(r) = st
             .config
@@ -499,6 +522,7 @@ impl FakeAirtable {
     /// Add a record (`{"id","createdTime","fields"}`) to table `table_id`.
     pub fn create_record(&self, table_id: &str, record: Json) {
         let mut st = self.lock();
+        st.generation += 1;
         let id = record["id"].as_str().unwrap_or_default().to_string();
         let fields: HashMap<String, Json> = record["fields"]
             .as_object()
@@ -518,6 +542,7 @@ impl FakeAirtable {
     /// Delete record `rec` of table `table_id`.
     pub fn delete_record(&self, table_id: &str, rec: &str) {
         let mut st = self.lock();
+        st.generation += 1;
         if let Some(rs) = st.config.records.get_mut(table_id) {
             rs.retain(|r| r["id"] != rec);
         }
@@ -526,7 +551,9 @@ impl FakeAirtable {
 
     /// Change the configuration (faults, lock, latency…) while running.
     pub fn configure(&self, f: impl FnOnce(&mut FakeConfig)) {
-        f(&mut self.lock().config);
+        let mut st = self.lock();
+        st.generation += 1;
+        f(&mut st.config);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -632,6 +659,7 @@ fn handle(st: &mut State, method: &str, target: &str, auth: Option<&str>, body: 
     {
         let (table, field, to) = (table.clone(), field.clone(), to.clone());
         rename_field(&mut st.config, &table, &field, &to);
+        st.generation += 1;
     }
 
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
@@ -1041,13 +1069,15 @@ fn list(st: &mut State, n: u64, table: &str, params: Params) -> Reply {
             }
         }
     }
+    let filter_text = (view.clone(), formula.clone());
+    let mut reused = None;
     let start = match &offset {
         None => 0,
         Some(o) => {
             let itr = o.split('/').next().unwrap_or_default();
             let ttl = st.config.faults.iterator_ttl;
             match st.iterators.get(itr) {
-                Some((t, _, at)) if *t == table_id && ttl.is_some_and(|d| at.elapsed() > d) => {
+                Some(l) if l.table_id == table_id && ttl.is_some_and(|d| l.at.elapsed() > d) => {
                     st.stats.faults += 1;
                     return err(
                         422,
@@ -1055,7 +1085,12 @@ fn list(st: &mut State, n: u64, table: &str, params: Params) -> Reply {
                         "The iterator is not available. Restart the listing from the first page.",
                     );
                 }
-                Some((t, i, _)) if *t == table_id => *i,
+                Some(l) if l.table_id == table_id => {
+                    if l.generation == st.generation && l.filters == filter_text {
+                        reused = Some(l.selection.clone());
+                    }
+                    l.next
+                }
                 _ => {
                     return err(
                         422,
@@ -1140,26 +1175,32 @@ fn list(st: &mut State, n: u64, table: &str, params: Params) -> Reply {
         .get(&table_id)
         .map(Vec::as_slice)
         .unwrap_or(&[]);
-    let mut selected: Vec<&Json> = Vec::with_capacity(every.len());
-    for r in every {
-        let mut keep = true;
-        for f in &filters {
-            match f.matches(r) {
-                Ok(m) => keep &= m,
-                Err(e) => {
-                    return err(
-                        422,
-                        "INVALID_FILTER_BY_FORMULA",
-                        &format!("The formula for filtering records is invalid: {e}"),
-                    );
+    let selection = match reused {
+        Some(s) => s,
+        None => {
+            let mut selected = Vec::with_capacity(every.len());
+            for (i, r) in every.iter().enumerate() {
+                let mut keep = true;
+                for f in &filters {
+                    match f.matches(r) {
+                        Ok(m) => keep &= m,
+                        Err(e) => {
+                            return err(
+                                422,
+                                "INVALID_FILTER_BY_FORMULA",
+                                &format!("The formula for filtering records is invalid: {e}"),
+                            );
+                        }
+                    }
+                }
+                if keep {
+                    selected.push(i);
                 }
             }
+            std::sync::Arc::new(selected)
         }
-        if keep {
-            selected.push(r);
-        }
-    }
-    let all = selected.as_slice();
+    };
+    let all: Vec<&Json> = selection.iter().filter_map(|&i| every.get(i)).collect();
     let limit = max_records.unwrap_or(usize::MAX).min(all.len());
     let end = (start + page_size).min(limit);
     let next_id = all
@@ -1204,8 +1245,15 @@ fn list(st: &mut State, n: u64, table: &str, params: Params) -> Reply {
     } else if end < limit {
         let itr = format!("itr{:014}", st.next_iterator);
         st.next_iterator += 1;
-        st.iterators
-            .insert(itr.clone(), (table_id.clone(), end, Instant::now()));
+        let listing = Listing {
+            table_id: table_id.clone(),
+            next: end,
+            at: Instant::now(),
+            selection: selection.clone(),
+            generation: st.generation,
+            filters: filter_text,
+        };
+        st.iterators.insert(itr.clone(), listing);
         body["offset"] = json!(format!("{itr}/{next_id}"));
     }
     st.stats.pages += 1;
