@@ -18,6 +18,15 @@
 //! narrows it again. A 429 means arrivals bunched more than the
 //! allowance allowed for: it doubles (at least to the configured one) and stays so for the
 //! rest of the run.
+//!
+//! Once a request is answered, its own round trip bounds its way there more tightly. Its
+//! answer came back `rtt` after it left, and the fastest round trip seen took `fastest`; if
+//! the fastest one's server work and way back took no longer than this one's (the fastest
+//! round trip was fast in every part), this one's way there took at most `rtt - fastest`
+//! longer than the fastest one's. A round trip that was long because the server worked
+//! long so frees its slot early, while one that was long because it arrived late keeps it.
+//! That assumption is not checked by anything but the server: a 429 ends it for the rest of
+//! the run, as it widens the allowance.
 
 use std::collections::VecDeque;
 
@@ -31,6 +40,10 @@ const MARGIN: f64 = 1.25;
 const FLOOR: f64 = 0.005;
 /// The widest an allowance grows after 429s (seconds).
 const WIDEST: f64 = 1.0;
+/// Added to an answered request's `rtt - fastest` (seconds): the fastest round trip seen
+/// may itself have had a little more server work than another one (with 0–100 ms on the
+/// way there and 100–300 ms of server work drawn independently, by up to about 20 ms).
+const SETTLE_MARGIN: f64 = 0.03;
 
 /// One client's allowance, from its own round trips.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +55,9 @@ pub(crate) struct Allowance {
     /// Until when the last 429's lock lasts: the other requests in flight then meet the
     /// same lock, which widens the allowance once.
     widened_until: f64,
+    /// The fastest round trip of an answered request in the whole run (seconds), once one
+    /// is seen.
+    fastest: Option<f64>,
 }
 
 impl Allowance {
@@ -54,6 +70,20 @@ impl Allowance {
             self.rtts.pop_front();
         }
         self.rtts.push_back(rtt);
+        self.fastest = Some(self.fastest.map_or(rtt, |f| f.min(rtt)));
+    }
+
+    /// The latest moment a request sent at `sent` and answered (already `observe`d) at
+    /// `done` can have arrived, not counting the allowance it was booked with (the ledger
+    /// keeps the earlier of the two).
+    pub(crate) fn arrived_by(&self, sent: f64, done: f64) -> f64 {
+        let done = done.max(sent);
+        match self.fastest {
+            Some(fastest) if self.widened == 0.0 && self.rtts.len() >= MIN_SAMPLES => {
+                done.min(sent + (done - sent - fastest).max(0.0) + SETTLE_MARGIN)
+            }
+            _ => done,
+        }
     }
 
     /// The allowance now (seconds), given the configured one.
@@ -106,6 +136,29 @@ mod tests {
         assert_eq!(a.get(0.1), 0.1);
         a.observe(0.5);
         assert_eq!(a.get(0.1), FLOOR);
+    }
+
+    #[test]
+    fn a_long_round_trip_frees_its_slot_by_how_much_longer_than_the_fastest_it_was() {
+        let mut a = Allowance::default();
+        // Until enough round trips are seen, only the answer bounds the arrival.
+        a.observe(0.1);
+        assert_eq!(a.arrived_by(10.0, 10.3), 10.3);
+        for i in 0..MIN_SAMPLES {
+            a.observe(0.1 + 0.2 * i as f64 / MIN_SAMPLES as f64);
+        }
+        // 300 ms where the fastest took 100 ms: at most 200 ms later on the way there.
+        let by = a.arrived_by(10.0, 10.3);
+        assert!((by - (10.2 + SETTLE_MARGIN)).abs() < 1e-9, "{by}");
+        // The fastest one itself: the margin, never later than its answer.
+        assert!((a.arrived_by(10.0, 10.1) - (10.0 + SETTLE_MARGIN)).abs() < 1e-9);
+        assert_eq!(a.arrived_by(10.0, 10.005), 10.005);
+        // A 429 ends the assumption for good.
+        a.widen(0.1, 11.0, 41.0);
+        for _ in 0..SAMPLES {
+            a.observe(0.1);
+        }
+        assert_eq!(a.arrived_by(50.0, 50.3), 50.3);
     }
 
     #[test]

@@ -537,22 +537,21 @@ impl Client {
         }
     }
 
-    /// An answer came back: the request had arrived by then. (Nothing is taken off for the
-    /// way back: how long that took cannot be told apart from a late arrival, and a guess
-    /// too large would let a sixth request into the server's second.)
+    /// An answer came back: the request had arrived by then, and, once answered, by how
+    /// much its round trip was longer than the fastest one (`allowance`).
     fn settle(&self, turn: &Turn, answered: bool) -> anyhow::Result<()> {
         let done = pace::now();
         {
             let mut g = self.fastest.lock().unwrap_or_else(|p| p.into_inner());
             *g = g.min((done - turn.sent).max(0.0));
         }
-        if answered {
-            self.allowance
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .observe(done - turn.sent);
-        }
-        let by = done.max(turn.sent);
+        let by = if answered {
+            let mut a = self.allowance.lock().unwrap_or_else(|p| p.into_inner());
+            a.observe(done - turn.sent);
+            a.arrived_by(turn.sent, done)
+        } else {
+            done.max(turn.sent)
+        };
         self.token_pace.with(|l| l.arrived(turn.token, by))?;
         let limit = &self.base_limit;
         self.base_pace.with(|l| {
