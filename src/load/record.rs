@@ -846,12 +846,9 @@ pub(crate) async fn save(
                 }
             )
         });
-        let (join_base, has_base) = match base {
-            Some(b) => (
-                format!(" LEFT JOIN {} b ON b.k = t.{m}::text", b.table),
-                "b.k IS NOT NULL",
-            ),
-            None => (String::new(), "false"),
+        let join_base = match base {
+            Some(b) => format!(" LEFT JOIN {} b ON b.k = t.{m}::text", b.table),
+            None => String::new(),
         };
         // A table whose record is unchanged is copied over from the last record, as it is.
         let carried = match (base, &uploaded.path) {
@@ -882,13 +879,24 @@ pub(crate) async fn save(
                     table.qualified
                 )
             }
-            _ => format!(
-                "COPY (SELECT {select} FROM {tt} t LEFT JOIN ({sel}) r ON {key}{join_base} WHERE t.{m} IS NOT NULL AND (r.row_ IS NOT NULL OR {has_base})) TO STDOUT (FORMAT binary)",
-                select = select.join(", "),
-                tt = table.qualified,
-                sel = s.resolved(),
-                key = s.key_match(),
-            ),
+            // The rows this load resolved, then the recorded rows it did not: driven from
+            // those two (a re-run's few changed rows, by the target's legacy-id index)
+            // rather than from every row of the target.
+            _ => {
+                let select = select.join(", ");
+                let (tt, key) = (&table.qualified, s.key_match());
+                let recorded = match base {
+                    Some(b) => format!(
+                        " UNION ALL SELECT {select} FROM {} b JOIN {tt} t ON t.{m}::text = b.k LEFT JOIN r ON {key} WHERE r.row_ IS NULL AND t.{m} IS NOT NULL",
+                        b.table
+                    ),
+                    None => String::new(),
+                };
+                format!(
+                    "COPY (WITH r AS MATERIALIZED ({sel}) SELECT {select} FROM r JOIN {tt} t ON {key}{join_base} WHERE t.{m} IS NOT NULL{recorded}) TO STDOUT (FORMAT binary)",
+                    sel = s.resolved(),
+                )
+            }
         };
         // What the target holds now: for a record carried over, what it held as the load
         // started (this load wrote nothing there).
