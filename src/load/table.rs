@@ -11,7 +11,7 @@ use super::phase::{Clock, Durations};
 use super::record::Base;
 use super::{
     Conflicts, Loading, Options, Phase, TableReport, bulk, diff, fresh, merge, resolve, stage,
-    unique,
+    table_error, unique,
 };
 use crate::convert::reject::RejectRow;
 use crate::error::{data, describe_pg, unavailable};
@@ -119,6 +119,16 @@ impl Loading<'_> {
             self.base
                 .upload_if_needed(tx, table, index, full, ex.known)
                 .await?;
+            // Most rows unchanged: the few others are resolved once, not by every statement.
+            if !empty
+                && ex.same * 2 >= ex.read
+                && let Some(sql) = staging.materialize_sql()
+            {
+                tx.batch_execute(&sql)
+                    .await
+                    .map_err(|e| table_error(&e, table, "keeping the resolved rows"))?;
+                staging.materialized();
+            }
             let staged = write_settled(
                 tx,
                 self.plan,
@@ -211,6 +221,8 @@ async fn write_settled(
         };
     savepoint("ROLLBACK TO SAVEPOINT cutover_unique").await?;
     set_aside.rolled_back(&table.qualified);
+    // Rows are dropped below: the resolved rows kept aside would no longer be them.
+    staging.forget_materialized();
     *t = before.0;
     rejects.truncate(before.1);
     *merging.conflicts = before.2;

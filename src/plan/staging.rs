@@ -80,6 +80,9 @@ pub(crate) struct Staging<'a> {
     /// Stage columns that are values, updated when they change.
     value_cols: Vec<usize>,
     resolved: String,
+    /// Set once the resolved rows are kept in a table of their own (`materialize`): the
+    /// query reading them from there.
+    materialized: std::sync::Mutex<Option<String>>,
     key_match: String,
     label: String,
 }
@@ -112,6 +115,7 @@ impl<'a> Staging<'a> {
             value_cols,
             label: label(table, "r", "r"),
             resolved,
+            materialized: std::sync::Mutex::new(None),
             key_match,
             name,
         }
@@ -503,8 +507,45 @@ impl<'a> Staging<'a> {
     /// `SELECT s.row_, … AS r0, … AS rN FROM stage s LEFT JOIN parents … WHERE NOT s.drop_`:
     /// the staged values with every reference joined to its parent's primary key through
     /// the parent's legacy column (no id map held in memory).
-    pub(crate) fn resolved(&self) -> &str {
-        &self.resolved
+    pub(crate) fn resolved(&self) -> String {
+        self.materialized
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| self.resolved.clone())
+    }
+
+    /// The statements that keep the resolved rows in a temporary table of their own, for a
+    /// merge re-run whose few changed rows are otherwise joined to their parents again by
+    /// each statement that reads them (comparing, updating, inserting, counting, recording).
+    /// Only for a table without references set once every table is written (those resolve
+    /// later), and only once no row will be dropped any more; [`Staging::materialized`]
+    /// then makes [`Staging::resolved`] read from it, until [`Staging::forget_materialized`].
+    pub(crate) fn materialize_sql(&self) -> Option<String> {
+        if self
+            .table
+            .stage
+            .iter()
+            .any(|c| c.reference.as_ref().is_some_and(|r| r.deferred))
+        {
+            return None;
+        }
+        let m = format!("{}_resolved", self.name);
+        Some(format!(
+            "DROP TABLE IF EXISTS {m}; CREATE TEMP TABLE {m} ON COMMIT DROP AS {}; ANALYZE {m}",
+            self.resolved
+        ))
+    }
+
+    /// The table of [`Staging::materialize_sql`] now holds the resolved rows.
+    pub(crate) fn materialized(&self) {
+        *self.materialized.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(format!("SELECT * FROM {}_resolved", self.name));
+    }
+
+    /// Rows are about to be dropped: the resolved rows are read from the staged ones again.
+    pub(crate) fn forget_materialized(&self) {
+        *self.materialized.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// The resolved rows of which every reference resolved (or is NULL in the source): what
@@ -701,7 +742,7 @@ impl Staging<'_> {
             ps = name(r.parent),
             pm = ident(match_column),
             s = self.name,
-            sel = self.resolved,
+            sel = self.resolved(),
             same = same.join(" AND "),
         ))
     }
