@@ -175,7 +175,7 @@ pub(crate) struct LoadArgs {
     /// The directory that keeps the record of what each load wrote, one file per target,
     /// which lets a re-run tell the application's edits from the source's. Default:
     /// MAPPING.cutover-state beside the mapping.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "CUTOVER_STATE")]
     pub(crate) state: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) report: ReportArgs,

@@ -56,6 +56,7 @@ pub fn spawn_paused(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    harness::state_out_of_checkout(&mut cmd, args);
     if let Some(r) = resume {
         cmd.env("CUTOVER_TEST_RESUME_FILE", r);
     }

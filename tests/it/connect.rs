@@ -317,6 +317,7 @@ fn a_server_that_stops_answering_fails_the_run_in_bounded_time() {
             &url,
         ])
         .env_remove("DATABASE_URL")
+        .env("CUTOVER_STATE", crate::harness::STATE)
         .current_dir(repo())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -380,6 +381,7 @@ fn a_dot_env_in_the_working_directory_names_the_target() {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"));
         cmd.args(["load", "-m", mapping.to_str().unwrap(), "--source", &source])
             .env_remove("DATABASE_URL")
+            .env("CUTOVER_STATE", crate::harness::STATE)
             .current_dir(&work);
         for (k, v) in env {
             cmd.env(k, v);

@@ -216,11 +216,27 @@ pub fn run(args: &[&str]) -> Run {
     run_env(args, &[])
 }
 
+/// Where runs with a mapping of the checkout (`mappings/…`) keep their records: under
+/// `target/`, not beside the mapping, where every test's throwaway target would leave one.
+pub const STATE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/cutover-state");
+
+/// Point `cmd` at [`STATE`] when `args` name a mapping of the checkout.
+pub fn state_out_of_checkout(cmd: &mut Command, args: &[&str]) {
+    let mappings = repo().join("mappings");
+    if args
+        .iter()
+        .any(|a| a.starts_with("mappings/") || Path::new(a).starts_with(&mappings))
+    {
+        cmd.env("CUTOVER_STATE", STATE);
+    }
+}
+
 pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
     cmd.args(args)
         .env_remove("DATABASE_URL")
         .current_dir(repo());
+    state_out_of_checkout(&mut cmd, args);
     for (k, v) in env {
         cmd.env(k, v);
     }

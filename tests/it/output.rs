@@ -27,6 +27,7 @@ fn podium(db: &Db, cmd: &str, extra: &[&str]) -> Command {
     ])
     .args(extra)
     .env_remove("DATABASE_URL")
+    .env("CUTOVER_STATE", crate::harness::STATE)
     .current_dir(repo())
     .stdin(Stdio::null());
     c

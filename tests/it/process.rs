@@ -25,6 +25,7 @@ fn a_closed_stdout_is_no_crash_and_the_files_are_written() {
             rejects.to_str().unwrap(),
         ])
         .env_remove("DATABASE_URL")
+        .env("CUTOVER_STATE", crate::harness::STATE)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -185,6 +185,8 @@ fn run(args: &Args) -> Result<()> {
 
     eprintln!("starting a scratch PostgreSQL cluster ...");
     let scratch = Scratch::start(false).context("starting the scratch cluster")?;
+    // The records of earlier runs name their clusters, gone since.
+    let _ = std::fs::remove_dir_all(env.dir.join("state"));
     let admin = scratch.url("postgres");
     let pg = Pg::new()?;
     // Statements slower than this land in the server log, for the analysis below.
@@ -514,6 +516,8 @@ fn cutover_load(
         .arg(format!("sqlite:{}", source.display()))
         .args(["--target", url, "--mode", mode, "--quiet", "--report"])
         .arg(&report)
+        .arg("--state")
+        .arg(env.dir.join("state"))
         .env_remove("DATABASE_URL")
         .current_dir(&env.root);
     let m = measure(cmd, name, &env.logs, env.timeout)?;
