@@ -303,16 +303,31 @@ fn run(args: &Args) -> Result<()> {
     };
 
     // 8. the large scale.
-    let big = if args.quick {
+    let (big, big_floor) = if args.quick {
         eprintln!("[8/9] scale {}: skipped (--quick)", args.big_scale);
-        None
+        (None, None)
     } else {
         eprintln!("[8/9] cutover load at scale {} ...", args.big_scale);
         let large = generate(&env, args.big_scale, args.seed)?;
         let db = fresh_db(&pg, &scratch, &env.root, "bench_cutover_big")?;
         let load = cutover_load(&pg, &env, &large, &db, "replace", "cutover-load-big")?.0;
+        // The floor at this scale too, so that the time ratio between the scales can be
+        // read beside PostgreSQL's own.
+        let floor = if load.ok {
+            eprintln!("[8/9] the COPY floor at scale {} ...", args.big_scale);
+            match run_floor(&pg, &env, &scratch, &psql, &db) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    eprintln!("the floor at scale {}: {e:#}", args.big_scale);
+                    None
+                }
+            }
+        } else {
+            None
+        };
         drop_db(&pg, &scratch, "bench_cutover_big");
-        Some(load)
+        drop_db(&pg, &scratch, "bench_floor");
+        (Some(load), floor)
     };
 
     // 6. Airtable extraction against the fake API with realistic latency.
@@ -378,6 +393,7 @@ fn run(args: &Args) -> Result<()> {
         rss_base,
         big_scale: args.big_scale,
         big,
+        big_floor,
         airtable_extraction,
         airtable,
         targets: Vec::new(),

@@ -76,6 +76,9 @@ pub struct Results {
     pub rss_base: Option<Load>,
     pub big_scale: f64,
     pub big: Option<Load>,
+    /// The floor at the large scale, from the rows cutover loaded there: how PostgreSQL's own
+    /// work grows with the data, beside how cutover's does.
+    pub big_floor: Option<floor::Floor>,
     pub airtable_extraction: String,
     pub airtable: Option<super::airtable::Extraction>,
     pub targets: Vec<Target>,
@@ -232,6 +235,18 @@ pub fn targets(r: &Results) -> Vec<Target> {
             "n/a (skipped or failed)".into(),
             None,
         ),
+    }
+    if let (Some(f), Some(b)) = (&r.floor, &r.big_floor) {
+        let x = ratio(b.total_s, f.total_s);
+        add(
+            &format!(
+                "floor scale {} / scale {} (reference)",
+                r.big_scale, r.scale
+            ),
+            "",
+            format!("{x:.2} ({:.1} s / {:.1} s)", b.total_s, f.total_s),
+            None,
+        );
     }
     match (c, r.merge.as_ref().filter(|m| m.ok)) {
         (Some(c), Some(m)) => {
@@ -426,11 +441,23 @@ pub fn render(r: &Results) -> String {
         );
     }
     match &r.big {
-        Some(b) => line(
-            &mut s,
-            &format!("8. cutover load at scale {}", r.big_scale),
-            b,
-        ),
+        Some(b) => {
+            line(
+                &mut s,
+                &format!("8. cutover load at scale {}", r.big_scale),
+                b,
+            );
+            if let Some(f) = &r.big_floor {
+                s.push_str(&format!(
+                    "{:<44} {:>9.2}  copy {:.2} + keys {:.2} + FKs {:.2}\n",
+                    format!("   floor at scale {}", r.big_scale),
+                    f.total_s,
+                    f.copy_s,
+                    f.indexes_s,
+                    f.fks_s
+                ));
+            }
+        }
         None => s.push_str(&format!(
             "{:<44} skipped (--quick)\n",
             format!("8. cutover load at scale {}", r.big_scale)
