@@ -121,6 +121,7 @@ impl Loading<'_> {
                 .await?;
             // Most rows unchanged: the few others are resolved once, not by every statement.
             if !empty
+                && ex.same > 0
                 && ex.same * 2 >= ex.read
                 && let Some(sql) = staging.materialize_sql()
             {

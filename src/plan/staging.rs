@@ -20,6 +20,7 @@ use super::{Plan, TableKind, TablePlan};
 use crate::convert::reject::RejectRow;
 use crate::pg::sql::{ident, literal};
 use bytes::{BufMut, Bytes, BytesMut};
+use std::sync::atomic::Ordering;
 
 /// What the convert stage sends to the loader, table by table in plan order.
 pub(crate) enum Msg {
@@ -80,9 +81,9 @@ pub(crate) struct Staging<'a> {
     /// Stage columns that are values, updated when they change.
     value_cols: Vec<usize>,
     resolved: String,
-    /// Set once the resolved rows are kept in a table of their own (`materialize`): the
-    /// query reading them from there.
-    materialized: std::sync::Mutex<Option<String>>,
+    /// Whether the resolved rows are kept in a table of their own
+    /// ([`Staging::materialize_sql`]), which [`Staging::resolved`] then reads.
+    materialized: std::sync::atomic::AtomicBool,
     key_match: String,
     label: String,
 }
@@ -115,7 +116,7 @@ impl<'a> Staging<'a> {
             value_cols,
             label: label(table, "r", "r"),
             resolved,
-            materialized: std::sync::Mutex::new(None),
+            materialized: std::sync::atomic::AtomicBool::new(false),
             key_match,
             name,
         }
@@ -508,11 +509,16 @@ impl<'a> Staging<'a> {
     /// the staged values with every reference joined to its parent's primary key through
     /// the parent's legacy column (no id map held in memory).
     pub(crate) fn resolved(&self) -> String {
-        self.materialized
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .unwrap_or_else(|| self.resolved.clone())
+        if self.materialized.load(Ordering::Relaxed) {
+            format!("SELECT * FROM {}", self.materialized_name())
+        } else {
+            self.resolved.clone()
+        }
+    }
+
+    /// The temporary table of [`Staging::materialize_sql`].
+    fn materialized_name(&self) -> String {
+        format!("{}_resolved", self.name)
     }
 
     /// The statements that keep the resolved rows in a temporary table of their own, for a
@@ -530,7 +536,7 @@ impl<'a> Staging<'a> {
         {
             return None;
         }
-        let m = format!("{}_resolved", self.name);
+        let m = self.materialized_name();
         Some(format!(
             "DROP TABLE IF EXISTS {m}; CREATE TEMP TABLE {m} ON COMMIT DROP AS {}; ANALYZE {m}",
             self.resolved
@@ -539,13 +545,12 @@ impl<'a> Staging<'a> {
 
     /// The table of [`Staging::materialize_sql`] now holds the resolved rows.
     pub(crate) fn materialized(&self) {
-        *self.materialized.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(format!("SELECT * FROM {}_resolved", self.name));
+        self.materialized.store(true, Ordering::Relaxed);
     }
 
     /// Rows are about to be dropped: the resolved rows are read from the staged ones again.
     pub(crate) fn forget_materialized(&self) {
-        *self.materialized.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.materialized.store(false, Ordering::Relaxed);
     }
 
     /// The resolved rows of which every reference resolved (or is NULL in the source): what

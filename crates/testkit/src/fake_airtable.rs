@@ -1200,17 +1200,16 @@ fn list(st: &mut State, n: u64, table: &str, params: Params) -> Reply {
             std::sync::Arc::new(selected)
         }
     };
-    let all: Vec<&Json> = selection.iter().filter_map(|&i| every.get(i)).collect();
-    let limit = max_records.unwrap_or(usize::MAX).min(all.len());
+    let record = |k: usize| selection.get(k).and_then(|&i| every.get(i));
+    let limit = max_records.unwrap_or(usize::MAX).min(selection.len());
     let end = (start + page_size).min(limit);
-    let next_id = all
-        .get(end)
+    let next_id = record(end)
         .and_then(|r| r.get("id"))
         .and_then(Json::as_str)
         .unwrap_or("rec")
         .to_string();
     let mut records = Vec::with_capacity(end.saturating_sub(start));
-    for &r in all.get(start..end).unwrap_or(&[]) {
+    for r in (start..end).filter_map(record) {
         let mut out = serde_json::Map::new();
         for key in ["id", "createdTime"] {
             if let Some(v) = r.get(key) {

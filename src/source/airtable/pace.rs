@@ -8,11 +8,12 @@
 //! latest moment it can have arrived: the time it was sent plus an allowance for the way
 //! there while it is in flight (sized from the round trips seen, see `allowance`), and once
 //! answered the earlier of that, the moment the answer came back (a request arrives before
-//! it is answered) and what its round trip says of its way there (`allowance`). A request may leave at `t`
-//! only when fewer than `limit` earlier requests can have arrived after `t - 1 s`: then no
-//! one-second window the server looks at holds more than `limit` arrivals, since any such
-//! window holds a request sent last, which was checked against all the others. Answers that
-//! come back soon free their slot early, so the pacing gives up little of the ceiling.
+//! it is answered) and what its round trip says of its way there (`allowance`). A request
+//! may leave at `t` only when fewer than `limit` earlier requests can have arrived after
+//! `t - 1 s`: then no one-second window the server looks at holds more than `limit`
+//! arrivals, since any such window holds a request sent last, which was checked against all
+//! the others. Answers that come back soon free their slot early, so the pacing gives up
+//! little of the ceiling.
 //!
 //! That alone keeps every second within the limit, so at the configured rate requests are
 //! not spaced besides: five may leave together and a sixth one second after the first of
