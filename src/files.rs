@@ -60,14 +60,29 @@ pub(crate) fn check(path: &Path, existing: Existing) -> Result<(), String> {
     }
 }
 
-/// Write `bytes` to `path` as a private file, atomically, after [`check`].
+/// Write `bytes` to `path` as a private file, atomically, after [`check`], synced to disk
+/// before it takes the name.
 pub(crate) fn write(path: &Path, bytes: &[u8], existing: Existing) -> Result<(), String> {
+    write_file(path, bytes, existing, true)
+}
+
+/// [`write`] without the sync: for a file whose reader checks it whole (a checksum in it), so
+/// that what a crash of the machine lost is found and made again. The rename still means a
+/// killed process leaves the old file or the new one, and the writer is not held up by the
+/// disk (fsync(2) waits for the file system's journal, at times for tens of milliseconds).
+pub(crate) fn write_unsynced(path: &Path, bytes: &[u8], existing: Existing) -> Result<(), String> {
+    write_file(path, bytes, existing, false)
+}
+
+fn write_file(path: &Path, bytes: &[u8], existing: Existing, sync: bool) -> Result<(), String> {
     check(path, existing)?;
     let tmp = temp_beside(path);
     let result = (|| {
         let mut f = create_new(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if sync {
+            f.sync_all()?;
+        }
         match existing {
             // rename(2) replaces the directory entry itself: a link planted after the check
             // above is replaced, never followed.

@@ -12,10 +12,12 @@
 //!
 //! **A page file** is a header line (`{"page":n,"next":offset|null,"records":k,"bytes":b,
 //! "sha256":…}`) and then the page's records as JSON lines, `b` bytes whose SHA-256 the
-//! header gives. It is written under a temporary name, synced and renamed into place
-//! ([`crate::files::write`]), so a run killed mid-write leaves no page under a page's name;
-//! a page that is still short or does not match its checksum (a disk that lost it) is
-//! detected on replay and re-fetched, with every page after it.
+//! header gives. It is written under a temporary name and renamed into place
+//! ([`crate::files::write_unsynced`]), so a run killed mid-write leaves no page under a
+//! page's name. It is not synced, which would hold the listing's task (and the answers of
+//! others on the same thread) up for as long as the disk takes: a page that a crash of the
+//! machine left short or that does not match its checksum is detected on replay and
+//! re-fetched, with every page after it.
 //!
 //! A journal last touched more than an hour ago is not resumed from and is removed.
 //!
@@ -347,7 +349,8 @@ impl RangeJournal {
         let mut bytes = serde_json::to_vec(&header)?;
         bytes.push(b'\n');
         bytes.extend_from_slice(lines);
-        files::write(&self.page_path(page), &bytes, files::Existing::Replace)
+        // Unsynced: the header's checksum finds a page a crash lost (see the module doc).
+        files::write_unsynced(&self.page_path(page), &bytes, files::Existing::Replace)
             .map_err(|e| anyhow::anyhow!("cannot keep a fetched page in the resume journal: {e}"))
     }
 
