@@ -65,6 +65,10 @@ struct Args {
     /// With --only-airtable: the delta refresh scenario alone.
     #[arg(long, requires = "only_airtable")]
     only_refresh: bool,
+    /// With --only-airtable: only the extraction scenarios whose name contains this (e.g.
+    /// "jitter"); the delta refresh is skipped.
+    #[arg(long, requires = "only_airtable")]
+    scenario: Option<String>,
     /// Kill a contender that takes longer than this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
@@ -84,17 +88,24 @@ fn only_airtable(cutover: &Path, dir: &Path, args: &Args) -> Result<()> {
     use bench::airtable::{Scenario, measure_scenario};
     let mut all = Vec::new();
     let timeout = Duration::from_secs(args.timeout);
-    eprintln!("Airtable: delta refresh ...");
-    let r = bench::delta::measure_refresh(cutover, dir, args.refresh_records, timeout)?;
-    println!("{}", r.line());
-    std::fs::write(
-        dir.join("airtable-refresh.json"),
-        serde_json::to_vec_pretty(&r)?,
-    )?;
-    if args.only_refresh {
-        return Ok(());
+    if args.scenario.is_none() {
+        eprintln!("Airtable: delta refresh ...");
+        let r = bench::delta::measure_refresh(cutover, dir, args.refresh_records, timeout)?;
+        println!("{}", r.line());
+        std::fs::write(
+            dir.join("airtable-refresh.json"),
+            serde_json::to_vec_pretty(&r)?,
+        )?;
+        if args.only_refresh {
+            return Ok(());
+        }
     }
-    for s in Scenario::ALL {
+    let chosen = |s: &Scenario| {
+        args.scenario
+            .as_deref()
+            .is_none_or(|want| s.name().contains(want))
+    };
+    for s in Scenario::ALL.into_iter().filter(chosen) {
         let records = match s {
             Scenario::BigTable => 30_000,
             Scenario::TwoProcesses => args.airtable_records / 2,
