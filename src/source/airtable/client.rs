@@ -205,8 +205,14 @@ enum Sent {
     TooLarge,
 }
 
-/// A request whose slot opens within this many seconds leaves now (timers are not finer).
-const SOON: f64 = 0.001;
+/// A request whose slot opens within this many seconds leaves now (less than the pacer's
+/// guard, so it never leaves before the slot does).
+const SOON: f64 = 0.0002;
+/// The runtime's timer wakes a task up to a millisecond late (it counts whole milliseconds,
+/// https://docs.rs/tokio/latest/tokio/time/fn.sleep.html); a thread's sleep (nanosleep(2))
+/// is late by tens of microseconds. So a wait ends on the runtime's timer this long before
+/// the slot opens, and the rest is slept on a blocking thread.
+const FINE: f64 = 0.002;
 /// The longest a waiting request goes without looking at the ledgers again (seconds):
 /// another process's answers free slots too.
 const RECHECK: f64 = 0.02;
@@ -234,8 +240,13 @@ pub(crate) struct Client {
     fastest: Mutex<f64>,
     /// How late a request may arrive, from the round trips seen.
     allowance: Mutex<Allowance>,
-    /// Woken whenever an answer comes back: a waiting request may go sooner.
+    /// Woken whenever an answer comes back (a waiting request may go sooner) and whenever a
+    /// waiting request leaves its place (the next in line may take the slot).
     answered: tokio::sync::Notify,
+    /// The requests of this process waiting for a slot: (priority, arrival in line). An open
+    /// slot goes to the smallest.
+    waiting: Mutex<Vec<(u64, u64)>>,
+    next_in_line: std::sync::atomic::AtomicU64,
     opts: AirtableOptions,
     pub(crate) counters: Counters,
     rng: Mutex<u64>,
@@ -308,6 +319,8 @@ impl Client {
             fastest: Mutex::new(f64::INFINITY),
             allowance: Mutex::new(Allowance::default()),
             answered: tokio::sync::Notify::new(),
+            waiting: Mutex::new(Vec::new()),
+            next_in_line: std::sync::atomic::AtomicU64::new(0),
             opts,
             counters: Counters::default(),
             rng: Mutex::new(seed),
@@ -342,7 +355,21 @@ impl Client {
         query: &[(&str, &str)],
         what: &str,
     ) -> Result<Json, CallError> {
-        self.request(path, query, None, what).await
+        self.request(path, query, None, what, 0).await
+    }
+
+    /// [`Client::get`] for page `page` of a listing. Among this process's requests waiting for
+    /// a slot, the one of the lowest page goes first (other requests before any page): the
+    /// listings of a base advance together instead of one finishing long after the others,
+    /// paging alone, one request at a time, while the slots it cannot use go idle.
+    pub(crate) async fn get_page(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        what: &str,
+        page: u64,
+    ) -> Result<Json, CallError> {
+        self.request(path, query, None, what, page).await
     }
 
     /// POST `body` (JSON) to `{api}{path}`, paced and retried as [`Client::get`] (the
@@ -353,7 +380,7 @@ impl Client {
         body: &Json,
         what: &str,
     ) -> Result<Json, CallError> {
-        self.request(path, &[], Some(body), what).await
+        self.request(path, &[], Some(body), what, 0).await
     }
 
     async fn request(
@@ -362,15 +389,16 @@ impl Client {
         query: &[(&str, &str)],
         body: Option<&Json>,
         what: &str,
+        priority: u64,
     ) -> Result<Json, CallError> {
         let url = format!("{}{}", self.api, path);
         let mut rate_tries = 0u32;
         let mut fail_tries = 0u32;
         loop {
-            let turn = self.wait_turn().await.map_err(CallError::Fatal)?;
+            let turn = self.wait_turn(priority).await.map_err(CallError::Fatal)?;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
-            let sent = self.once(&url, query, body).await;
-            self.settle(&turn, matches!(sent, Sent::Answer(200, _, _)))
+            let (sent, back) = self.once(&url, query, body).await;
+            self.settle(&turn, matches!(sent, Sent::Answer(200, _, _)), back)
                 .map_err(CallError::Fatal)?;
             let transient: String = match sent {
                 Sent::TooLarge => {
@@ -434,8 +462,10 @@ impl Client {
         }
     }
 
-    /// One request, its body read up to the bound.
-    async fn once(&self, url: &str, query: &[(&str, &str)], body: Option<&Json>) -> Sent {
+    /// One request, its body read up to the bound; and when its answer began to come back
+    /// (its status line: the request had arrived by then, before its body was sent and
+    /// read), or when it failed without one.
+    async fn once(&self, url: &str, query: &[(&str, &str)], body: Option<&Json>) -> (Sent, f64) {
         let req = match body {
             None => self.http.get(url),
             Some(b) => self.http.post(url).json(b),
@@ -447,8 +477,9 @@ impl Client {
             .await
         {
             Ok(r) => r,
-            Err(e) => return Sent::Broken(transport(e)),
+            Err(e) => return (Sent::Broken(transport(e)), pace::now()),
         };
+        let back = pace::now();
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -460,7 +491,7 @@ impl Client {
         let max = self.opts.max_response_bytes;
         let declared = resp.content_length().unwrap_or(0);
         if declared > max {
-            return Sent::TooLarge;
+            return (Sent::TooLarge, back);
         }
         // Dropping `resp` early closes the connection: the rest is never read.
         let mut bytes = Vec::with_capacity(declared as usize);
@@ -468,16 +499,16 @@ impl Client {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
                     if (bytes.len() + chunk.len()) as u64 > max {
-                        return Sent::TooLarge;
+                        return (Sent::TooLarge, back);
                     }
                     bytes.extend_from_slice(&chunk);
                 }
                 Ok(None) => break,
-                Err(e) => return Sent::Broken(transport(e)),
+                Err(e) => return (Sent::Broken(transport(e)), back),
             }
         }
         let body = serde_json::from_slice::<Json>(&bytes).map_err(|e| e.to_string());
-        Sent::Answer(status, retry_after, body)
+        (Sent::Answer(status, retry_after, body), back)
     }
 
     /// Wait until this request may leave, then book it in the base's and the token's
@@ -485,8 +516,10 @@ impl Client {
     /// another in a circle). Nothing is booked ahead: a slot held by a request in flight
     /// frees early when its answer comes back, so the wait is checked again whenever an
     /// answer of this process comes back, and at least every `RECHECK` for other processes'.
-    async fn wait_turn(&self) -> anyhow::Result<Turn> {
+    /// An open slot is left to a request of this process ahead in line (`priority`).
+    async fn wait_turn(&self, priority: u64) -> anyhow::Result<Turn> {
         let (bl, tl) = (&self.base_limit, &self.token_limit);
+        let place = InLine::new(self, priority);
         loop {
             let answered = self.answered.notified();
             tokio::pin!(answered);
@@ -510,6 +543,11 @@ impl Client {
                     if t > now + SOON {
                         return Err(t);
                     }
+                    if !place.first() {
+                        // Open, but another request is ahead: it takes the slot, and leaving
+                        // its place wakes this one to look again.
+                        return Err(now + RECHECK);
+                    }
                     Ok(Turn {
                         base: base.book(now, now, allowance),
                         token: token.book(now, now, allowance),
@@ -522,10 +560,18 @@ impl Client {
                 Err(t) => {
                     // Far off (the base is locked): no answer can bring it much nearer.
                     let ahead = t - now;
+                    if ahead <= FINE {
+                        // The last stretch on a thread's clock, not the runtime's.
+                        let wait = Duration::from_secs_f64(ahead.max(0.0));
+                        tokio::task::spawn_blocking(move || std::thread::sleep(wait))
+                            .await
+                            .map_err(|e| anyhow::anyhow!("a pacing wait failed: {e}"))?;
+                        continue;
+                    }
                     let wait = if ahead > 1.5 {
                         ahead - 1.0
                     } else {
-                        ahead.min(RECHECK)
+                        (ahead - FINE).min(RECHECK)
                     };
                     let wait = Duration::from_secs_f64(wait.max(0.0));
                     tokio::select! {
@@ -537,10 +583,9 @@ impl Client {
         }
     }
 
-    /// An answer came back: the request had arrived by then, and, once answered, by how
-    /// much its round trip was longer than the fastest one (`allowance`).
-    fn settle(&self, turn: &Turn, answered: bool) -> anyhow::Result<()> {
-        let done = pace::now();
+    /// An answer came back at `done`: the request had arrived by then, and, once answered,
+    /// by how much its round trip was longer than the fastest one (`allowance`).
+    fn settle(&self, turn: &Turn, answered: bool, done: f64) -> anyhow::Result<()> {
         {
             let mut g = self.fastest.lock().unwrap_or_else(|p| p.into_inner());
             *g = g.min((done - turn.sent).max(0.0));
@@ -586,6 +631,40 @@ impl Client {
         *g = x;
         (x >> 11) as f64 / (1u64 << 53) as f64
     }
+}
+
+/// A request's place among this process's requests waiting for a slot, for as long as it
+/// waits (dropped when it leaves, or when its task is cancelled).
+struct InLine<'a> {
+    client: &'a Client,
+    key: (u64, u64),
+}
+
+impl<'a> InLine<'a> {
+    fn new(client: &'a Client, priority: u64) -> InLine<'a> {
+        let key = (
+            priority,
+            client.next_in_line.fetch_add(1, Ordering::Relaxed),
+        );
+        lock(&client.waiting).push(key);
+        InLine { client, key }
+    }
+
+    /// Whether no waiting request is ahead of this one.
+    fn first(&self) -> bool {
+        lock(&self.client.waiting).iter().all(|k| *k >= self.key)
+    }
+}
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        lock(&self.client.waiting).retain(|k| *k != self.key);
+        self.client.answered.notify_waiters();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn fatal(message: String) -> CallError {
@@ -715,6 +794,30 @@ mod tests {
         );
         assert_eq!(t(r#"{"errors":"x"}"#), None);
         assert_eq!(t(r#"[1]"#), None);
+    }
+
+    #[test]
+    fn an_open_slot_goes_to_the_waiting_request_of_the_lowest_page() {
+        let dir = std::env::temp_dir().join(format!("cutover-inline-{}", std::process::id()));
+        let opts = AirtableOptions {
+            pace_dir: Some(dir.clone()),
+            ..AirtableOptions::default()
+        };
+        let c = Client::new("appINLINE", Token::new("patINLINE.1"), opts).unwrap();
+        let late = InLine::new(&c, 40);
+        assert!(late.first(), "alone in line");
+        let behind = InLine::new(&c, 3);
+        let same = InLine::new(&c, 3);
+        assert!(!late.first() && behind.first() && !same.first());
+        // The one ahead took its slot: the next in line is the other of the same page,
+        // which came later than it but before the page-40 one.
+        drop(behind);
+        assert!(same.first() && !late.first());
+        drop(same);
+        assert!(late.first());
+        drop(late);
+        assert!(lock(&c.waiting).is_empty());
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -585,7 +585,7 @@ async fn page_range(
                     query.push(("fields[]", f));
                 }
             }
-            let body = match client.get(&path, &query, &what).await {
+            let body = match client.get_page(&path, &query, &what, page).await {
                 Ok(b) => b,
                 Err(CallError::IteratorExpired) => {
                     restarts += 1;
