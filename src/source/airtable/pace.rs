@@ -28,10 +28,11 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Added to the one-second window: clocks are not exact. The server's clock and this
-/// machine's may run at rates up to 500 ppm apart (the most NTP slews a clock,
-/// https://www.ntp.org/documentation/4.2.8-series/clock/), 0.5 ms over the window; twice
-/// that. Timers fire late, never early, so they need none.
+/// Added to the one-second window: clocks are not exact. ntpd slews a clock by at most
+/// 500 ppm (ntpd(8), "How NTP Operates"), so the server's second and this machine's differ by
+/// about 0.5 ms; twice that. A clock slewed faster (chrony may, after a large offset) can
+/// cost a 429, which the pacer answers by backing off. Timers fire late, never early, and
+/// need none.
 const GUARD: f64 = 0.001;
 /// Requests per second added after each answered request (additive increase).
 const INCREASE: f64 = 0.05;
