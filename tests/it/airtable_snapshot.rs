@@ -2,7 +2,7 @@
 //! resume journal) and the next run fetches only the rest, with the same rows as a clean run.
 
 use crate::harness::{Db, Run, run_env};
-use cutover_testkit::fake_airtable::{FakeAirtable, FakeConfig, synthetic};
+use cutover_testkit::fake_airtable::{FakeAirtable, FakeConfig, Latency, synthetic};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -370,6 +370,37 @@ fn sha256_hex(b: &[u8]) -> String {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn attachment_files_are_downloaded_a_few_at_once() {
+    let (mut config, files) = docs_config();
+    // Every answer, the files' included, takes 100 ms once its request arrived: files fetched
+    // one after another would never be answered at the same moment.
+    config.latency = Latency::Fixed(Duration::from_millis(100));
+    let (_, server) = FakeAirtable::start(config).unwrap();
+    let db = Db::bare("attachments_at_once");
+    let m = docs_mapping(&db.dir);
+    let snap = db.dir.join("snap");
+    export(&server, &db, &m, &snap).ok();
+    let s = server.stats();
+    assert_eq!(s.downloads, 5, "{s:?}");
+    assert!((2..=4).contains(&s.max_downloads_at_once), "{s:?}");
+    // Each file listed in the manifest once, however the downloads interleaved.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(snap.join("manifest.json")).unwrap())
+            .unwrap();
+    let listed: Vec<&str> = manifest["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    let mut expected: Vec<&str> = files.iter().map(|(id, _)| id.as_str()).collect();
+    expected.sort();
+    let mut got = listed.clone();
+    got.sort();
+    assert_eq!(got, expected, "{manifest}");
 }
 
 #[test]

@@ -358,6 +358,10 @@ pub struct FakeStats {
     /// Attachment downloads that carried an Authorization header (the token has no
     /// business there).
     pub downloads_with_token: u64,
+    /// The most attachment downloads being answered at one moment.
+    pub max_downloads_at_once: u32,
+    /// Attachment downloads being answered now.
+    pub downloads_at_once: u32,
 }
 
 /// A listing under way, as an offset names it.

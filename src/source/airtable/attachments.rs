@@ -4,9 +4,9 @@
 //! on another host (airtableusercontent.com) and valid for a couple of hours
 //! (https://airtable.com/developers/web/api/field-model#multipleattachment). The files are
 //! fetched without the API token (the URL is its own authorization; the token is never sent
-//! to another host) and outside the base's rate limit. When a URL has expired (403 or 410),
-//! the record is read again through the API for a fresh one, once. An attachment the store
-//! already holds (from an earlier, failed export) is not fetched again.
+//! to another host) and outside the base's rate limit, a few at once. When a URL has expired
+//! (403 or 410), the record is read again through the API for a fresh one, once. An
+//! attachment the store already holds (from an earlier, failed export) is not fetched again.
 
 use super::client::{CallError, Client};
 use crate::source::snapshot::AttachmentEntry;
@@ -43,22 +43,30 @@ fn http() -> anyhow::Result<reqwest::Client> {
         .map_err(|e| anyhow::anyhow!("cannot build the HTTP client for attachments: {e}"))
 }
 
+/// Attachment files downloaded at once, per table: enough that each file's round trip is
+/// not waited out alone, few enough to be polite to the file host.
+const AT_ONCE: usize = 4;
+
 /// Every attachment of the table's records (from its spool files, or `records` when given),
-/// fetched or found in the store.
+/// fetched or found in the store, in the order the records hold them.
 pub(super) async fn fetch(
     job: Job,
     records: Option<Vec<Json>>,
 ) -> anyhow::Result<Vec<AttachmentEntry>> {
-    let http = http()?;
-    let mut out = Vec::new();
-    let mut done: HashSet<String> = HashSet::new();
+    let mut f = Fetching {
+        http: http()?,
+        job: Arc::new(job),
+        done: HashSet::new(),
+        out: Vec::new(),
+        running: tokio::task::JoinSet::new(),
+    };
     if let Some(records) = records {
         for rec in &records {
-            of_record(&job, &http, rec, &mut done, &mut out).await?;
+            f.record(rec).await?;
         }
-        return Ok(out);
+        return f.finish().await;
     }
-    for path in &job.files {
+    for path in &f.job.files.clone() {
         let file = super::spool::open(path)?;
         for line in BufReader::new(file).lines() {
             let line = line.map_err(|e| {
@@ -66,63 +74,125 @@ pub(super) async fn fetch(
             })?;
             let rec: Json = serde_json::from_str(&line)
                 .map_err(|e| anyhow::anyhow!("a spooled record is unreadable: {e}"))?;
-            of_record(&job, &http, &rec, &mut done, &mut out).await?;
+            f.record(&rec).await?;
         }
     }
-    Ok(out)
+    f.finish().await
 }
 
-/// The attachments of one record.
-async fn of_record(
-    job: &Job,
-    http: &reqwest::Client,
-    rec: &Json,
-    done: &mut HashSet<String>,
-    out: &mut Vec<AttachmentEntry>,
-) -> anyhow::Result<()> {
-    let rec_id = rec.get("id").and_then(Json::as_str).unwrap_or_default();
-    for (fid, fname) in &job.fields {
-        let Some(items) = rec
-            .get("fields")
-            .and_then(|f| f.get(fid.as_str()))
-            .and_then(Json::as_array)
-        else {
-            continue;
-        };
-        for item in items {
-            let Some(att) = item.get("id").and_then(Json::as_str) else {
+/// One table's downloads: at most `AT_ONCE` running, each entry kept with its place.
+struct Fetching {
+    http: reqwest::Client,
+    job: Arc<Job>,
+    /// Attachment ids seen (one file per id, however many records hold it).
+    done: HashSet<String>,
+    out: Vec<(usize, AttachmentEntry)>,
+    /// Dropped on an error, which cancels the downloads still running (a partial file is
+    /// removed with its `Pending`).
+    running: tokio::task::JoinSet<anyhow::Result<(usize, AttachmentEntry)>>,
+}
+
+impl Fetching {
+    /// The attachments of one record: those the store holds at once, the others started.
+    async fn record(&mut self, rec: &Json) -> anyhow::Result<()> {
+        let job = self.job.clone();
+        let rec_id = rec.get("id").and_then(Json::as_str).unwrap_or_default();
+        for (fid, fname) in &job.fields {
+            let Some(items) = rec
+                .get("fields")
+                .and_then(|f| f.get(fid.as_str()))
+                .and_then(Json::as_array)
+            else {
                 continue;
             };
-            if !done.insert(att.to_string()) {
-                continue;
-            }
-            let what = format!(
-                "Airtable base {}, table {:?}, record {rec_id}, field {fname:?}, attachment {att}",
-                job.client.base, job.table_name
-            );
-            if let Some(e) = job.have.get(att) {
-                out.push(e.clone());
-                continue;
-            }
-            let url = item.get("url").and_then(Json::as_str).unwrap_or_default();
-            let entry = match download(http, &job.store, att, url).await {
-                Ok(e) => e,
-                Err(Failed::Expired) => {
-                    let fresh = fresh_url(job, rec_id, fid, att, &what).await?;
-                    match download(http, &job.store, att, &fresh).await {
-                        Ok(e) => e,
-                        Err(f) => return Err(f.into_error(&what)),
-                    }
+            for item in items {
+                let Some(att) = item.get("id").and_then(Json::as_str) else {
+                    continue;
+                };
+                if !self.done.insert(att.to_string()) {
+                    continue;
                 }
-                Err(f) => return Err(f.into_error(&what)),
-            };
-            job.store
-                .record(&entry)
-                .map_err(|e| anyhow::anyhow!("{what}: cannot note the downloaded file: {e}"))?;
-            out.push(entry);
+                let place = self.done.len();
+                if let Some(e) = job.have.get(att) {
+                    self.out.push((place, e.clone()));
+                    continue;
+                }
+                while self.running.len() >= AT_ONCE {
+                    self.take_one().await?;
+                }
+                let want = Want {
+                    place,
+                    rec: rec_id.to_string(),
+                    fid: fid.clone(),
+                    att: att.to_string(),
+                    url: item
+                        .get("url")
+                        .and_then(Json::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    what: format!(
+                        "Airtable base {}, table {:?}, record {rec_id}, field {fname:?}, attachment {att}",
+                        job.client.base, job.table_name
+                    ),
+                };
+                self.running
+                    .spawn(one(job.clone(), self.http.clone(), want));
+            }
         }
+        Ok(())
     }
-    Ok(())
+
+    async fn take_one(&mut self) -> anyhow::Result<()> {
+        if let Some(joined) = self.running.join_next().await {
+            let entry =
+                joined.map_err(|e| anyhow::anyhow!("an attachment download failed: {e}"))??;
+            self.out.push(entry);
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> anyhow::Result<Vec<AttachmentEntry>> {
+        while !self.running.is_empty() {
+            self.take_one().await?;
+        }
+        self.out.sort_by_key(|(place, _)| *place);
+        Ok(self.out.into_iter().map(|(_, e)| e).collect())
+    }
+}
+
+/// One attachment to download, and where it goes in the table's list.
+struct Want {
+    place: usize,
+    rec: String,
+    fid: String,
+    att: String,
+    url: String,
+    /// Names it in messages.
+    what: String,
+}
+
+/// Download one attachment (reading its record again for a fresh URL if it expired) and
+/// note it in the store.
+async fn one(
+    job: Arc<Job>,
+    http: reqwest::Client,
+    w: Want,
+) -> anyhow::Result<(usize, AttachmentEntry)> {
+    let entry = match download(&http, &job.store, &w.att, &w.url).await {
+        Ok(e) => e,
+        Err(Failed::Expired) => {
+            let fresh = fresh_url(&job, &w.rec, &w.fid, &w.att, &w.what).await?;
+            match download(&http, &job.store, &w.att, &fresh).await {
+                Ok(e) => e,
+                Err(f) => return Err(f.into_error(&w.what)),
+            }
+        }
+        Err(f) => return Err(f.into_error(&w.what)),
+    };
+    job.store
+        .record(&entry)
+        .map_err(|e| anyhow::anyhow!("{}: cannot note the downloaded file: {e}", w.what))?;
+    Ok((w.place, entry))
 }
 
 enum Failed {

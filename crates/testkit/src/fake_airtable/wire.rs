@@ -27,6 +27,28 @@ pub(super) enum Reply {
     Html(u16, String),
 }
 
+/// An attachment download being answered, counted in the stats while it lasts.
+struct InFlight(Arc<Mutex<State>>);
+
+impl InFlight {
+    fn new(state: &Arc<Mutex<State>>) -> InFlight {
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        st.stats.downloads_at_once += 1;
+        st.stats.max_downloads_at_once = st
+            .stats
+            .max_downloads_at_once
+            .max(st.stats.downloads_at_once);
+        InFlight(state.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        st.stats.downloads_at_once = st.stats.downloads_at_once.saturating_sub(1);
+    }
+}
+
 /// One draw of a latency.
 fn draw(latency: Latency, rng: &mut u64) -> Duration {
     match latency {
@@ -113,6 +135,8 @@ pub(super) async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> st
             let delay = draw(latency, &mut st.rng);
             (reply, delay)
         };
+        // Counted from the answer's start to its last byte (or the connection's end).
+        let _download = target.starts_with("/dl/").then(|| InFlight::new(&state));
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
