@@ -390,7 +390,7 @@ fn attachment_files_are_downloaded_a_few_at_once() {
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(snap.join("manifest.json")).unwrap())
             .unwrap();
-    let listed: Vec<&str> = manifest["attachments"]
+    let mut listed: Vec<&str> = manifest["attachments"]
         .as_array()
         .unwrap()
         .iter()
@@ -398,9 +398,8 @@ fn attachment_files_are_downloaded_a_few_at_once() {
         .collect();
     let mut expected: Vec<&str> = files.iter().map(|(id, _)| id.as_str()).collect();
     expected.sort();
-    let mut got = listed.clone();
-    got.sort();
-    assert_eq!(got, expected, "{manifest}");
+    listed.sort();
+    assert_eq!(listed, expected, "{manifest}");
 }
 
 #[test]

@@ -360,8 +360,6 @@ pub struct FakeStats {
     pub downloads_with_token: u64,
     /// The most attachment downloads being answered at one moment.
     pub max_downloads_at_once: u32,
-    /// Attachment downloads being answered now.
-    pub downloads_at_once: u32,
 }
 
 /// A listing under way, as an offset names it.
@@ -394,6 +392,8 @@ struct State {
     generation: u64,
     fatal_done: bool,
     next_iterator: u64,
+    /// Attachment downloads being answered now.
+    downloads_at_once: u32,
     burst_left: u32,
     html_left: VecDeque<u16>,
     expired_done: bool,
@@ -431,6 +431,7 @@ impl FakeAirtable {
             iterators: HashMap::new(),
             generation: 0,
             next_iterator: 1,
+            downloads_at_once: 0,
             burst_left: 0,
             html_left: VecDeque::new(),
             expired_done: false,

@@ -66,7 +66,8 @@ pub(super) async fn fetch(
         }
         return f.finish().await;
     }
-    for path in &f.job.files.clone() {
+    let job = f.job.clone();
+    for path in &job.files {
         let file = super::spool::open(path)?;
         for line in BufReader::new(file).lines() {
             let line = line.map_err(|e| {

@@ -558,7 +558,6 @@ impl Client {
             match turn {
                 Ok(turn) => return Ok(turn),
                 Err(t) => {
-                    // Far off (the base is locked): no answer can bring it much nearer.
                     let ahead = t - now;
                     if ahead <= FINE {
                         // The last stretch on a thread's clock, not the runtime's.
@@ -569,6 +568,7 @@ impl Client {
                         continue;
                     }
                     let wait = if ahead > 1.5 {
+                        // Far off (the base is locked): no answer can bring it much nearer.
                         ahead - 1.0
                     } else {
                         (ahead - FINE).min(RECHECK)

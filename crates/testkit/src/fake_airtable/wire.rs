@@ -33,11 +33,8 @@ struct InFlight(Arc<Mutex<State>>);
 impl InFlight {
     fn new(state: &Arc<Mutex<State>>) -> InFlight {
         let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-        st.stats.downloads_at_once += 1;
-        st.stats.max_downloads_at_once = st
-            .stats
-            .max_downloads_at_once
-            .max(st.stats.downloads_at_once);
+        st.downloads_at_once += 1;
+        st.stats.max_downloads_at_once = st.stats.max_downloads_at_once.max(st.downloads_at_once);
         InFlight(state.clone())
     }
 }
@@ -45,7 +42,7 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        st.stats.downloads_at_once = st.stats.downloads_at_once.saturating_sub(1);
+        st.downloads_at_once = st.downloads_at_once.saturating_sub(1);
     }
 }
 
