@@ -46,6 +46,22 @@ impl Drop for InFlight {
     }
 }
 
+/// Wait `d`, to within tens of microseconds. The runtime's timer has millisecond
+/// granularity and rounds a sleep up (https://docs.rs/tokio/latest/tokio/time/fn.sleep.html),
+/// which made a drawn delay about 1.2 ms longer than drawn; so the last 2 ms are slept on a
+/// blocking thread (nanosleep(2)).
+async fn wait_exactly(d: Duration) {
+    const FINE: Duration = Duration::from_millis(2);
+    let until = std::time::Instant::now() + d;
+    if d > FINE {
+        tokio::time::sleep(d - FINE).await;
+    }
+    let rest = until.saturating_duration_since(std::time::Instant::now());
+    if !rest.is_zero() {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
+    }
+}
+
 /// One draw of a latency.
 fn draw(latency: Latency, rng: &mut u64) -> Duration {
     match latency {
@@ -123,7 +139,7 @@ pub(super) async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> st
             draw(network, &mut st.rng)
         };
         if !arrival.is_zero() {
-            tokio::time::sleep(arrival).await;
+            wait_exactly(arrival).await;
         }
         let (reply, delay) = {
             let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
@@ -135,7 +151,7 @@ pub(super) async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> st
         // Counted from the answer's start to its last byte (or the connection's end).
         let _download = target.starts_with("/dl/").then(|| InFlight::new(&state));
         if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+            wait_exactly(delay).await;
         }
         match reply {
             Reply::Json(status, body, retry_after) => {
