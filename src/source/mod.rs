@@ -187,12 +187,25 @@ pub trait Source: Send {
             })
             .collect())
     }
-    /// Called once before the first `count`/`scan` with everything that will be read, so a
-    /// source can fetch it up front (Airtable extracts all tables concurrently). Default:
-    /// nothing to do.
+    /// Called once (or [`Source::start`] is) before the first `count`/`scan` with everything
+    /// that will be read, so a source can fetch it up front (Airtable extracts all tables
+    /// concurrently). Default: nothing to do.
     fn prepare(&mut self, wanted: &[Wanted]) -> anyhow::Result<()> {
         let _ = wanted;
         Ok(())
+    }
+    /// `prepare` without waiting for it: a source that fetches in the background (Airtable)
+    /// starts fetching and returns, and [`Source::ready`] then says which table can be read
+    /// first, so reading one table overlaps fetching the others. Default: `prepare`.
+    fn start(&mut self, wanted: &[Wanted]) -> anyhow::Result<()> {
+        self.prepare(wanted)
+    }
+    /// Of `tables` (named to `start`), the index of one that can be read now, waiting until
+    /// one can if none can yet. An error fetching any table started is returned here once
+    /// every table started has finished. Default: the first.
+    fn ready(&mut self, tables: &[&str]) -> anyhow::Result<usize> {
+        let _ = tables;
+        Ok(0)
     }
     /// Files the records refer to that a snapshot must keep (Airtable attachments, whose
     /// URLs expire): those of `tables`, each fetched into `store` unless `have` already holds

@@ -490,3 +490,59 @@ fn persistent_5xx_give_up_after_bounded_tries() {
     assert!(text.contains("503") && text.contains("page 1"), "{text}");
     assert_eq!(src.stats().retries, 2);
 }
+
+#[test]
+fn a_table_can_be_read_while_the_others_are_still_fetched() {
+    // 1 page for Small, 15 for Big: at 5 requests a second Big takes about 3 s more.
+    let (url, fake) = FakeAirtable::start(small(&[("Big", 1500), ("Small", 50)])).unwrap();
+    let mut src = AirtableSource::open(BASE, Token::new(TOKEN), opts(&url)).unwrap();
+    src.start(&[wanted("Big", &["Name"]), wanted("Small", &["Name"])])
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        src.ready(&["Big", "Small"]).unwrap(),
+        1,
+        "Small is done first"
+    );
+    let got = rows(&mut src, "Small", &["@id", "Name"]);
+    let ids: Vec<String> = got.iter().map(|r| r[0].clone()).collect();
+    assert_eq!(ids, expected_ids("Small", 50));
+    // Read while Big was being fetched: its last page had not been asked for yet.
+    let asked = fake.stats().requests;
+    assert!(asked < 17, "meta + 1 + 15 pages; {asked} already asked for");
+    assert_eq!(src.ready(&["Big"]).unwrap(), 0);
+    let ids: Vec<String> = rows(&mut src, "Big", &["@id"])
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(ids, expected_ids("Big", 1500));
+    assert_eq!(fake.stats().requests, 17, "every page once");
+}
+
+#[test]
+fn a_failed_table_fails_ready_once_every_table_has_ended() {
+    let mut config = small(&[("Big", 800), ("Small", 50)]);
+    config.faults.fatal_at_page = Some(("Big".into(), 3));
+    let (url, fake) = FakeAirtable::start(config).unwrap();
+    let mut src = AirtableSource::open(BASE, Token::new(TOKEN), opts(&url)).unwrap();
+    src.start(&[wanted("Big", &["Name"]), wanted("Small", &["Name"])])
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    // Small may be told (and read) before Big fails; after that, only the failure is.
+    let e = match src.ready(&["Big", "Small"]) {
+        Ok(1) => {
+            assert_eq!(rows(&mut src, "Small", &["@id"]).len(), 50);
+            src.ready(&["Big"]).unwrap_err()
+        }
+        Ok(i) => panic!("table {i} was told ready; Big never completes"),
+        Err(e) => e,
+    };
+    let text = assert_clean(&e);
+    assert!(
+        text.contains("AUTHENTICATION_REQUIRED") && text.contains("\"Big\""),
+        "{text}"
+    );
+    // The failure ended the batch: nothing more is asked for, and a scan of Big fetches it
+    // afresh (the fault was once), every record once.
+    let before = fake.stats().requests;
+    assert_eq!(rows(&mut src, "Big", &["@id"]).len(), 800);
+    assert!(fake.stats().requests > before);
+}

@@ -1,7 +1,9 @@
 //! The Airtable source: a base's tables read through the REST API.
 //!
 //! `open` reads the metadata API (tables, fields, types, links). `prepare` then extracts every
-//! wanted table at once, one tokio task per table, all sharing the base's rate limiter, and
+//! wanted table at once, one tokio task per table, all sharing the base's rate limiter (or
+//! `start` does and returns, and `ready` says which table is done first, so a snapshot writes
+//! it while the rest are fetched), and
 //! spools the records to JSON-lines files in a private temporary directory (`spool`), so
 //! memory stays bounded however large the base and `scan` can stream a table as often as a
 //! load needs it. When answers are slow, a table is listed in disjoint ranges of record ids
@@ -66,6 +68,27 @@ pub struct AirtableSource {
     former: names::Former,
     /// Per table as the mapping names it: which records to read.
     selections: Vec<(String, Selection)>,
+    /// Tables being extracted in the background (`start`).
+    batch: Option<Batch>,
+}
+
+/// What one table's extraction returned: its record count and spool files in reading order.
+type TableResult = anyhow::Result<(u64, Vec<PathBuf>)>;
+
+/// Tables being extracted at once, each task saying when it ends.
+struct Batch {
+    /// (the job's place in `jobs`, what its task returned)
+    finished: std::sync::mpsc::Receiver<(usize, TableResult)>,
+    /// Per job: the table's name, the `fld…` ids extracted, whether it has ended.
+    jobs: Vec<(String, Vec<String>, bool)>,
+    left: usize,
+    /// The first job (in `jobs` order) that failed, and how.
+    failed: Option<(usize, anyhow::Error)>,
+    /// Say at the end which faults were survived.
+    note: bool,
+    start: std::time::Instant,
+    /// The client's request count when the batch started.
+    before: u64,
 }
 
 struct Extracted {
@@ -115,6 +138,7 @@ impl AirtableSource {
             stats: Stats::default(),
             former: names::Former::default(),
             selections,
+            batch: None,
         };
         let c = source.client.clone();
         let what = format!(
@@ -222,8 +246,22 @@ impl AirtableSource {
         Ok(found.cloned().unwrap_or_default())
     }
 
-    /// Extract `wanted` concurrently into the spool.
+    /// Extract `wanted` concurrently into the spool, and wait for it.
     fn extract(&mut self, wanted: &[Wanted]) -> anyhow::Result<()> {
+        self.start_extract(wanted, false)?;
+        while self.batch.is_some() {
+            self.settle_one()?;
+        }
+        Ok(())
+    }
+
+    /// Start extracting `wanted` into the spool in the background, one task per table (a
+    /// batch already running finishes first); `settle_one` collects each as it ends, and
+    /// with `note`, says at the end which faults were survived.
+    fn start_extract(&mut self, wanted: &[Wanted], note: bool) -> anyhow::Result<()> {
+        while self.batch.is_some() {
+            self.settle_one()?;
+        }
         // One job per table, with the union of the fields asked for.
         let mut jobs: Vec<(TableSchema, Vec<String>)> = Vec::new();
         for w in wanted {
@@ -265,82 +303,126 @@ impl AirtableSource {
         if jobs.is_empty() {
             return Ok(());
         }
-        let start = std::time::Instant::now();
-        let before = self.client.counters.requests.load(Ordering::Relaxed);
-        let mut planned = Vec::new();
-        for (t, fields) in jobs {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the Airtable runtime is gone"))?;
+        let tables = jobs.len();
+        let max_restarts = self.client.max_restarts();
+        let (done, finished) = std::sync::mpsc::channel();
+        let mut batch = Batch {
+            finished,
+            jobs: Vec::with_capacity(tables),
+            left: tables,
+            failed: None,
+            note,
+            start: std::time::Instant::now(),
+            before: self.client.counters.requests.load(Ordering::Relaxed),
+        };
+        for (k, (t, fields)) in jobs.into_iter().enumerate() {
             let file = self.spool.next_file(&t.id);
             let selection = self.selection(&t)?;
-            planned.push((t, fields, file, selection));
+            batch.jobs.push((t.name.clone(), fields.clone(), false));
+            let client = self.client.clone();
+            let journal = self.journal.clone();
+            let done = done.clone();
+            runtime.spawn(async move {
+                let r = extract_table(
+                    client,
+                    t,
+                    fields,
+                    file,
+                    selection,
+                    tables,
+                    max_restarts,
+                    journal,
+                )
+                .await;
+                let _ = done.send((k, r));
+            });
         }
-        let client = self.client.clone();
-        let max_restarts = self.client.max_restarts();
-        let tasks = planned.clone();
-        let journal = self.journal.clone();
-        let tables = tasks.len();
-        let results = self.block_on(async move {
-            let handles: Vec<_> = tasks
-                .into_iter()
-                .map(|(t, fields, file, selection)| {
-                    let client = client.clone();
-                    let journal = journal.clone();
-                    tokio::spawn(async move {
-                        extract_table(
-                            client,
-                            t,
-                            fields,
-                            file,
-                            selection,
-                            tables,
-                            max_restarts,
-                            journal,
-                        )
-                        .await
-                    })
-                })
-                .collect();
-            let mut out = Vec::new();
-            for h in handles {
-                out.push(match h.await {
-                    Ok(r) => r,
-                    Err(e) => Err(anyhow::anyhow!("an extraction task failed: {e}")),
-                });
+        self.batch = Some(batch);
+        Ok(())
+    }
+
+    /// Wait for the next table of the running batch to be extracted and record it. Once the
+    /// last one ends, the batch is over: its first failure (in the order the tables were
+    /// asked for) is returned then.
+    fn settle_one(&mut self) -> anyhow::Result<()> {
+        let Some(b) = self.batch.as_mut() else {
+            return Ok(());
+        };
+        match b.finished.recv() {
+            Ok((k, r)) => {
+                b.left -= 1;
+                let (name, fields, ended) = &mut b.jobs[k];
+                *ended = true;
+                match r {
+                    Ok((count, files)) => {
+                        self.stats.records += count;
+                        self.tables.insert(
+                            name.clone(),
+                            Extracted {
+                                files,
+                                fields: std::mem::take(fields),
+                                count,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        if b.failed.as_ref().is_none_or(|(j, _)| k < *j) {
+                            b.failed = Some((k, e));
+                        }
+                    }
+                }
             }
-            out
-        })?;
-        let mut first_err = None;
-        for ((t, fields, _, _), r) in planned.into_iter().zip(results) {
-            match r {
-                Ok((count, files)) => {
-                    self.stats.records += count;
-                    self.tables.insert(
-                        t.name.clone(),
-                        Extracted {
-                            files,
-                            fields,
-                            count,
-                        },
-                    );
-                }
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
+            Err(_) => {
+                // Every task is gone without saying so: one panicked.
+                b.left = 0;
+                b.failed
+                    .get_or_insert((0, anyhow::anyhow!("an extraction task failed")));
             }
         }
-        self.stats.extract_seconds += start.elapsed().as_secs_f64();
+        if b.left > 0 {
+            return Ok(());
+        }
+        let Some(b) = self.batch.take() else {
+            return Ok(());
+        };
+        self.stats.extract_seconds += b.start.elapsed().as_secs_f64();
         self.stats.extract_requests +=
-            self.client.counters.requests.load(Ordering::Relaxed) - before;
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(()),
+            self.client.counters.requests.load(Ordering::Relaxed) - b.before;
+        if let Some((_, e)) = b.failed {
+            return Err(e);
         }
+        if b.note {
+            // Faults that were survived are still worth knowing about: say so, once.
+            let s = self.stats();
+            if s.retries > 0 || s.rate_limited > 0 || s.restarts > 0 {
+                eprintln!(
+                    "note: Airtable base {}: {} requests, {} retried (5xx, timeouts, dropped or invalid responses, 429s), {} rate-limited (429), {} tables restarted after an expired iterator; every record was read",
+                    self.base, s.requests, s.retries, s.rate_limited, s.restarts
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Is table `name` (as the schema names it) still being extracted?
+    fn extracting(&self, name: &str) -> bool {
+        self.batch
+            .as_ref()
+            .is_some_and(|b| b.jobs.iter().any(|(n, _, ended)| n == name && !ended))
     }
 
     /// The extracted table, extracting it now if `prepare` did not ask for it (or for all
     /// of these fields).
     fn ensure(&mut self, table: &str, fields: &[String]) -> anyhow::Result<&Extracted> {
+        let name = self.table_schema(table)?.name.clone();
+        while self.extracting(&name) {
+            self.settle_one()?;
+        }
         let schema = self.table_schema(table)?;
-        let name = schema.name.clone();
         // Extracted fields are kept by id; the mapping may name them by name or by id.
         let ids: Vec<&str> = fields
             .iter()
@@ -424,7 +506,7 @@ async fn extract_table(
     tables: usize,
     max_restarts: u32,
     journal: Option<Arc<journal::Journal>>,
-) -> anyhow::Result<(u64, Vec<PathBuf>)> {
+) -> TableResult {
     // A table resumed from the journal is split as it was then.
     let tj = journal::for_table(
         journal.as_deref(),
@@ -789,16 +871,36 @@ impl Source for AirtableSource {
     }
 
     fn prepare(&mut self, wanted: &[Wanted]) -> anyhow::Result<()> {
-        self.extract(wanted)?;
-        // Faults that were survived are still worth knowing about: say so, once.
-        let s = self.stats();
-        if s.retries > 0 || s.rate_limited > 0 || s.restarts > 0 {
-            eprintln!(
-                "note: Airtable base {}: {} requests, {} retried (5xx, timeouts, dropped or invalid responses, 429s), {} rate-limited (429), {} tables restarted after an expired iterator; every record was read",
-                self.base, s.requests, s.retries, s.rate_limited, s.restarts
-            );
+        self.start_extract(wanted, true)?;
+        while self.batch.is_some() {
+            self.settle_one()?;
         }
         Ok(())
+    }
+
+    fn start(&mut self, wanted: &[Wanted]) -> anyhow::Result<()> {
+        self.start_extract(wanted, true)
+    }
+
+    fn ready(&mut self, tables: &[&str]) -> anyhow::Result<usize> {
+        loop {
+            let failed = self.batch.as_ref().is_some_and(|b| b.failed.is_some());
+            if !failed {
+                for (i, t) in tables.iter().enumerate() {
+                    // A name the base lacks is `scan`'s to report.
+                    let done = self
+                        .table_schema(t)
+                        .map_or(true, |s| !self.extracting(&s.name));
+                    if done {
+                        return Ok(i);
+                    }
+                }
+            }
+            if self.batch.is_none() {
+                return Ok(0);
+            }
+            self.settle_one()?;
+        }
     }
 
     fn attachments(

@@ -195,17 +195,25 @@ pub fn write(
             fields: t.fields.clone(),
         })
         .collect();
-    source.prepare(&wanted)?;
-
+    // Each table is written as soon as it has been fetched, while the rest are fetched.
+    source.start(&wanted)?;
     let mut taken = std::collections::HashSet::new();
     taken.insert(MANIFEST.to_string());
-    let mut entries = Vec::with_capacity(tables.len());
-    for t in tables {
-        let file = super::file_name(&t.name, &mut taken);
-        let entry = write_table(source, t, &tmp.path.join(&file), &file, opts)
+    let files: Vec<String> = tables
+        .iter()
+        .map(|t| super::file_name(&t.name, &mut taken))
+        .collect();
+    let mut entries: Vec<Option<TableEntry>> = tables.iter().map(|_| None).collect();
+    let mut left: Vec<usize> = (0..tables.len()).collect();
+    while !left.is_empty() {
+        let names: Vec<&str> = left.iter().map(|&i| tables[i].name.as_str()).collect();
+        let i = left.remove(source.ready(&names)?);
+        let (t, file) = (&tables[i], &files[i]);
+        let entry = write_table(source, t, &tmp.path.join(file), file, opts)
             .with_context(|| format!("exporting source table `{}`", t.name))?;
-        entries.push(entry);
+        entries[i] = Some(entry);
     }
+    let entries: Vec<TableEntry> = entries.into_iter().flatten().collect();
     let attachments = if opts.no_attachments {
         Kept {
             kept: Vec::new(),
