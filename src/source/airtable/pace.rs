@@ -30,11 +30,10 @@ use serde::{Deserialize, Serialize};
 
 /// Added to the one-second window: clocks are not exact. ntpd slews a clock by at most
 /// 500 ppm (ntpd(8), "How NTP Operates"), so the server's second and this machine's differ by
-/// at most 0.5 ms. The arrival counted from is already later than the real one by the
-/// answer's way back (the server's work and the return trip), which adds to the margin. A
-/// clock slewed faster (chrony may, after a large offset) can cost a 429, which the pacer
-/// answers by backing off. Timers fire late, never early, and need none.
-const GUARD: f64 = 0.0005;
+/// about 0.5 ms; twice that. A clock slewed faster (chrony may, after a large offset) can
+/// cost a 429, which the pacer answers by backing off. Timers fire late, never early, and
+/// need none.
+const GUARD: f64 = 0.001;
 /// Requests per second added after each answered request (additive increase).
 const INCREASE: f64 = 0.05;
 /// The rate is never halved below this.
