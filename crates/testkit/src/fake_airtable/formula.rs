@@ -7,16 +7,19 @@
 //! INVALID_FILTER_BY_FORMULA.
 
 use serde_json::Value as Json;
+use std::borrow::Cow;
 
+/// A value, borrowing text from the formula or the record where it can: a filter is
+/// evaluated on every record of a table for every page asked for.
 #[derive(Debug, Clone, PartialEq)]
-enum V {
+enum V<'a> {
     Blank,
     Num(f64),
-    Str(String),
+    Str(Cow<'a, str>),
     Bool(bool),
 }
 
-impl V {
+impl<'a> V<'a> {
     fn truthy(&self) -> bool {
         match self {
             V::Blank => false,
@@ -25,20 +28,29 @@ impl V {
             V::Bool(b) => *b,
         }
     }
-    fn text(&self) -> String {
+    fn text(&self) -> Cow<'_, str> {
         match self {
-            V::Blank => String::new(),
-            V::Num(n) if n.fract() == 0.0 => format!("{}", *n as i64),
-            V::Num(n) => n.to_string(),
-            V::Str(s) => s.clone(),
-            V::Bool(b) => if *b { "1" } else { "0" }.to_string(),
+            V::Blank => Cow::Borrowed(""),
+            V::Num(n) if n.fract() == 0.0 => Cow::Owned(format!("{}", *n as i64)),
+            V::Num(n) => Cow::Owned(n.to_string()),
+            V::Str(s) => Cow::Borrowed(s),
+            V::Bool(b) => Cow::Borrowed(if *b { "1" } else { "0" }),
+        }
+    }
+    /// The same value, borrowing from this one.
+    fn by_ref(&self) -> V<'_> {
+        match self {
+            V::Str(s) => V::Str(Cow::Borrowed(s)),
+            V::Blank => V::Blank,
+            V::Num(n) => V::Num(*n),
+            V::Bool(b) => V::Bool(*b),
         }
     }
 }
 
 #[derive(Debug, Clone)]
 enum Expr {
-    Lit(V),
+    Lit(V<'static>),
     Field(String),
     Call(String, Vec<Expr>),
     Bin(String, Box<Expr>, Box<Expr>),
@@ -68,26 +80,26 @@ impl Formula {
     }
 }
 
-fn eval(e: &Expr, r: &Json) -> Result<V, String> {
+fn eval<'a>(e: &'a Expr, r: &'a Json) -> Result<V<'a>, String> {
     Ok(match e {
-        Expr::Lit(v) => v.clone(),
+        Expr::Lit(v) => v.by_ref(),
         Expr::Field(name) => match r.get("fields").and_then(|f| f.get(name)) {
             None | Some(Json::Null) => V::Blank,
-            Some(Json::String(s)) => V::Str(s.clone()),
+            Some(Json::String(s)) => V::Str(Cow::Borrowed(s)),
             Some(Json::Number(n)) => V::Num(n.as_f64().unwrap_or(0.0)),
             Some(Json::Bool(b)) => V::Bool(*b),
-            Some(Json::Array(a)) => V::Str(
+            Some(Json::Array(a)) => V::Str(Cow::Owned(
                 a.iter()
                     .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
                     .collect::<Vec<_>>()
                     .join(", "),
-            ),
-            Some(other) => V::Str(other.to_string()),
+            )),
+            Some(other) => V::Str(Cow::Owned(other.to_string())),
         },
         Expr::Bin(op, a, b) => {
             let (a, b) = (eval(a, r)?, eval(b, r)?);
             if op == "&" {
-                return Ok(V::Str(a.text() + &b.text()));
+                return Ok(V::Str(Cow::Owned(a.text().into_owned() + &b.text())));
             }
             let ord = match (&a, &b) {
                 (V::Num(x), V::Num(y)) => x.partial_cmp(y),
@@ -127,8 +139,10 @@ fn eval(e: &Expr, r: &Json) -> Result<V, String> {
                 "TRUE" => V::Bool(true),
                 "FALSE" => V::Bool(false),
                 "BLANK" => V::Blank,
-                "RECORD_ID" => V::Str(r["id"].as_str().unwrap_or_default().to_string()),
-                "CREATED_TIME" => V::Str(r["createdTime"].as_str().unwrap_or_default().to_string()),
+                "RECORD_ID" => V::Str(Cow::Borrowed(r["id"].as_str().unwrap_or_default())),
+                "CREATED_TIME" => {
+                    V::Str(Cow::Borrowed(r["createdTime"].as_str().unwrap_or_default()))
+                }
                 "LEN" => {
                     arity(1)?;
                     V::Num(vals[0].text().chars().count() as f64)
@@ -139,7 +153,7 @@ fn eval(e: &Expr, r: &Json) -> Result<V, String> {
                         V::Num(n) if n >= 0.0 => n as usize,
                         _ => return Err("LEFT needs a count".into()),
                     };
-                    V::Str(vals[0].text().chars().take(n).collect())
+                    V::Str(Cow::Owned(vals[0].text().chars().take(n).collect()))
                 }
                 "REGEX_MATCH" => {
                     arity(2)?;
@@ -298,9 +312,9 @@ impl Parser<'_> {
                         out.push(b);
                     }
                 }
-                Ok(Expr::Lit(V::Str(
+                Ok(Expr::Lit(V::Str(Cow::Owned(
                     String::from_utf8_lossy(&out).into_owned(),
-                )))
+                ))))
             }
             b'0'..=b'9' | b'-' | b'.' => {
                 let start = self.i;
