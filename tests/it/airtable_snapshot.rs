@@ -753,6 +753,54 @@ fn a_refreshed_snapshot_equals_a_full_export_and_costs_only_the_changes() {
 }
 
 #[test]
+fn many_changed_records_are_read_in_requests_sent_at_once() {
+    use cutover_testkit::fake_airtable::fake_id;
+    let mut config = config();
+    // Each answer takes 300 ms: three reads one after another would take 0.9 s.
+    config.latency = Latency::Fixed(std::time::Duration::from_millis(300));
+    let (_, server) = FakeAirtable::start(config).unwrap();
+    let db = db("refresh_many");
+    let m = mapping(&db.dir, true);
+    let snap = db.dir.join("snap");
+    export_with(
+        &server,
+        &db,
+        &m,
+        &["--track-changes", "--out", snap.to_str().unwrap()],
+    )
+    .ok();
+    let users = fake_id("tbl", "Users", 0);
+    // 120 records changed: three reads of at most 50 ids each.
+    for i in 0..120u64 {
+        server.change_record(
+            &users,
+            &fake_id("rec", "Users", i * 3),
+            serde_json::json!({"Name": format!("changed {i}")}),
+        );
+    }
+    let pages = server.stats().pages;
+    server.reset_peaks();
+    let r = export_with(&server, &db, &m, &["--refresh", snap.to_str().unwrap()]);
+    r.ok();
+    assert!(
+        r.all().contains("120 records changed, 0 added, 0 removed"),
+        "{}",
+        r.all()
+    );
+    let seen = server.stats();
+    // Three pages of payloads (one a change, 50 a page) and the three reads, which were
+    // in flight together.
+    assert_eq!(seen.pages - pages, 6, "{seen:?}");
+    assert_eq!(seen.max_requests_at_once, 3, "{seen:?}");
+    let full = db.dir.join("full");
+    export_with(&server, &db, &m, &["--out", full.to_str().unwrap()]).ok();
+    assert_eq!(
+        std::fs::read_to_string(snap.join("Users.csv")).unwrap(),
+        std::fs::read_to_string(full.join("Users.csv")).unwrap()
+    );
+}
+
+#[test]
 fn a_snapshot_without_a_change_feed_is_not_refreshed() {
     let (_, server) = FakeAirtable::start(config()).unwrap();
     let db = db("refresh_untracked");

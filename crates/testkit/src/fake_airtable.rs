@@ -360,6 +360,8 @@ pub struct FakeStats {
     pub downloads_with_token: u64,
     /// The most attachment downloads being answered at one moment.
     pub max_downloads_at_once: u32,
+    /// The most API requests being answered at one moment (arrived, answer not yet sent).
+    pub max_requests_at_once: u32,
 }
 
 /// A listing under way, as an offset names it.
@@ -394,6 +396,8 @@ struct State {
     next_iterator: u64,
     /// Attachment downloads being answered now.
     downloads_at_once: u32,
+    /// API requests being answered now.
+    requests_at_once: u32,
     burst_left: u32,
     html_left: VecDeque<u16>,
     expired_done: bool,
@@ -432,6 +436,7 @@ impl FakeAirtable {
             generation: 0,
             next_iterator: 1,
             downloads_at_once: 0,
+            requests_at_once: 0,
             burst_left: 0,
             html_left: VecDeque::new(),
             expired_done: false,
@@ -494,6 +499,13 @@ impl FakeAirtable {
 
     pub fn stats(&self) -> FakeStats {
         self.lock().stats
+    }
+
+    /// Start the `max_…_at_once` stats afresh, to see what one later command does.
+    pub fn reset_peaks(&self) {
+        let mut st = self.lock();
+        st.stats.max_downloads_at_once = 0;
+        st.stats.max_requests_at_once = 0;
     }
 
     /// Change fields of record `rec` of table `table_id` (`null` clears one), as a user

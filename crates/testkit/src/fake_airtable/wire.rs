@@ -27,22 +27,39 @@ pub(super) enum Reply {
     Html(u16, String),
 }
 
-/// An attachment download being answered, counted in the stats while it lasts.
-struct InFlight(Arc<Mutex<State>>);
+/// A request being answered (an attachment download or an API request), counted in the
+/// stats while it lasts.
+struct InFlight {
+    state: Arc<Mutex<State>>,
+    download: bool,
+}
 
 impl InFlight {
-    fn new(state: &Arc<Mutex<State>>) -> InFlight {
+    fn new(state: &Arc<Mutex<State>>, download: bool) -> InFlight {
         let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-        st.downloads_at_once += 1;
-        st.stats.max_downloads_at_once = st.stats.max_downloads_at_once.max(st.downloads_at_once);
-        InFlight(state.clone())
+        if download {
+            st.downloads_at_once += 1;
+            st.stats.max_downloads_at_once =
+                st.stats.max_downloads_at_once.max(st.downloads_at_once);
+        } else {
+            st.requests_at_once += 1;
+            st.stats.max_requests_at_once = st.stats.max_requests_at_once.max(st.requests_at_once);
+        }
+        InFlight {
+            state: state.clone(),
+            download,
+        }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        st.downloads_at_once = st.downloads_at_once.saturating_sub(1);
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if self.download {
+            st.downloads_at_once = st.downloads_at_once.saturating_sub(1);
+        } else {
+            st.requests_at_once = st.requests_at_once.saturating_sub(1);
+        }
     }
 }
 
@@ -149,7 +166,7 @@ pub(super) async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> st
             (reply, delay)
         };
         // Counted from the answer's start to its last byte (or the connection's end).
-        let _download = target.starts_with("/dl/").then(|| InFlight::new(&state));
+        let _answering = InFlight::new(&state, target.starts_with("/dl/"));
         if !delay.is_zero() {
             wait_exactly(delay).await;
         }
