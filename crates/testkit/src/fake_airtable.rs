@@ -450,7 +450,11 @@ impl FakeAirtable {
         }));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        // Several threads, so that one request's work (a formula over a large table) does
+        // not hold up reading and counting the others, as it would not at the service.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .thread_name("fake-airtable")
             .enable_all()
             .build()?;
         let thread = std::thread::Builder::new()
@@ -606,20 +610,36 @@ fn err(status: u16, kind: &str, message: &str) -> Reply {
     )
 }
 
-fn handle(st: &mut State, method: &str, target: &str, auth: Option<&str>, body: &[u8]) -> Reply {
-    let now = Instant::now();
+/// Answer a request that arrived at `now`. Arrivals are counted at that moment even when
+/// another request's work held the state until later: the service counts a request as it
+/// arrives, whatever else it is busy with.
+fn handle(
+    st: &mut State,
+    now: Instant,
+    method: &str,
+    target: &str,
+    auth: Option<&str>,
+    body: &[u8],
+) -> Reply {
     st.stats.requests += 1;
     let n = st.stats.requests;
-    // Every arrival counts in the rolling window, answered or not.
-    st.window.push_back(now);
+    // Every arrival counts in the rolling window, answered or not: kept in order of arrival
+    // (a request handled late arrived before the ones already counted), for two seconds.
+    let at = st.window.partition_point(|t| *t <= now);
+    st.window.insert(at, now);
     while st
         .window
         .front()
-        .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        .is_some_and(|t| now.saturating_duration_since(*t) >= Duration::from_secs(2))
     {
         st.window.pop_front();
     }
-    let in_window = st.window.len() as u32;
+    // The arrivals in the second up to this one, this one included.
+    let in_window = st
+        .window
+        .iter()
+        .filter(|t| **t <= now && now.duration_since(**t) < Duration::from_secs(1))
+        .count() as u32;
     st.stats.max_per_second = st.stats.max_per_second.max(in_window);
 
     let (path, query) = match target.split_once('?') {
@@ -630,7 +650,7 @@ fn handle(st: &mut State, method: &str, target: &str, auth: Option<&str>, body: 
     // base rate limit.
     if let Some(rest) = path.strip_prefix("/dl/") {
         st.stats.requests -= 1;
-        st.window.pop_back();
+        st.window.remove(at);
         return download(st, rest, auth.is_some());
     }
     let segments: Vec<String> = path

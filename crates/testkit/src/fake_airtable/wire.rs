@@ -11,7 +11,7 @@
 use super::{Latency, State, handle, next_random};
 use serde_json::Value as Json;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -63,17 +63,17 @@ impl Drop for InFlight {
     }
 }
 
-/// Wait `d`, to within tens of microseconds. The runtime's timer has millisecond
+/// Wait until `until`, to within tens of microseconds. The runtime's timer has millisecond
 /// granularity and rounds a sleep up (https://docs.rs/tokio/latest/tokio/time/fn.sleep.html),
 /// which made a drawn delay about 1.2 ms longer than drawn; so the last 2 ms are slept on a
 /// blocking thread (nanosleep(2)).
-async fn wait_exactly(d: Duration) {
+async fn wait_until(until: Instant) {
     const FINE: Duration = Duration::from_millis(2);
-    let until = std::time::Instant::now() + d;
-    if d > FINE {
-        tokio::time::sleep(d - FINE).await;
+    let ahead = until.saturating_duration_since(Instant::now());
+    if ahead > FINE {
+        tokio::time::sleep(ahead - FINE).await;
     }
-    let rest = until.saturating_duration_since(std::time::Instant::now());
+    let rest = until.saturating_duration_since(Instant::now());
     if !rest.is_zero() {
         let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
     }
@@ -149,18 +149,18 @@ pub(super) async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> st
         }
         let body: Vec<u8> = buf.drain(..content_length.min(buf.len())).collect();
 
-        // The way there: the request is counted when it arrives, after this.
-        let arrival = {
+        // The way there: the request is counted when it arrives, after this (from when it
+        // was received, however long the state was busy with another request meanwhile).
+        let received = Instant::now();
+        let arrives = {
             let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
             let network = st.config.network;
-            draw(network, &mut st.rng)
+            received + draw(network, &mut st.rng)
         };
-        if !arrival.is_zero() {
-            wait_exactly(arrival).await;
-        }
+        wait_until(arrives).await;
         let (reply, delay) = {
             let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-            let reply = handle(&mut st, &method, &target, auth.as_deref(), &body);
+            let reply = handle(&mut st, arrives, &method, &target, auth.as_deref(), &body);
             let latency = st.config.latency;
             let delay = draw(latency, &mut st.rng);
             (reply, delay)
@@ -168,7 +168,7 @@ pub(super) async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> st
         // Counted from the answer's start to its last byte (or the connection's end).
         let _answering = InFlight::new(&state, target.starts_with("/dl/"));
         if !delay.is_zero() {
-            wait_exactly(delay).await;
+            wait_until(Instant::now() + delay).await;
         }
         match reply {
             Reply::Json(status, body, retry_after) => {
