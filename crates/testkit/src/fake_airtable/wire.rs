@@ -158,13 +158,16 @@ pub(super) async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> st
             received + draw(network, &mut st.rng)
         };
         wait_until(arrives).await;
-        let (reply, delay) = {
+        // A request's work can be long (a formula over a large table): the tasks queued on
+        // this thread move to another meanwhile, so the other requests are read and counted
+        // on time (https://docs.rs/tokio/latest/tokio/task/fn.block_in_place.html).
+        let (reply, delay) = tokio::task::block_in_place(|| {
             let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
             let reply = handle(&mut st, arrives, &method, &target, auth.as_deref(), &body);
             let latency = st.config.latency;
             let delay = draw(latency, &mut st.rng);
             (reply, delay)
-        };
+        });
         // Counted from the answer's start to its last byte (or the connection's end).
         let _answering = InFlight::new(&state, target.starts_with("/dl/"));
         if !delay.is_zero() {
