@@ -540,8 +540,8 @@ fn a_failed_table_fails_ready_once_every_table_has_ended() {
         text.contains("AUTHENTICATION_REQUIRED") && text.contains("\"Big\""),
         "{text}"
     );
-    // The failure ended the batch: nothing more is asked for, and a scan of Big fetches it
-    // afresh (the fault was once), every record once.
+    // The failure ended the batch: a scan of Big fetches it again (the fault was once),
+    // every record.
     let before = fake.stats().requests;
     assert_eq!(rows(&mut src, "Big", &["@id"]).len(), 800);
     assert!(fake.stats().requests > before);

@@ -340,7 +340,7 @@ impl Client {
     /// slower ones, shared among the tables (1 when they are enough; at most 8). A range
     /// more than needed costs a request of its own (its last page is a partial one).
     pub(crate) fn parallelism(&self, tables: usize) -> usize {
-        let fastest = *self.fastest.lock().unwrap_or_else(|p| p.into_inner());
+        let fastest = *lock(&self.fastest);
         if !fastest.is_finite() {
             return 1;
         }
@@ -525,11 +525,7 @@ impl Client {
             tokio::pin!(answered);
             answered.as_mut().enable();
             let now = pace::now();
-            let allowance = self
-                .allowance
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(bl.jitter);
+            let allowance = lock(&self.allowance).get(bl.jitter);
             let turn = self.token_pace.with(|token| {
                 self.base_pace.with(|base| {
                     let mut t = base.earliest(bl, now, now);
@@ -587,11 +583,11 @@ impl Client {
     /// by how much its round trip was longer than the fastest one (`allowance`).
     fn settle(&self, turn: &Turn, answered: bool, done: f64) -> anyhow::Result<()> {
         {
-            let mut g = self.fastest.lock().unwrap_or_else(|p| p.into_inner());
+            let mut g = lock(&self.fastest);
             *g = g.min((done - turn.sent).max(0.0));
         }
         let by = if answered {
-            let mut a = self.allowance.lock().unwrap_or_else(|p| p.into_inner());
+            let mut a = lock(&self.allowance);
             a.observe(done - turn.sent);
             a.arrived_by(turn.sent, done)
         } else {
@@ -613,17 +609,14 @@ impl Client {
     fn rate_limited(&self, turn: &Turn, wait: Duration) -> anyhow::Result<()> {
         let until = pace::now() + wait.as_secs_f64();
         let limit = &self.base_limit;
-        self.allowance
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .widen(limit.jitter, turn.sent, until);
+        lock(&self.allowance).widen(limit.jitter, turn.sent, until);
         self.base_pace
             .with(|l| l.rate_limited(limit, until, turn.sent))
     }
 
     /// Uniform in [0, 1) (xorshift: jitter needs no better).
     fn random(&self) -> f64 {
-        let mut g = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = lock(&self.rng);
         let mut x = *g;
         x ^= x << 13;
         x ^= x >> 7;
@@ -663,6 +656,8 @@ impl Drop for InLine<'_> {
     }
 }
 
+/// A mutex's guard, even after a panic while it was held (the data are counters and
+/// ledgers, whole at every step).
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

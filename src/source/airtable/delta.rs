@@ -155,6 +155,7 @@ impl AirtableSource {
             })
             .collect();
         let client = self.client.clone();
+        let (base, name) = (self.base.clone(), table.name.clone());
         let fetched = self.block_on(async move {
             let mut set = tokio::task::JoinSet::new();
             for (formula, what) in asks {
@@ -187,7 +188,12 @@ impl AirtableSource {
                 match joined {
                     Ok(Ok(records)) => all.extend(records),
                     Ok(Err(e)) => return Err(e),
-                    Err(e) => return Err(anyhow::anyhow!("a read of changed records failed: {e}")),
+                    Err(e) => {
+                        return Err(anyhow::anyhow!(
+                            "Airtable base {base}, table {name:?}: a read of changed records \
+                             stopped unexpectedly ({e}); run the refresh again"
+                        ));
+                    }
                 }
             }
             Ok(all)

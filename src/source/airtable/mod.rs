@@ -81,7 +81,6 @@ struct Batch {
     finished: std::sync::mpsc::Receiver<(usize, TableResult)>,
     /// Per job: the table's name, the `fld…` ids extracted, whether it has ended.
     jobs: Vec<(String, Vec<String>, bool)>,
-    left: usize,
     /// The first job (in `jobs` order) that failed, and how.
     failed: Option<(usize, anyhow::Error)>,
     /// Say at the end which faults were survived.
@@ -246,9 +245,10 @@ impl AirtableSource {
         Ok(found.cloned().unwrap_or_default())
     }
 
-    /// Extract `wanted` concurrently into the spool, and wait for it.
-    fn extract(&mut self, wanted: &[Wanted]) -> anyhow::Result<()> {
-        self.start_extract(wanted, false)?;
+    /// Extract `wanted` concurrently into the spool, and wait for it (with `note`, saying
+    /// at the end which faults were survived).
+    fn extract(&mut self, wanted: &[Wanted], note: bool) -> anyhow::Result<()> {
+        self.start_extract(wanted, note)?;
         while self.batch.is_some() {
             self.settle_one()?;
         }
@@ -313,7 +313,6 @@ impl AirtableSource {
         let mut batch = Batch {
             finished,
             jobs: Vec::with_capacity(tables),
-            left: tables,
             failed: None,
             note,
             start: std::time::Instant::now(),
@@ -354,7 +353,6 @@ impl AirtableSource {
         };
         match b.finished.recv() {
             Ok((k, r)) => {
-                b.left -= 1;
                 let (name, fields, ended) = &mut b.jobs[k];
                 *ended = true;
                 match r {
@@ -378,12 +376,24 @@ impl AirtableSource {
             }
             Err(_) => {
                 // Every task is gone without saying so: one panicked.
-                b.left = 0;
-                b.failed
-                    .get_or_insert((0, anyhow::anyhow!("an extraction task failed")));
+                let lost: Vec<&str> = b
+                    .jobs
+                    .iter()
+                    .filter(|j| !j.2)
+                    .map(|j| j.0.as_str())
+                    .collect();
+                let e = anyhow::anyhow!(
+                    "Airtable base {}: extracting {lost:?} stopped unexpectedly; run again \
+                     (the pages fetched are kept and not fetched again)",
+                    self.base
+                );
+                b.failed.get_or_insert((0, e));
+                for j in &mut b.jobs {
+                    j.2 = true;
+                }
             }
         }
-        if b.left > 0 {
+        if b.jobs.iter().any(|j| !j.2) {
             return Ok(());
         }
         let Some(b) = self.batch.take() else {
@@ -442,10 +452,13 @@ impl AirtableSource {
                 self.stats.records -= x.count;
                 all.extend(x.fields);
             }
-            self.extract(&[Wanted {
-                table: name.clone(),
-                fields: all,
-            }])?;
+            self.extract(
+                &[Wanted {
+                    table: name.clone(),
+                    fields: all,
+                }],
+                false,
+            )?;
         }
         self.tables
             .get(&name)
@@ -871,11 +884,7 @@ impl Source for AirtableSource {
     }
 
     fn prepare(&mut self, wanted: &[Wanted]) -> anyhow::Result<()> {
-        self.start_extract(wanted, true)?;
-        while self.batch.is_some() {
-            self.settle_one()?;
-        }
-        Ok(())
+        self.extract(wanted, true)
     }
 
     fn start(&mut self, wanted: &[Wanted]) -> anyhow::Result<()> {
