@@ -5,13 +5,14 @@
 //! failure at any point (disk full, unreadable source) leaves `--out` as it was and removes
 //! the temporary directory: nothing that looks like a complete snapshot appears.
 
-use super::format::{self, ColumnType};
+use super::format::{self, Cell, ColumnType};
 use super::{
     ColumnEntry, FORMAT, FORMAT_VERSION, HashWriter, MANIFEST, Manifest, SourceInfo, TableEntry,
 };
 use crate::error::{unavailable, usage};
 use crate::files;
 use crate::source::{Record, Source, SourceSpec, SourceTable, Wanted};
+use crate::value::Value;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
@@ -379,11 +380,24 @@ fn bar(name: &str, rows: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// Each column's type: the variant most of its non-NULL values have (the first seen wins a
-/// tie), so that most cells are plain and only the exceptions are tagged. This reads the
-/// table once more; the choice only decides which cells are tagged, so a source that
-/// changed in between still round-trips exactly.
-fn column_types(source: &mut dyn Source, t: &SourceTable) -> anyhow::Result<Vec<ColumnType>> {
+/// Rows held while the columns' types are chosen: at most this many…
+const SAMPLE_ROWS: usize = 1000;
+/// …and about this many bytes of their text, blobs and JSON.
+const SAMPLE_BYTES: usize = 8 << 20;
+
+/// The first rows of a table, held until each column's type is chosen from them: the
+/// variant most of their non-NULL values have (the first seen wins a tie), so that most
+/// cells are plain and only the exceptions are tagged. The choice only decides which cells
+/// are tagged (a cell whose value is of another type says so), so choosing from the first
+/// rows instead of all of them changes no value read back, and the table is read once.
+struct Sample {
+    rows: Vec<Vec<Cell<'static>>>,
+    bytes: usize,
+    /// Per column: (count, first row seen) per type in `ORDER`.
+    seen: Vec<[(u64, u64); 6]>,
+}
+
+impl Sample {
     const ORDER: [ColumnType; 6] = [
         ColumnType::Text,
         ColumnType::Integer,
@@ -392,27 +406,83 @@ fn column_types(source: &mut dyn Source, t: &SourceTable) -> anyhow::Result<Vec<
         ColumnType::Blob,
         ColumnType::Json,
     ];
-    // Per column: (count, first row seen) per type in ORDER.
-    let mut seen = vec![[(0u64, u64::MAX); 6]; t.fields.len()];
-    source.scan(&t.name, &t.fields, &mut |rec: &dyn Record| {
-        for (i, col) in seen.iter_mut().enumerate() {
-            let ty = ColumnType::of(&rec.get(i));
-            if let Some(k) = ORDER.iter().position(|o| *o == ty) {
+
+    fn new(columns: usize) -> Sample {
+        Sample {
+            rows: Vec::new(),
+            bytes: 0,
+            seen: vec![[(0, u64::MAX); 6]; columns],
+        }
+    }
+
+    /// Hold a row; true once enough are held to choose.
+    fn hold(&mut self, rec: &dyn Record) -> bool {
+        let mut row = Vec::with_capacity(self.seen.len());
+        for (i, col) in self.seen.iter_mut().enumerate() {
+            let v = rec.get(i);
+            let ty = ColumnType::of(&v);
+            if let Some(k) = Sample::ORDER.iter().position(|o| *o == ty) {
                 col[k].0 += 1;
                 col[k].1 = col[k].1.min(rec.ordinal());
             }
+            let (cell, bytes) = owned(&v);
+            self.bytes += bytes;
+            row.push(cell);
         }
+        self.rows.push(row);
+        self.rows.len() >= SAMPLE_ROWS || self.bytes >= SAMPLE_BYTES
+    }
+
+    fn types(&self) -> Vec<ColumnType> {
+        self.seen
+            .iter()
+            .map(|col| {
+                (0..Sample::ORDER.len())
+                    .filter(|&k| col[k].0 > 0)
+                    .max_by_key(|&k| (col[k].0, std::cmp::Reverse(col[k].1)))
+                    .map_or(ColumnType::Null, |k| Sample::ORDER[k])
+            })
+            .collect()
+    }
+
+    /// Write the rows held, and hold no more.
+    fn write<W: Write>(
+        &mut self,
+        w: &mut csv::Writer<W>,
+        types: &[ColumnType],
+        cells: &mut [String],
+    ) -> csv::Result<()> {
+        for row in self.rows.drain(..) {
+            for (i, cell) in cells.iter_mut().enumerate() {
+                format::encode(&row[i].value(), types[i], cell);
+            }
+            w.write_record(&*cells)?;
+        }
+        self.bytes = 0;
         Ok(())
-    })?;
-    Ok(seen
-        .iter()
-        .map(|col| {
-            (0..ORDER.len())
-                .filter(|&k| col[k].0 > 0)
-                .max_by_key(|&k| (col[k].0, std::cmp::Reverse(col[k].1)))
-                .map_or(ColumnType::Null, |k| ORDER[k])
-        })
-        .collect())
+    }
+}
+
+/// A value held past its record, and about how many bytes it holds.
+fn owned(v: &Value<'_>) -> (Cell<'static>, usize) {
+    fn json_bytes(j: &serde_json::Value) -> usize {
+        use serde_json::Value as J;
+        8 + match j {
+            J::String(s) => s.len(),
+            J::Array(a) => a.iter().map(json_bytes).sum(),
+            J::Object(o) => o.iter().map(|(k, v)| k.len() + json_bytes(v)).sum(),
+            _ => 0,
+        }
+    }
+    match v {
+        Value::Null => (Cell::Null, 0),
+        Value::Bool(b) => (Cell::Bool(*b), 0),
+        Value::Int(i) => (Cell::Int(*i), 0),
+        Value::Float(f) => (Cell::Float(*f), 0),
+        Value::Text(t) => (Cell::TextBytes(t.to_vec()), t.len()),
+        Value::Blob(b) => (Cell::Blob(b.to_vec()), b.len()),
+        Value::Json(j) => (Cell::Json((*j).clone()), json_bytes(j)),
+    }
 }
 
 /// Write one table's CSV file, fsynced, and describe it for the manifest.
@@ -441,18 +511,38 @@ fn write_table(
         });
     let csv_err = |e: csv::Error| unavailable(format!("writing {}: {e}", path.display()));
     w.write_record(&t.fields).map_err(csv_err)?;
-    let types = column_types(source, t)?;
+    let mut sample = Sample::new(t.fields.len());
+    let mut chosen: Option<Vec<ColumnType>> = None;
     let mut cells = vec![String::new(); t.fields.len()];
     let rows = source.scan(&t.name, &t.fields, &mut |rec: &dyn Record| {
-        for (i, cell) in cells.iter_mut().enumerate() {
-            format::encode(&rec.get(i), types[i], cell);
+        match &chosen {
+            Some(types) => {
+                for (i, cell) in cells.iter_mut().enumerate() {
+                    format::encode(&rec.get(i), types[i], cell);
+                }
+                w.write_record(&cells).map_err(csv_err)?;
+            }
+            None => {
+                if sample.hold(rec) {
+                    let types = sample.types();
+                    sample.write(&mut w, &types, &mut cells).map_err(csv_err)?;
+                    chosen = Some(types);
+                }
+            }
         }
-        w.write_record(&cells).map_err(csv_err)?;
         if rec.ordinal().is_multiple_of(4096) {
             progress.set_position(rec.ordinal());
         }
         Ok(())
     })?;
+    let types = match chosen {
+        Some(types) => types,
+        None => {
+            let types = sample.types();
+            sample.write(&mut w, &types, &mut cells).map_err(csv_err)?;
+            types
+        }
+    };
     let hw = w
         .into_inner()
         .map_err(|e| io(std::io::Error::other(e.error().to_string())))?;
@@ -487,7 +577,6 @@ fn write_table(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::Value;
 
     /// A source of two tables whose second fails after some rows, as a disk or network
     /// failure midway would.
@@ -612,6 +701,92 @@ mod tests {
         assert_eq!(m.tables[0].columns[0].ty, ColumnType::Integer);
         let src = crate::source::snapshot::reader::SnapshotSource::open(&out).unwrap();
         assert_eq!(src.count("good").unwrap(), 10);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A table whose values change type after the rows the types are chosen from: one
+    /// column of integers that turn to text, blobs and NULLs, one that is NULL until then.
+    struct Shifting {
+        scans: usize,
+    }
+
+    const SHIFTING_ROWS: u64 = SAMPLE_ROWS as u64 + 500;
+
+    struct Shifted(u64);
+
+    impl Record for Shifted {
+        fn ordinal(&self) -> u64 {
+            self.0
+        }
+        fn get(&self, i: usize) -> Value<'_> {
+            let late = self.0 > SAMPLE_ROWS as u64;
+            match (i, late, self.0 % 3) {
+                (0, false, _) => Value::Int(self.0 as i64),
+                (0, true, 0) => Value::Text(b"\\not a tag"),
+                (0, true, 1) => Value::Blob(b"\x00\xff"),
+                (0, true, _) => Value::Null,
+                (_, false, _) => Value::Null,
+                (_, true, _) => Value::Text(b"late"),
+            }
+        }
+    }
+
+    impl Source for Shifting {
+        fn tables(&self) -> anyhow::Result<Vec<SourceTable>> {
+            Ok(vec![SourceTable {
+                name: "t".into(),
+                fields: vec!["a".into(), "b".into()],
+                ..SourceTable::default()
+            }])
+        }
+        fn count(&self, _: &str) -> anyhow::Result<u64> {
+            Ok(SHIFTING_ROWS)
+        }
+        fn scan(
+            &mut self,
+            _: &str,
+            _: &[String],
+            each: &mut dyn FnMut(&dyn Record) -> anyhow::Result<()>,
+        ) -> anyhow::Result<u64> {
+            self.scans += 1;
+            for i in 1..=SHIFTING_ROWS {
+                each(&Shifted(i))?;
+            }
+            Ok(SHIFTING_ROWS)
+        }
+    }
+
+    #[test]
+    fn values_whose_type_changes_after_the_first_rows_read_back_as_they_were_from_one_read() {
+        let dir = scratch("shifting");
+        let out = dir.join("snap");
+        let info = SourceInfo {
+            kind: "test".into(),
+            location: "here".into(),
+        };
+        let mut src = Shifting { scans: 0 };
+        let tables = src.tables().unwrap();
+        let m = write(&mut src, &info, &tables, &out, Options::default()).unwrap();
+        assert_eq!(src.scans, 1, "the table is read once");
+        let types: Vec<ColumnType> = m.tables[0].columns.iter().map(|c| c.ty).collect();
+        assert_eq!(types, [ColumnType::Integer, ColumnType::Null]);
+        let mut back = crate::source::snapshot::reader::SnapshotSource::open(&out).unwrap();
+        let fields = vec!["a".to_string(), "b".to_string()];
+        let mut n = 0;
+        back.scan("t", &fields, &mut |rec: &dyn Record| {
+            n += 1;
+            let want = Shifted(n);
+            for i in 0..2 {
+                assert_eq!(
+                    format!("{:?}", rec.get(i)),
+                    format!("{:?}", want.get(i)),
+                    "row {n}, column {i}"
+                );
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(n, SHIFTING_ROWS);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
