@@ -394,10 +394,6 @@ struct State {
     generation: u64,
     fatal_done: bool,
     next_iterator: u64,
-    /// Attachment downloads being answered now.
-    downloads_at_once: u32,
-    /// API requests being answered now.
-    requests_at_once: u32,
     burst_left: u32,
     html_left: VecDeque<u16>,
     expired_done: bool,
@@ -416,6 +412,7 @@ struct State {
 pub struct FakeAirtable {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
+    at_once: Arc<wire::AtOnce>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -435,8 +432,6 @@ impl FakeAirtable {
             iterators: HashMap::new(),
             generation: 0,
             next_iterator: 1,
-            downloads_at_once: 0,
-            requests_at_once: 0,
             burst_left: 0,
             html_left: VecDeque::new(),
             expired_done: false,
@@ -450,6 +445,8 @@ impl FakeAirtable {
         }));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
+        let at_once = Arc::new(wire::AtOnce::default());
+        let counts = at_once.clone();
         // Several threads, so that one request's work (a formula over a large table) does
         // not hold up reading and counting the others, as it would not at the service.
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -468,9 +465,9 @@ impl FakeAirtable {
                     let accept = async {
                         loop {
                             if let Ok((stream, _)) = listener.accept().await {
-                                let st = st.clone();
+                                let (st, counts) = (st.clone(), counts.clone());
                                 tokio::spawn(async move {
-                                    let _ = serve(stream, st).await;
+                                    let _ = serve(stream, st, counts).await;
                                 });
                             }
                         }
@@ -487,6 +484,7 @@ impl FakeAirtable {
             FakeAirtable {
                 addr,
                 state,
+                at_once,
                 shutdown: Some(tx),
                 thread: Some(thread),
             },
@@ -502,14 +500,20 @@ impl FakeAirtable {
     }
 
     pub fn stats(&self) -> FakeStats {
-        self.lock().stats
+        let mut stats = self.lock().stats;
+        (stats.max_requests_at_once, stats.max_downloads_at_once) = self.at_once.peaks();
+        stats
+    }
+
+    /// When the latest request arrived (was counted against the rate limit), if one has in
+    /// the last two seconds.
+    pub fn last_arrival(&self) -> Option<Instant> {
+        self.lock().window.back().copied()
     }
 
     /// Start the `max_…_at_once` stats afresh, to see what one later command does.
     pub fn reset_peaks(&self) {
-        let mut st = self.lock();
-        st.stats.max_downloads_at_once = 0;
-        st.stats.max_requests_at_once = 0;
+        self.at_once.reset_peaks();
     }
 
     /// Change fields of record `rec` of table `table_id` (`null` clears one), as a user
@@ -1353,5 +1357,83 @@ mod tests {
         assert_eq!(id.len(), 17);
         assert!(id[3..].bytes().all(|b| b.is_ascii_alphanumeric()));
         assert_ne!(id, fake_id("rec", "Users", 4));
+    }
+
+    /// One GET on a kept-alive connection; the answer's status, once its body is read.
+    fn get(stream: &mut std::net::TcpStream, token: &str, target: &str) -> u16 {
+        use std::io::{BufRead, BufReader, Read, Write};
+        write!(
+            stream,
+            "GET {target} HTTP/1.1\r\nhost: fake\r\nauthorization: Bearer {token}\r\n\r\n"
+        )
+        .unwrap();
+        let mut r = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        let status = line.split(' ').nth(1).unwrap().parse().unwrap();
+        let mut length = 0;
+        loop {
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            if line.trim().is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        r.read_exact(&mut body).unwrap();
+        status
+    }
+
+    #[test]
+    fn a_request_arriving_while_another_is_worked_on_is_counted_when_it_arrives() {
+        let (base, token) = ("appSlowWorkBase01", "patSLOW.token");
+        let mut config = FakeConfig::new(base, token);
+        // Each answer leaves 100 ms after its work: the first request's answer is sent while
+        // the slow one's work holds the state.
+        config.latency = Latency::Fixed(Duration::from_millis(100));
+        let (meta, rows) = synthetic("Big", 30_000);
+        let table = meta["id"].as_str().unwrap().to_string();
+        let (_, fake) = FakeAirtable::start(config.with_table(meta, rows)).unwrap();
+        let connect = || std::net::TcpStream::connect(fake.addr()).unwrap();
+        let (mut a, mut b) = (connect(), connect());
+        // A formula over every record: the slow request's work.
+        let ids: Vec<String> = (0..50)
+            .map(|i| format!("RECORD_ID()=%22{}%22", fake_id("rec", "none", i)))
+            .collect();
+        let slow = format!(
+            "/v0/{base}/{table}?pageSize=1&filterByFormula=OR({})",
+            ids.join(",")
+        );
+        let meta = format!("/v0/meta/bases/{base}/tables");
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            // Sent while the first request's answer waits out its 100 ms.
+            let slow = s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                assert_eq!(get(&mut a, token, &slow), 200);
+                Instant::now()
+            });
+            assert_eq!(get(&mut b, token, &meta), 200);
+            // The next request on the same connection, sent while the slow one is worked on.
+            let sent = Instant::now();
+            assert_eq!(get(&mut b, token, &meta), 200);
+            let slow_done = slow.join().unwrap();
+            let arrived = fake.last_arrival().unwrap();
+            assert!(
+                slow_done.duration_since(sent) > Duration::from_millis(250),
+                "the slow request's work ended {:?} after the next one was sent: too soon to \
+                 show anything, make its table larger",
+                slow_done.duration_since(sent)
+            );
+            assert!(
+                arrived.saturating_duration_since(sent) < Duration::from_millis(50),
+                "sent {:?} after the start, counted {:?} later",
+                sent - started,
+                arrived.saturating_duration_since(sent)
+            );
+        });
     }
 }

@@ -10,6 +10,7 @@
 
 use super::{Latency, State, handle, next_random};
 use serde_json::Value as Json;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,26 +28,68 @@ pub(super) enum Reply {
     Html(u16, String),
 }
 
-/// A request being answered (an attachment download or an API request), counted in the
-/// stats while it lasts.
+/// The state, locked without holding up this runtime thread. A request's work holds the lock
+/// for long (a formula over a large table); a worker thread waiting for it would read no
+/// request meanwhile, and the requests arriving on other connections would be counted late,
+/// bunched, as if by the network. Waiting in `block_in_place` hands this thread's other tasks
+/// to another worker (https://docs.rs/tokio/latest/tokio/task/fn.block_in_place.html).
+fn with_state<R>(state: &Mutex<State>, f: impl FnOnce(&mut State) -> R) -> R {
+    match state.try_lock() {
+        Ok(mut st) => f(&mut st),
+        Err(std::sync::TryLockError::Poisoned(p)) => f(&mut p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => {
+            tokio::task::block_in_place(|| f(&mut state.lock().unwrap_or_else(|p| p.into_inner())))
+        }
+    }
+}
+
+/// The requests being answered now (API requests and attachment downloads apart), and the
+/// most at one moment. Kept beside the state, not in it: a request's work holds the state's
+/// lock for long, and a connection that waited for it to count an answer done would read
+/// its next request late.
+#[derive(Debug, Default)]
+pub(super) struct AtOnce {
+    requests: AtomicU32,
+    downloads: AtomicU32,
+    max_requests: AtomicU32,
+    max_downloads: AtomicU32,
+}
+
+impl AtOnce {
+    /// The most API requests and downloads answered at one moment.
+    pub(super) fn peaks(&self) -> (u32, u32) {
+        (
+            self.max_requests.load(Ordering::Relaxed),
+            self.max_downloads.load(Ordering::Relaxed),
+        )
+    }
+
+    pub(super) fn reset_peaks(&self) {
+        self.max_requests.store(0, Ordering::Relaxed);
+        self.max_downloads.store(0, Ordering::Relaxed);
+    }
+
+    fn counters(&self, download: bool) -> (&AtomicU32, &AtomicU32) {
+        if download {
+            (&self.downloads, &self.max_downloads)
+        } else {
+            (&self.requests, &self.max_requests)
+        }
+    }
+}
+
+/// A request being answered, counted in `AtOnce` while it lasts.
 struct InFlight {
-    state: Arc<Mutex<State>>,
+    at_once: Arc<AtOnce>,
     download: bool,
 }
 
 impl InFlight {
-    fn new(state: &Arc<Mutex<State>>, download: bool) -> InFlight {
-        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-        if download {
-            st.downloads_at_once += 1;
-            st.stats.max_downloads_at_once =
-                st.stats.max_downloads_at_once.max(st.downloads_at_once);
-        } else {
-            st.requests_at_once += 1;
-            st.stats.max_requests_at_once = st.stats.max_requests_at_once.max(st.requests_at_once);
-        }
+    fn new(at_once: &Arc<AtOnce>, download: bool) -> InFlight {
+        let (now, max) = at_once.counters(download);
+        max.fetch_max(now.fetch_add(1, Ordering::Relaxed) + 1, Ordering::Relaxed);
         InFlight {
-            state: state.clone(),
+            at_once: at_once.clone(),
             download,
         }
     }
@@ -54,12 +97,10 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if self.download {
-            st.downloads_at_once = st.downloads_at_once.saturating_sub(1);
-        } else {
-            st.requests_at_once = st.requests_at_once.saturating_sub(1);
-        }
+        self.at_once
+            .counters(self.download)
+            .0
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -91,7 +132,11 @@ fn draw(latency: Latency, rng: &mut u64) -> Duration {
     }
 }
 
-pub(super) async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+pub(super) async fn serve(
+    mut stream: TcpStream,
+    state: Arc<Mutex<State>>,
+    at_once: Arc<AtOnce>,
+) -> std::io::Result<()> {
     // As web servers do (nginx's `tcp_nodelay on` by default): without it, a reply's last
     // short segment waits for the client's delayed ACK (40 ms on Linux, tcp(7)), and an
     // answer then comes back 40 ms after the request arrived for reasons of the fake alone.
@@ -152,11 +197,7 @@ pub(super) async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> st
         // The way there: the request is counted when it arrives, after this (from when it
         // was received, however long the state was busy with another request meanwhile).
         let received = Instant::now();
-        let arrives = {
-            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-            let network = st.config.network;
-            received + draw(network, &mut st.rng)
-        };
+        let arrives = with_state(&state, |st| received + draw(st.config.network, &mut st.rng));
         wait_until(arrives).await;
         // A request's work can be long (a formula over a large table): the tasks queued on
         // this thread move to another meanwhile, so the other requests are read and counted
@@ -169,7 +210,7 @@ pub(super) async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> st
             (reply, delay)
         });
         // Counted from the answer's start to its last byte (or the connection's end).
-        let _answering = InFlight::new(&state, target.starts_with("/dl/"));
+        let _answering = InFlight::new(&at_once, target.starts_with("/dl/"));
         if !delay.is_zero() {
             wait_until(Instant::now() + delay).await;
         }
@@ -226,19 +267,11 @@ async fn endless(stream: &mut TcpStream, max: u64, state: &Arc<Mutex<State>>) {
         ok = stream.write_all(chunk.as_bytes()).await.is_ok();
         if ok {
             sent += chunk.len() as u64;
-            state
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .stats
-                .huge_body_sent = sent;
+            with_state(state, |st| st.stats.huge_body_sent = sent);
         }
     }
     let _ = stream.shutdown().await;
-    state
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .stats
-        .huge_body_ended = true;
+    with_state(state, |st| st.stats.huge_body_ended = true);
 }
 
 async fn write(
