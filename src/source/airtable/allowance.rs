@@ -73,6 +73,11 @@ impl Allowance {
         self.fastest = Some(self.fastest.map_or(rtt, |f| f.min(rtt)));
     }
 
+    /// The fastest round trip of an answered request so far (seconds).
+    pub(crate) fn fastest(&self) -> Option<f64> {
+        self.fastest
+    }
+
     /// The latest moment a request sent at `sent` and answered (already `observe`d) at
     /// `done` can have arrived, not counting the allowance it was booked with (the ledger
     /// keeps the earlier of the two).

@@ -236,8 +236,6 @@ pub(crate) struct Client {
     /// The token's ledger, shared by every base it reads (50 requests per second).
     token_pace: Shared,
     token_limit: Limit,
-    /// The fastest round trip seen (seconds), for how many listings to run at once.
-    fastest: Mutex<f64>,
     /// How late a request may arrive, from the round trips seen.
     allowance: Mutex<Allowance>,
     /// Woken whenever an answer comes back (a waiting request may go sooner) and whenever a
@@ -316,7 +314,6 @@ impl Client {
             base_limit,
             token_pace,
             token_limit,
-            fastest: Mutex::new(f64::INFINITY),
             allowance: Mutex::new(Allowance::default()),
             answered: tokio::sync::Notify::new(),
             waiting: Mutex::new(Vec::new()),
@@ -336,15 +333,15 @@ impl Client {
     }
 
     /// How many requests to each of `tables` tables listed at once should be in flight to
-    /// keep the base's rate: the rate times the fastest round trip seen, with room for
-    /// slower ones, shared among the tables (1 when they are enough; at most 8). A range
-    /// more than needed costs a request of its own (its last page is a partial one).
+    /// keep the base's rate: the rate times the fastest round trip of an answered request
+    /// (`allowance`), with room for slower ones, shared among the tables (1 when they are
+    /// enough, or before any answer; at most 8). A range more than needed costs a request
+    /// of its own (its last page is a partial one).
     pub(crate) fn parallelism(&self, tables: usize) -> usize {
-        let fastest = *lock(&self.fastest);
-        if !fastest.is_finite() {
-            return 1;
+        match lock(&self.allowance).fastest() {
+            Some(fastest) => super::ranges::per_table(self.base_limit.max_rate, fastest, tables),
+            None => 1,
         }
-        super::ranges::per_table(self.base_limit.max_rate, fastest, tables)
     }
 
     /// GET `{api}{path}` with `query`, retried per the rules; `what` names the request for
@@ -582,10 +579,6 @@ impl Client {
     /// An answer came back at `done`: the request had arrived by then, and, once answered,
     /// by how much its round trip was longer than the fastest one (`allowance`).
     fn settle(&self, turn: &Turn, answered: bool, done: f64) -> anyhow::Result<()> {
-        {
-            let mut g = lock(&self.fastest);
-            *g = g.min((done - turn.sent).max(0.0));
-        }
         let by = if answered {
             let mut a = lock(&self.allowance);
             a.observe(done - turn.sent);
