@@ -625,6 +625,19 @@ fn attachments_need_a_snapshot_and_a_sound_store() {
 // ---------------------------------------------------------------------------------------
 // The delta refresh.
 
+/// A snapshot of `mapping` whose changes are tracked (`--track-changes`), in `db.dir/snap`.
+fn tracked_snapshot(server: &FakeAirtable, db: &Db, mapping: &Path) -> PathBuf {
+    let snap = db.dir.join("snap");
+    export_with(
+        server,
+        db,
+        mapping,
+        &["--track-changes", "--out", snap.to_str().unwrap()],
+    )
+    .ok();
+    snap
+}
+
 fn export_with(server: &FakeAirtable, db: &Db, mapping: &Path, extra: &[&str]) -> Run {
     let url = server.url();
     let mut args = vec!["export", "--quiet", "-m", mapping.to_str().unwrap()];
@@ -664,14 +677,7 @@ fn a_refreshed_snapshot_equals_a_full_export_and_costs_only_the_changes() {
     let (_, server) = FakeAirtable::start(config()).unwrap();
     let db = db("refresh");
     let m = mapping(&db.dir, true);
-    let snap = db.dir.join("snap");
-    export_with(
-        &server,
-        &db,
-        &m,
-        &["--track-changes", "--out", snap.to_str().unwrap()],
-    )
-    .ok();
+    let snap = tracked_snapshot(&server, &db, &m);
     let full_pages = server.stats().pages;
     assert_eq!(full_pages, 9);
 
@@ -761,14 +767,7 @@ fn many_changed_records_are_read_in_requests_sent_at_once() {
     let (_, server) = FakeAirtable::start(config).unwrap();
     let db = db("refresh_many");
     let m = mapping(&db.dir, true);
-    let snap = db.dir.join("snap");
-    export_with(
-        &server,
-        &db,
-        &m,
-        &["--track-changes", "--out", snap.to_str().unwrap()],
-    )
-    .ok();
+    let snap = tracked_snapshot(&server, &db, &m);
     let users = fake_id("tbl", "Users", 0);
     // 120 records changed: three reads of at most 50 ids each.
     for i in 0..120u64 {
@@ -824,14 +823,7 @@ fn a_refresh_downloads_only_the_new_attachments() {
     let db = Db::bare("refresh_attachments");
     db.sql(DOCS_SCHEMA);
     let m = docs_mapping(&db.dir);
-    let snap = db.dir.join("snap");
-    export_with(
-        &server,
-        &db,
-        &m,
-        &["--track-changes", "--out", snap.to_str().unwrap()],
-    )
-    .ok();
+    let snap = tracked_snapshot(&server, &db, &m);
     assert_eq!(server.stats().downloads, 5);
 
     // Record two gets a photo; record three is deleted.
