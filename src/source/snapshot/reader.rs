@@ -294,6 +294,8 @@ impl SnapshotSource {
                     "the header row differs from the manifest's column list".to_string(),
                 ));
             }
+            // One row's cells, the allocation kept from row to row (`recycle`).
+            let mut spare: Vec<Cell<'static>> = Vec::with_capacity(cols.len());
             loop {
                 match r.read_byte_record(&mut rec) {
                     Ok(true) => {}
@@ -309,7 +311,7 @@ impl SnapshotSource {
                         t.rows
                     )));
                 }
-                let mut cells = Vec::with_capacity(cols.len());
+                let mut cells = recycle(std::mem::take(&mut spare));
                 for (i, &c) in cols.iter().enumerate() {
                     let ty = t.columns.get(c).map_or(ColumnType::Text, |c| c.ty);
                     let raw = rec.get(c).unwrap_or_default();
@@ -339,8 +341,9 @@ impl SnapshotSource {
                     };
                     cells.push(cell);
                 }
-                each(&SnapshotRecord { cells, ordinal: n })
-                    .with_context(|| format!("source table `{}`, row {n}", t.name))?;
+                let row = SnapshotRecord { cells, ordinal: n };
+                each(&row).with_context(|| format!("source table `{}`, row {n}", t.name))?;
+                spare = recycle(row.cells);
             }
             Ok(())
         })();
@@ -516,6 +519,14 @@ impl Source for SnapshotSource {
     }
 }
 
+/// `v` emptied, as a vector of cells that may borrow from another row: the same allocation
+/// (collecting into a vector of an element of the same size reuses the source's buffer,
+/// https://doc.rust-lang.org/std/vec/struct.Vec.html#impl-FromIterator%3CT%3E-for-Vec%3CT%3E).
+fn recycle<'b>(mut v: Vec<Cell<'_>>) -> Vec<Cell<'b>> {
+    v.clear();
+    v.into_iter().map(|_| Cell::Null).collect()
+}
+
 struct SnapshotRecord<'r> {
     cells: Vec<Cell<'r>>,
     ordinal: u64,
@@ -527,5 +538,25 @@ impl Record for SnapshotRecord<'_> {
     }
     fn get(&self, i: usize) -> Value<'_> {
         self.cells.get(i).map_or(Value::Null, Cell::value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rows_cells_keep_their_allocation_from_row_to_row() {
+        let mut spare: Vec<Cell<'static>> = Vec::with_capacity(8);
+        let before = spare.as_ptr() as usize;
+        for row in [&b"one"[..], b"two", b"three"] {
+            let mut cells = recycle(std::mem::take(&mut spare));
+            cells.push(Cell::Text(row));
+            cells.push(Cell::Int(1));
+            assert!(matches!(cells[0].value(), Value::Text(t) if t == row));
+            spare = recycle(cells);
+        }
+        assert_eq!(spare.as_ptr() as usize, before);
+        assert_eq!(spare.capacity(), 8);
     }
 }
