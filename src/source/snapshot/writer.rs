@@ -453,14 +453,24 @@ impl Sample {
         cells: &mut [String],
     ) -> csv::Result<()> {
         for row in self.rows.drain(..) {
-            for (i, cell) in cells.iter_mut().enumerate() {
-                format::encode(&row[i].value(), types[i], cell);
-            }
-            w.write_record(&*cells)?;
+            write_row(w, types, cells, row.iter().map(Cell::value))?;
         }
         self.bytes = 0;
         Ok(())
     }
+}
+
+/// One CSV row of `values`, each encoded for its column's type into `cells` (reused).
+fn write_row<'v, W: Write>(
+    w: &mut csv::Writer<W>,
+    types: &[ColumnType],
+    cells: &mut [String],
+    values: impl Iterator<Item = Value<'v>>,
+) -> csv::Result<()> {
+    for ((cell, ty), v) in cells.iter_mut().zip(types).zip(values) {
+        format::encode(&v, *ty, cell);
+    }
+    w.write_record(&*cells)
 }
 
 /// A value held past its record, and about how many bytes it holds.
@@ -517,10 +527,8 @@ fn write_table(
     let rows = source.scan(&t.name, &t.fields, &mut |rec: &dyn Record| {
         match &chosen {
             Some(types) => {
-                for (i, cell) in cells.iter_mut().enumerate() {
-                    format::encode(&rec.get(i), types[i], cell);
-                }
-                w.write_record(&cells).map_err(csv_err)?;
+                let values = (0..types.len()).map(|i| rec.get(i));
+                write_row(&mut w, types, &mut cells, values).map_err(csv_err)?;
             }
             None => {
                 if sample.hold(rec) {
